@@ -1,0 +1,8 @@
+"""memsim: analog in-memory computing with memristive devices, from device to chip."""
+
+from memsim.cards import CardError
+from memsim.devices import Device, DeviceState, list_devices, load_device
+
+__version__ = "0.1.0"
+
+__all__ = ["CardError", "Device", "DeviceState", "__version__", "list_devices", "load_device"]

@@ -1,0 +1,182 @@
+"""Cards: TOML files of parameters, each value with its unit and its source.
+
+A card is data, not code. Every numeric parameter is a table::
+
+    [g_max]
+    value = 25.0
+    unit = "uS"
+    source = "Nandakumar et al., ICECS 2019, doi:10.1109/ICECS46596.2019.8964852"
+
+The loader converts values to SI units, checks them against the range that the code
+declares for that field and raises a ``ValueError`` that names the card, the field, the
+value and the allowed range when anything is missing, unknown, of the wrong unit or out
+of range. Nothing is silently changed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CardError",
+    "Field",
+    "Quantity",
+    "card_dir",
+    "find_card",
+    "list_cards",
+    "read_card",
+    "take_quantity",
+    "to_si",
+]
+
+
+class CardError(ValueError):
+    """A card that cannot be used; the message names the card and the field."""
+
+
+# Units by dimension: factor to SI. "1" is dimensionless.
+_UNITS: dict[str, dict[str, float]] = {
+    "conductance": {"S": 1.0, "mS": 1e-3, "uS": 1e-6, "µS": 1e-6, "nS": 1e-9},
+    "time": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12},
+    "voltage": {"V": 1.0, "mV": 1e-3},
+    "current": {"A": 1.0, "mA": 1e-3, "uA": 1e-6, "µA": 1e-6, "nA": 1e-9},
+    "resistance": {"ohm": 1.0, "kohm": 1e3, "Mohm": 1e6},
+    "length": {"m": 1.0, "um": 1e-6, "µm": 1e-6, "nm": 1e-9},
+    "velocity": {"m/s": 1.0, "nm/s": 1e-9},
+    "energy": {"J": 1.0, "pJ": 1e-12, "nJ": 1e-9, "fJ": 1e-15},
+    "dimensionless": {"1": 1.0, "%": 1e-2},
+}
+
+
+def to_si(value: float, unit: str, dimension: str, *, where: str = "") -> float:
+    """Convert ``value`` given in ``unit`` to SI; ``unit`` must belong to ``dimension``."""
+    table = _UNITS[dimension]
+    if unit not in table:
+        raise CardError(
+            f"{where}unit {unit!r} is not a unit of {dimension}; allowed: {sorted(table)}"
+        )
+    return float(value) * table[unit]
+
+
+def si_unit(dimension: str) -> str:
+    """The SI unit name of ``dimension``."""
+    for name, factor in _UNITS[dimension].items():
+        if factor == 1.0:
+            return name
+    raise KeyError(dimension)  # pragma: no cover - every dimension has an SI unit
+
+
+@dataclass(frozen=True, kw_only=True)
+class Field:
+    """Declaration of one numeric card field: dimension and allowed SI range."""
+
+    dimension: str
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+    required: bool = True
+    default: float | None = None
+    integer: bool = False
+
+    def range_text(self) -> str:
+        left = "(" if self.lo_open else "["
+        right = ")" if self.hi_open else "]"
+        return f"{left}{self.lo:g}, {self.hi:g}{right} {si_unit(self.dimension)}"
+
+    def check(self, value: float, where: str) -> float:
+        if not math.isfinite(value):
+            raise CardError(f"{where} = {value!r} is not a finite number")
+        below = value < self.lo or (self.lo_open and value == self.lo)
+        above = value > self.hi or (self.hi_open and value == self.hi)
+        if below or above:
+            raise CardError(f"{where} = {value:g} is out of range; allowed {self.range_text()}")
+        if self.integer and value != int(value):
+            raise CardError(f"{where} = {value!r} must be an integer")
+        return value
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A value in SI units with the source that the card gave for it."""
+
+    value: float
+    source: str
+
+
+def _root() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def card_dir(kind: str) -> list[Path]:
+    """Folders searched for cards of ``kind`` ("devices", "crossbars", "studies").
+
+    A wheel carries the cards in ``memsim/_cards/<kind>``; a source checkout keeps them
+    at the top level of the repository.
+    """
+    return [p for p in (_root() / "_cards" / kind, _root().parent / kind) if p.is_dir()]
+
+
+def list_cards(kind: str) -> list[str]:
+    """Names of the cards of ``kind`` that ship with memsim."""
+    names: set[str] = set()
+    for folder in card_dir(kind):
+        names.update(p.stem for p in folder.glob("*.toml"))
+    return sorted(names)
+
+
+def find_card(name_or_path: str | Path, kind: str) -> Path:
+    """Resolve a card name (``devices/<name>.toml``) or a path to an existing file."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    looks_like_path = path.suffix == ".toml" or "/" in text or "\\" in text
+    if looks_like_path:
+        if path.is_file():
+            return path
+        raise CardError(f"card file {text!r} does not exist")
+    for folder in card_dir(kind):
+        candidate = folder / f"{text}.toml"
+        if candidate.is_file():
+            return candidate
+    raise CardError(
+        f"unknown {kind} card {text!r}; known cards: {', '.join(list_cards(kind)) or 'none'}"
+        " (or pass the path of a .toml card)"
+    )
+
+
+def read_card(name_or_path: str | Path, kind: str) -> tuple[str, dict[str, Any]]:
+    """Read a card; returns its name (the file stem) and the parsed TOML document."""
+    path = find_card(name_or_path, kind)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise CardError(f"card {path}: not valid TOML: {exc}") from exc
+    return path.stem, data
+
+
+def take_quantity(table: Mapping[str, Any], field: Field, where: str) -> Quantity:
+    """Validate one ``{value, unit, source}`` table and return it in SI units."""
+    if not isinstance(table, Mapping):
+        raise CardError(
+            f"{where} must be a table with 'value', 'unit' and 'source', got {table!r}"
+        )
+    extra = set(table) - {"value", "unit", "source"}
+    if extra:
+        raise CardError(f"{where} has unknown keys {sorted(extra)}; allowed: value, unit, source")
+    for key in ("value", "unit", "source"):
+        if key not in table:
+            raise CardError(f"{where} is missing '{key}'")
+    value = table["value"]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CardError(f"{where}.value = {value!r} is not a number")
+    source = table["source"]
+    if not isinstance(source, str) or not source.strip():
+        raise CardError(f"{where}.source must be a non-empty string naming the source")
+    si = to_si(value, str(table["unit"]), field.dimension, where=f"{where}: ")
+    return Quantity(field.check(si, where), source)

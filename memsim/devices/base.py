@@ -1,0 +1,230 @@
+"""Device state, the device interface and the composable non-idealities.
+
+Program once, read many: ``program`` draws everything that is fixed when a device is
+written (programming error, drift exponents, stuck-at faults, device-to-device g_max) and
+returns an immutable :class:`DeviceState`; ``read`` applies what depends on the time since
+programming (drift, relaxation, accumulated 1/f read noise) and draws fresh read noise.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from memsim.cards import CardError, Field, Quantity, take_quantity
+
+__all__ = ["Device", "DeviceState", "NonIdealities", "check_generator", "check_time"]
+
+
+def _frozen(a: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceState:
+    """What programming left in the devices; arrays are read-only.
+
+    Attributes:
+        g_target_s: the conductances asked for (S).
+        g_prog_s: conductances right after programming, before any drift (S).
+        drift_nu: per-device drift exponent ν (power-law drift), or None.
+        stuck: int8 per device: 0 free, -1 stuck at g_min, +1 stuck at g_max; or None.
+        extra: model-specific per-device arrays (e.g. program-and-verify pulses).
+    """
+
+    g_target_s: np.ndarray
+    g_prog_s: np.ndarray
+    drift_nu: np.ndarray | None = None
+    stuck: np.ndarray | None = None
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("g_target_s", "g_prog_s", "drift_nu", "stuck"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(
+            self, "extra", MappingProxyType({k: _frozen(v) for k, v in self.extra.items()})
+        )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.g_target_s.shape
+
+
+def check_generator(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+def check_time(t: Any) -> float:
+    """A time since programming in seconds: a finite number >= 0."""
+    try:
+        value = float(t)
+    except (TypeError, ValueError):
+        raise ValueError(f"t = {t!r} must be a time in seconds (a number >= 0)") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"t = {t!r} s is out of range; allowed [0, inf) s after programming")
+    return value
+
+
+_NONIDEAL_FIELDS = {
+    "stuck_at_gmin_rate": Field(dimension="dimensionless", lo=0.0, hi=1.0),
+    "stuck_at_gmax_rate": Field(dimension="dimensionless", lo=0.0, hi=1.0),
+    "levels": Field(dimension="dimensionless", lo=2, hi=1 << 16, integer=True),
+    "gmax_variation": Field(dimension="dimensionless", lo=0.0, hi=0.5),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NonIdealities:
+    """Composable non-idealities any card may declare in its ``[nonidealities]`` table.
+
+    Attributes:
+        stuck_at_gmin_rate: fraction of devices stuck at g_min (commonly 0.1 %–10 %).
+        stuck_at_gmax_rate: fraction of devices stuck at g_max.
+        levels: number of programmable conductance levels, evenly spaced over
+            [g_min, g_max] (None = continuous); targets go to the nearest level.
+        gmax_variation: relative σ of a per-device g_max (device-to-device variation);
+            a device with g_max·(1+δ) reaches G_target·(1+δ).
+    """
+
+    stuck_at_gmin_rate: float = 0.0
+    stuck_at_gmax_rate: float = 0.0
+    levels: int | None = None
+    gmax_variation: float = 0.0
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stuck_at_gmin_rate + self.stuck_at_gmax_rate > 1.0:
+            raise ValueError(
+                "stuck_at_gmin_rate + stuck_at_gmax_rate = "
+                f"{self.stuck_at_gmin_rate + self.stuck_at_gmax_rate:g} exceeds 1"
+            )
+
+    @classmethod
+    def from_card(cls, table: Mapping[str, Any] | None, where: str) -> NonIdealities:
+        if not table:
+            return cls()
+        unknown = set(table) - set(_NONIDEAL_FIELDS)
+        if unknown:
+            raise CardError(
+                f"{where} has unknown non-idealities {sorted(unknown)}; "
+                f"allowed: {sorted(_NONIDEAL_FIELDS)}"
+            )
+        values: dict[str, Quantity] = {
+            k: take_quantity(v, _NONIDEAL_FIELDS[k], f"{where}.{k}") for k, v in table.items()
+        }
+        kwargs: dict[str, Any] = {k: q.value for k, q in values.items()}
+        if "levels" in kwargs:
+            kwargs["levels"] = int(kwargs["levels"])
+        try:
+            return cls(**kwargs, sources={k: q.source for k, q in values.items()})
+        except ValueError as exc:
+            raise CardError(f"{where}: {exc}") from None
+
+    @property
+    def any(self) -> bool:
+        return bool(
+            self.stuck_at_gmin_rate or self.stuck_at_gmax_rate or self.levels
+            or self.gmax_variation
+        )
+
+    def quantize(self, g: np.ndarray, g_min: float, g_max: float) -> np.ndarray:
+        """Nearest of ``levels`` evenly spaced conductances in [g_min, g_max]."""
+        if self.levels is None:
+            return g
+        step = (g_max - g_min) / (self.levels - 1)
+        return g_min + np.rint((g - g_min) / step) * step
+
+    def draw_gmax_scale(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        if self.gmax_variation == 0.0:
+            return np.ones(shape)
+        return np.maximum(1.0 + self.gmax_variation * rng.standard_normal(shape), 0.0)
+
+    def draw_stuck(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | None:
+        if not (self.stuck_at_gmin_rate or self.stuck_at_gmax_rate):
+            return None
+        u = rng.random(shape)
+        stuck = np.zeros(shape, dtype=np.int8)
+        stuck[u < self.stuck_at_gmin_rate] = -1
+        upper = self.stuck_at_gmin_rate + self.stuck_at_gmax_rate
+        stuck[(u >= self.stuck_at_gmin_rate) & (u < upper)] = 1
+        return stuck
+
+
+class Device(abc.ABC):
+    """A memristive device model: program conductances, read them back at time t."""
+
+    name: str
+    description: str
+    g_min_s: float
+    g_max_s: float
+    nonideal: NonIdealities
+
+    def check_targets(self, g_target_s: Any) -> np.ndarray:
+        """Targets as a float64 array; NaN, inf and out-of-range values raise."""
+        g = np.asarray(g_target_s, dtype=np.float64)
+        if g.size and not np.all(np.isfinite(g)):
+            n = int(np.count_nonzero(~np.isfinite(g)))
+            raise ValueError(f"{self.name}: g_target contains {n} NaN or infinite value(s)")
+        if g.size and g.min() < 0:
+            raise ValueError(
+                f"{self.name}: negative target conductance {g.min():.4g} S; "
+                f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
+            )
+        tol = 1e-9 * self.g_max_s
+        if g.size and (g.min() < self.g_min_s - tol or g.max() > self.g_max_s + tol):
+            bad = g.min() if g.min() < self.g_min_s - tol else g.max()
+            raise ValueError(
+                f"{self.name}: target conductance {bad:.4g} S is out of range; "
+                f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
+            )
+        return g
+
+    @abc.abstractmethod
+    def program(self, g_target_s: Any, rng: np.random.Generator) -> DeviceState:
+        """Program devices to ``g_target_s`` (S, any shape); returns the immutable state."""
+
+    @abc.abstractmethod
+    def read(
+        self, state: DeviceState, t: float, rng: np.random.Generator,
+        *, window_s: float | None = None,
+    ) -> np.ndarray:
+        """Conductances (S) at ``t`` seconds after programming."""
+
+    @abc.abstractmethod
+    def read_noise_std(
+        self, state: DeviceState, t: float, *, window_s: float = 1.0
+    ) -> np.ndarray:
+        """σ (S) of the noise of one read, per device, at time ``t``."""
+
+    @abc.abstractmethod
+    def with_noise(
+        self, *, programming: float = 1.0, drift_spread: float = 1.0, read: float = 1.0
+    ) -> Device:
+        """A copy with noise sources scaled (0 switches a source off)."""
+
+    def noise_free(self) -> Device:
+        """A copy with programming noise, drift spread and read noise switched off."""
+        return self.with_noise(programming=0.0, drift_spread=0.0, read=0.0)
+
+    def _apply_stuck(self, g: np.ndarray, stuck: np.ndarray | None) -> np.ndarray:
+        if stuck is None:
+            return g
+        return np.where(stuck < 0, self.g_min_s, np.where(stuck > 0, self.g_max_s, g))
+
+    def parameters(self) -> list[tuple[str, str, str]]:
+        """(name, value with unit, source) rows describing the card."""
+        return []
