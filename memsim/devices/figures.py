@@ -8,13 +8,18 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from memsim.devices.study import STUDY_TIMES, DeviceStudy  # noqa: E402
+from memsim.devices.study import STUDY_TIMES, DeviceStudy
 
-__all__ = ["plot_fan", "plot_iv_loop", "plot_programmed", "plot_program_verify",
-           "write_study_figures"]
+__all__ = [
+    "plot_fan",
+    "plot_iv_loop",
+    "plot_program_verify",
+    "plot_programmed",
+    "write_study_figures",
+]
 
 
 def plot_programmed(study: DeviceStudy, path: Path) -> Path:

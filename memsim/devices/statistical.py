@@ -360,7 +360,8 @@ class StatisticalDevice(Device):
         var = self.read_noise.slow_variance_factor(t, window_s)
         if var <= 0.0:
             return g
-        sigma = self.read_scale * np.sqrt(var) * self.read_noise.sigma_unit_s(state, g, self.g_max_s)
+        unit_s = self.read_noise.sigma_unit_s(state, g, self.g_max_s)
+        sigma = self.read_scale * np.sqrt(var) * unit_s
         g = np.maximum(g + sigma * rng.standard_normal(g.shape), 0.0)
         return self._apply_stuck(g, state.stuck)
 

@@ -1,0 +1,122 @@
+"""Slow, obvious reference implementations of the published device formulas.
+
+Written straight from the papers' equations (see shared/ARCHITECTURE.md, "Reference
+numbers"), one scalar at a time with the math module, independently of the card machinery,
+so that a transcription error in a card or a bug in the law evaluator shows up as a
+mismatch.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def clip(v: float, lo: float, hi: float) -> float:
+    return min(max(v, lo), hi)
+
+
+# -- generic PCM (Nandakumar 2019 / Joshi 2020) ------------------------------------------
+PCM_GENERIC = {"g_max_us": 25.0, "t0": 20.0, "t_read": 250e-9}
+
+
+def pcm_generic_sigma_prog_us(gh: float) -> float:
+    return 0.26348 + 1.9650 * gh - 1.1731 * gh**2
+
+
+def pcm_generic_nu_mean(gh: float) -> float:
+    return clip(-0.0155 * math.log(gh) + 0.0244, 0.049, 0.1)
+
+
+def pcm_generic_nu_std(gh: float) -> float:
+    return clip(-0.0125 * math.log(gh) - 0.0059, 0.008, 0.045)
+
+
+def pcm_generic_q_s(gh: float) -> float:
+    return min(0.0088 / max(gh**0.65, 1e-3), 0.2)
+
+
+# -- HERMES PCM (Le Gallo 2023) -------------------------------------------------------------
+HERMES = {
+    2: {"g_max_us": 20.7, "t0": 300.0, "t_read": 512e-9,
+        "c": (0.16603, 4.71806, -8.48101, 4.68961)},
+    1: {"g_max_us": 10.35, "t0": 200.0, "t_read": 512e-9,
+        "c": (0.15782, 2.32444, -2.16311, 0.68842)},
+}
+
+
+def hermes_sigma_prog_us(gh: float, ndev: int) -> float:
+    c = HERMES[ndev]["c"]
+    return c[0] + c[1] * gh + c[2] * gh**2 + c[3] * gh**3
+
+
+def hermes_nu_mean(gh: float) -> float:
+    if gh < 0.0945:
+        return clip(-0.0387 * math.log(gh) - 0.0182, 0.072, 0.13)
+    return -0.0436 * gh**2 - 0.0126 * gh + 0.0736
+
+
+def hermes_nu_std(gh: float, ndev: int) -> float:
+    if ndev == 2:
+        if gh < 0.3055:
+            return clip(-0.0117 * math.log(gh) - 0.0057, 0.0091, 0.04)
+        return -0.0118 * gh**2 + 0.0093 * gh + 0.0073
+    if gh < 0.3039:
+        return clip(-0.0120 * math.log(gh) - 0.0023, 0.0124, 0.04)
+    return -0.0165 * gh**2 + 0.0116 * gh + 0.0104
+
+
+def hermes_q_s(gh: float, ndev: int) -> float:
+    if ndev == 2:
+        if gh < 0.16:
+            return clip(-0.0117 * math.log(gh) - 0.0069, 0.015, 0.04)
+        return 0.0069 * gh**3 - 0.0280 * gh**2 + 0.0211 * gh + 0.0123
+    if gh < 0.1591:
+        return clip(-0.0078 * math.log(gh) + 0.0038, 0.0179, 0.04)
+    return 0.0664 * gh**3 - 0.1352 * gh**2 + 0.0768 * gh + 0.0088
+
+
+# -- shared PCM time laws -----------------------------------------------------------------
+def pcm_drift(g_prog: float, nu: float, t: float, t0: float) -> float:
+    return g_prog * ((t + t0) / t0) ** (-nu)
+
+
+def pcm_read_sigma_rel(q_s: float, t: float, t0: float, t_read: float) -> float:
+    return q_s * math.sqrt(math.log((t + t0 + t_read) / (2 * t_read)))
+
+
+# -- CMO/HfOx RRAM (IBM Zurich fits, as in aihwkit's CMO-ReRAM model) ---------------------------
+def rram_cmo_sigma_prog_us(g_us: float) -> float:
+    return 0.0112185 + 0.0112903 * g_us
+
+
+def rram_cmo_mean_shift_us(t: float) -> float:
+    return -0.089 * math.log(t) if t >= 1.0 else 0.0
+
+
+def rram_cmo_spread_us(t: float) -> float:
+    return 0.042011 * math.log(max(t, 1.0)) + 0.41183
+
+
+def rram_cmo_read_sigma_us(g_us: float, t: float) -> float:
+    return 0.0277316 * math.log10(g_us) * math.sqrt(math.log((t + 1e-6) / 2e-6))
+
+
+def folded_normal_moments(mu: float, sd: float) -> tuple[float, float]:
+    """Mean and standard deviation of |X|, X ~ N(mu, sd²)."""
+    if sd == 0:
+        return abs(mu), 0.0
+    a = mu / sd
+    big_phi = 0.5 * (1 + math.erf(-a / math.sqrt(2)))
+    mean = sd * math.sqrt(2 / math.pi) * math.exp(-a * a / 2) + mu * (1 - 2 * big_phi)
+    var = mu * mu + sd * sd - mean * mean
+    return mean, math.sqrt(max(var, 0.0))
+
+
+def rectified_normal_moments(mu: float, sd: float) -> tuple[float, float]:
+    """Mean and standard deviation of max(0, X), X ~ N(mu, sd²)."""
+    a = mu / sd
+    phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+    big_phi = 0.5 * (1 + math.erf(a / math.sqrt(2)))
+    m1 = mu * big_phi + sd * phi
+    m2 = (mu * mu + sd * sd) * big_phi + mu * sd * phi
+    return m1, math.sqrt(m2 - m1 * m1)
