@@ -230,3 +230,17 @@ def test_state_is_immutable_and_shape_preserved():
         state.g_prog_s = g  # frozen dataclass
     g[0, 0, 0] = 0.0  # the caller's array is not shared with the state
     assert state.g_target_s[0, 0, 0] == 10e-6
+
+
+@pytest.mark.parametrize("card", ["pcm-generic", "pcm-hermes-2dev", "rram-cmo", "rram-neurram"])
+@pytest.mark.parametrize("t", [0.0, 1e-7, 1.0, 86400.0])
+@pytest.mark.parametrize("window_s", [1e-9, 1e-6, 1e-3, 1.0, 1e9])
+def test_read_noise_std_finite_at_any_time_and_window(card, t, window_s):
+    """Regression: with t0 = 0 (rram-cmo) the fast band was negative at t = 0."""
+    dev = memsim.load_device(card)
+    state = dev.program(np.linspace(dev.g_min_s, dev.g_max_s, 11), np.random.default_rng(0))
+    with np.errstate(all="raise"):
+        sd = dev.read_noise_std(state, t, window_s=window_s)
+        g = dev.read(state, t, np.random.default_rng(1), window_s=window_s)
+    assert np.all(np.isfinite(sd)) and np.all(sd >= 0)
+    assert np.all(np.isfinite(g)) and np.all(g >= 0)

@@ -136,9 +136,10 @@ class AccumulatedOneOverF:
         return float(np.log(max(top, bottom) / bottom))
 
     def fast_variance_factor(self, t: float, window_s: float) -> float:
-        top = t + self.t0_s + self.t_read_s
-        w = min(max(window_s, 2 * self.t_read_s), top)
-        return float(np.log(w / (2.0 * self.t_read_s)))
+        floor = 2.0 * self.t_read_s
+        top = max(t + self.t0_s + self.t_read_s, floor)
+        w = min(max(window_s, floor), top)
+        return float(np.log(w / floor))
 
 
 _SECTIONS = {"card", "conductance", "programming", "drift", "read_noise", "nonidealities"}
