@@ -16,12 +16,28 @@ from memsim.cards import CardError
 __all__ = ["main"]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 0) -> str:
+    """A plain text table; the first ``left`` columns are left-aligned, the rest right."""
     widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if k < left else c.rjust(w)
+                         for k, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, rows)])
+
+
+def engineering(value: float, unit: str) -> str:
+    """1.33e-07, "s" -> "133 ns"."""
+    if value == 0:
+        return f"0 {unit}"
+    prefixes = [(1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""),
+                (1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")]
+    scale, prefix = prefixes[0]
+    for s, p in prefixes:
+        if abs(value) >= s * 0.9995:
+            scale, prefix = s, p
+    return f"{value / scale:.4g} {prefix}{unit}"
 
 
 def format_device_study(d: dict) -> str:
@@ -78,6 +94,87 @@ def _cmd_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def tile_accuracy(tile_name: str, device: str, *, seed: int = 0, batch: int = 256,
+                  overrides: dict | None = None) -> dict:
+    """Relative MVM error ‖Y − XW‖/‖XW‖ at 1 s, 1 day, 1 year, with/without compensation.
+
+    W is Gaussian, X uniform in [−1, 1]; both fill the tile. One programming, one seed.
+    """
+    import numpy as np
+
+    from memsim.crossbar import load_tile
+
+    rng = np.random.default_rng(seed)
+    base = load_tile(tile_name, device=device, **(overrides or {}))
+    cfg = base.config
+    w = rng.standard_normal((cfg.rows, cfg.cols))
+    x = rng.uniform(-1.0, 1.0, size=(batch, cfg.rows))
+    exact = x @ w
+    rows = []
+    for comp in ("none", "global", "per_column"):
+        tile = load_tile(cfg, device=base.device, drift_compensation=comp)
+        tile.program(w, np.random.default_rng(seed + 1))
+        for label, t in (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 365.25 * 86400.0)):
+            y = tile.matvec(x, t, np.random.default_rng(seed + 2))
+            rows.append({"drift_compensation": comp, "time": label, "t_s": t,
+                         "relative_error": float(np.linalg.norm(y - exact)
+                                                 / np.linalg.norm(exact)),
+                         "adc_saturation_rate": tile.saturation_.rate})
+    return {"tile": cfg.name, "device": base.device.name, "batch": batch, "seed": seed,
+            "accuracy": rows}
+
+
+def _tile_parameters(cfg) -> list[tuple[str, str, str]]:
+    from dataclasses import fields
+
+    out = []
+    for f in fields(cfg):
+        if f.name in ("sources", "name", "description"):
+            continue
+        value = getattr(cfg, f.name)
+        units = {"_s": "s", "_j": "J", "_v": "V", "_ohm": "Ω"}
+        unit = next((u for suffix, u in units.items() if f.name.endswith(suffix)), None)
+        if value is None:
+            text = "None (unquantized)" if "bits" in f.name else "—"
+        elif unit and isinstance(value, int | float):
+            text = engineering(float(value), unit)
+        else:
+            text = str(value)
+        out.append((f.name, text, cfg.sources.get(f.name, "")))
+    return out
+
+
+def _cmd_tile(args: argparse.Namespace) -> int:
+    from memsim.cards import list_cards
+    from memsim.crossbar import load_tile_config
+
+    if args.list or not args.name:
+        for name in list_cards("crossbars"):
+            print(name)
+        return 0
+    cfg = load_tile_config(args.name)
+    result = tile_accuracy(cfg.name if Path(str(args.name)).suffix != ".toml" else args.name,
+                           args.device, seed=args.seed, batch=args.batch)
+    result["parameters"] = {k: v for k, v, _ in _tile_parameters(cfg)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"memsim tile {cfg.name}: {cfg.description}")
+    print(f"device {result['device']}\n")
+    rows = [[k, v, (src[:70] + "…") if len(src) > 71 else src]
+            for k, v, src in _tile_parameters(cfg)]
+    print(_table(["parameter", "value", "source"], rows, left=3))
+    print(f"\nRelative MVM error ‖Y − XW‖/‖XW‖ (W Gaussian, X uniform in [−1, 1], "
+          f"batch {result['batch']}, seed {result['seed']})")
+    table = {}
+    for r in result["accuracy"]:
+        table.setdefault(r["time"], {})[r["drift_compensation"]] = r["relative_error"]
+    print(_table(["time", "no compensation", "global", "per column"],
+                 [[t, *(f"{100 * v[c]:.2f} %" for c in ("none", "global", "per_column"))]
+                  for t, v in table.items()], left=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memsim",
@@ -98,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.set_defaults(func=_cmd_device)
+
+    p = sub.add_parser("tile", help="tile parameters and MVM accuracy under noise and drift",
+                       description="Print a tile card's parameters and its relative MVM error "
+                       "against exact arithmetic at 1 s, 1 day and 1 year after programming, "
+                       "with and without drift compensation.")
+    p.add_argument("name", nargs="?", help="tile card name (see --list) or path to a .toml card")
+    p.add_argument("--device", default="pcm-hermes-2dev",
+                   help="device card (default pcm-hermes-2dev)")
+    p.add_argument("--list", action="store_true", help="list the tile cards and exit")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.add_argument("--batch", type=int, default=256, help="input vectors (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=_cmd_tile)
     return parser
 
 
@@ -112,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CardError, ValueError) as exc:
         print(f"memsim: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

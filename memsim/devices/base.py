@@ -172,6 +172,9 @@ class Device(abc.ABC):
     g_min_s: float
     g_max_s: float
     nonideal: NonIdealities
+    #: physical devices one modelled device stands for (a card fitted on the sum of a pair
+    #: of devices says 2); a tile with n devices per polarity programs n / this many.
+    devices_per_polarity: int = 1
 
     def check_targets(self, g_target_s: Any) -> np.ndarray:
         """Targets as a float64 array; NaN, inf and out-of-range values raise."""

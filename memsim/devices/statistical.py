@@ -251,6 +251,7 @@ class StatisticalDevice(Device):
     nonideal: NonIdealities = field(default_factory=NonIdealities)
     references: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
+    devices_per_polarity: int = 1
     programming_scale: float = 1.0
     drift_spread_scale: float = 1.0
     read_scale: float = 1.0
@@ -273,7 +274,12 @@ class StatisticalDevice(Device):
             raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: "
                             f"{sorted(_SECTIONS)}")
         card = _section(data, "card", where, {"family", "description", "references"})
-        cond = _section(data, "conductance", where, {"g_min", "g_max"})
+        cond = _section(data, "conductance", where, {"g_min", "g_max", "devices_per_polarity"})
+        n_dev = 1
+        if "devices_per_polarity" in cond:
+            n_dev = int(take_quantity(cond["devices_per_polarity"],
+                                      Field(dimension="dimensionless", lo=1, hi=16, integer=True),
+                                      f"{where}: conductance.devices_per_polarity").value)
         g_min = take_quantity(_require(cond, "g_min", f"{where} [conductance]"), _G,
                               f"{where}: conductance.g_min")
         g_max = take_quantity(_require(cond, "g_max", f"{where} [conductance]"),
@@ -313,6 +319,7 @@ class StatisticalDevice(Device):
             nonideal=nonideal,
             references=tuple(refs),
             sources={"g_min": g_min.source, "g_max": g_max.source},
+            devices_per_polarity=n_dev,
         )
 
     # -- the model ---------------------------------------------------------------------

@@ -1,0 +1,362 @@
+"""A tile: DAC → crossbar of differential unit cells → ADC → local digital unit.
+
+Physics and numerics (normalised units as in :mod:`memsim.crossbar.config`):
+
+1. Input scaling and DAC. x = X / s_x with s_x per sample (abs-max) or fixed; the DAC
+   quantizes x to n = 2^(b−1) − 1 signed steps, x_q = round(n x)/n, plus optional input
+   noise. With pulse-width encoding the step is a pulse-length unit; with amplitude
+   encoding a voltage step; the arithmetic is the same.
+2. Crossbar. Weights W are scaled per column (or per tile) to w in [−1, 1] and mapped to a
+   differential pair per polarity: G± = g_min + max(±w, 0)(g_max − g_min). With two devices
+   per polarity and significance F the first device carries (F+1)/F of the weight and the
+   second programs the residual error of the first (program-and-correct); F = 1 splits it
+   equally. The column output is y_j = Σ_i x_i (G+_ij − G−_ij)/g_unit, g_unit the conductance
+   of weight 1. Conductances come from the device model at the time since this tile was
+   programmed, once per batch (1/f noise slower than 1/noise_window); the faster 1/f noise
+   is drawn per MVM and is exact in distribution without rows×cols draws per vector: the
+   noise of column j is Gaussian with variance Σ_i σ_ij² x_i², one extra product (x²)·(σ²).
+3. ADC. v = y(1 + γ_j) + δ_j + noise, code = round(v/LSB) or floor(v/LSB) (CCO counting),
+   clipped to the signed code range (saturations are counted); LSB = output_range/2^(b−1).
+   In 4-phase mode each of the four sign combinations (x+G+, x+G−, x−G+, x−G−) is a separate
+   conversion, combined digitally.
+4. Digital unit. A per-column affine correction y ≈ a_j·code·LSB + b_j fitted by least
+   squares on reference MVMs at calibration time; drift compensation multiplies by
+   α = reference readout at calibration / readout now (global or per column), the readout
+   being the all-ones-input current of both arrays; then weight and input scales are undone.
+
+IR drop: "approx" scales every cell by an input-independent attenuation computed once per
+read from the nodal equations (:mod:`memsim.crossbar.irdrop`); "exact" solves the resistive
+network for every input vector (slow; a reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memsim.crossbar.config import TileConfig
+from memsim.devices.base import Device, DeviceState, check_generator, check_time
+
+__all__ = ["Saturation", "Tile"]
+
+
+@dataclass
+class Saturation:
+    """ADC saturation report of the last matvec (counted, never silent)."""
+
+    conversions: int = 0
+    saturated: int = 0
+    samples_saturated: int = 0
+    samples_retried: int = 0
+    inputs_clipped: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.saturated / self.conversions if self.conversions else 0.0
+
+
+@dataclass
+class _Read:
+    """Conductances of one read, in normalised units (weight 1 = 1.0), float arrays."""
+
+    gp: np.ndarray  # (r, c) positive array
+    gn: np.ndarray  # (r, c) negative array
+    sp: np.ndarray  # (r, c) per-MVM noise variance of the positive array
+    sn: np.ndarray  # (r, c) per-MVM noise variance of the negative array
+    gp_raw: np.ndarray | None = None  # siemens, for the exact IR-drop solve
+    gn_raw: np.ndarray | None = None
+
+
+class Tile:
+    """One crossbar tile with its converters and digital unit.
+
+    Attributes set by :meth:`program` (scikit-learn style, trailing underscore):
+        shape_, weight_scale_, programmed_at_s_, states_, adc_gain_, adc_offset_,
+        affine_ (a, b per column), reference_readout_; by :meth:`matvec`: saturation_.
+    """
+
+    def __init__(self, config: TileConfig, device: Device) -> None:
+        self.config = config
+        self.device = device
+        n_card = device.devices_per_polarity
+        if config.devices_per_polarity % n_card:
+            raise ValueError(
+                f"tile {config.name!r} has {config.devices_per_polarity} device(s) per "
+                f"polarity but device {device.name!r} models {n_card} devices at once; "
+                f"{config.devices_per_polarity} is not a multiple of {n_card}"
+            )
+        self.instances = config.devices_per_polarity // n_card
+        if self.instances == 1 and config.significance != 1.0:
+            raise ValueError(
+                f"tile {config.name!r}: significance = {config.significance:g} needs two "
+                f"independently programmed devices per polarity (device {device.name!r} "
+                f"models {n_card} per card instance)"
+            )
+        f = config.significance
+        self.factors = (1.0,) if self.instances == 1 else (f, 1.0)
+        self.g_range_s = device.g_max_s - device.g_min_s
+        self.g_unit_s = sum(self.factors) * self.g_range_s
+        self.dtype = np.float64 if config.dtype == "float64" else np.float32
+        self.saturation_ = Saturation()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Tile({c.name!r}, device={self.device.name!r}, {c.rows}x{c.cols}, "
+                f"DAC {c.dac_bits} b, ADC {c.adc_bits} b {c.adc_mode}, {c.encoding})")
+
+    # -- programming ------------------------------------------------------------------------
+    def program(self, weights: Any, rng: np.random.Generator, *, at_s: float = 0.0) -> Tile:
+        """Program ``weights`` (rows', cols') <= (rows, cols) at time ``at_s`` (s)."""
+        rng = check_generator(rng)
+        cfg = self.config
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 2:
+            raise ValueError(f"tile {cfg.name!r}: weights must be a 2-D matrix, got shape "
+                             f"{w.shape}")
+        if w.shape[0] > cfg.rows or w.shape[1] > cfg.cols or 0 in w.shape:
+            raise ValueError(f"tile {cfg.name!r}: a {w.shape[0]}x{w.shape[1]} matrix does not "
+                             f"fit a {cfg.rows}x{cfg.cols} crossbar")
+        if not np.all(np.isfinite(w)):
+            n = int(np.count_nonzero(~np.isfinite(w)))
+            raise ValueError(f"tile {cfg.name!r}: weights contain {n} NaN or infinite value(s)")
+        at_s = check_time(at_s)
+        if cfg.weight_scaling == "per_column":
+            scale = np.max(np.abs(w), axis=0)
+        else:
+            scale = np.full(w.shape[1], np.max(np.abs(w)))
+        scale = np.where(scale > 0, scale, 1.0)
+        u = w / scale
+        u = np.stack([np.maximum(u, 0.0), np.maximum(-u, 0.0)])  # (2, r, c)
+        dev = self.device
+        states: list[DeviceState] = []
+        if self.instances == 1 or cfg.significance == 1.0:
+            for _ in range(self.instances):
+                states.append(dev.program(dev.g_min_s + u * self.g_range_s, rng))
+        else:
+            f = cfg.significance
+            u_msp = np.minimum(1.0, u * (f + 1.0) / f)
+            msp = dev.program(dev.g_min_s + u_msp * self.g_range_s, rng)
+            u_got = (msp.g_prog_s - dev.g_min_s) / self.g_range_s
+            u_lsp = np.clip(u * (f + 1.0) - f * u_got, 0.0, 1.0)
+            states = [msp, dev.program(dev.g_min_s + u_lsp * self.g_range_s, rng)]
+        self.states_ = states
+        self.shape_ = w.shape
+        self.weights_ = w
+        self.weight_scale_ = scale
+        self.programmed_at_s_ = at_s
+        r, c = w.shape
+        self.adc_gain_ = cfg.adc_gain_sigma * rng.standard_normal(c) if cfg.adc_gain_sigma \
+            else np.zeros(c)
+        self.adc_offset_ = cfg.adc_offset_sigma * rng.standard_normal(c) if \
+            cfg.adc_offset_sigma else np.zeros(c)
+        self.affine_ = (np.ones(c), np.zeros(c))
+        self.reference_readout_ = None
+        if cfg.affine_calibration or cfg.drift_compensation != "none":
+            self._calibrate(rng)
+        return self
+
+    def _calibrate(self, rng: np.random.Generator) -> None:
+        """Reference MVMs at calibration time: affine fit and drift-compensation readout."""
+        cfg = self.config
+        t = cfg.calibration_time_s
+        read = self._read(t, rng)
+        if cfg.drift_compensation != "none":
+            self.reference_readout_ = self._readout(read, rng)
+        if cfg.affine_calibration:
+            k = cfg.calibration_vectors
+            x = self._dac(rng.uniform(-1.0, 1.0, size=(k, self.shape_[0])), rng)
+            measured = self._convert(x, read, rng)[0].astype(np.float64)
+            ideal = x.astype(np.float64) @ (self.weights_ / self.weight_scale_)
+            a = np.empty(self.shape_[1])
+            b = np.empty(self.shape_[1])
+            mm, mi = measured.mean(0), ideal.mean(0)
+            dm = measured - mm
+            var = (dm * dm).sum(0)
+            cov = (dm * (ideal - mi)).sum(0)
+            ok = var > 0
+            a[ok] = cov[ok] / var[ok]
+            a[~ok] = 1.0
+            b[:] = mi - a * mm
+            self.affine_ = (a, b)
+
+    # -- reading ------------------------------------------------------------------------------
+    def _require_programmed(self) -> None:
+        if not hasattr(self, "states_"):
+            raise RuntimeError(f"tile {self.config.name!r} is not programmed: call program()")
+
+    def _read(self, t_since: float, rng: np.random.Generator) -> _Read:
+        """Conductances at ``t_since`` (s since programming), normalised, with noise maps."""
+        cfg = self.config
+        dev = self.device
+        w = cfg.noise_window_s
+        gp = gn = sp = sn = 0.0
+        for f, state in zip(self.factors, self.states_, strict=True):
+            g = dev.read(state, t_since, rng, window_s=w)
+            s = dev.read_noise_std(state, t_since, window_s=w)
+            gp = gp + f * g[0]
+            gn = gn + f * g[1]
+            sp = sp + (f * s[0]) ** 2
+            sn = sn + (f * s[1]) ** 2
+        raw_p, raw_n = gp, gn
+        if cfg.ir_drop == "approx":
+            from memsim.crossbar.irdrop import attenuation
+
+            gp = gp * attenuation(raw_p, cfg.wire_resistance_ohm, cfg.wire_resistance_ohm)
+            gn = gn * attenuation(raw_n, cfg.wire_resistance_ohm, cfg.wire_resistance_ohm)
+        dt = self.dtype
+        u = self.g_unit_s
+        return _Read(gp=(gp / u).astype(dt), gn=(gn / u).astype(dt),
+                     sp=(sp / u**2).astype(dt), sn=(sn / u**2).astype(dt),
+                     gp_raw=raw_p if cfg.ir_drop == "exact" else None,
+                     gn_raw=raw_n if cfg.ir_drop == "exact" else None)
+
+    def _readout(self, read: _Read, rng: np.random.Generator) -> np.ndarray:
+        """Drift-compensation readout: all-ones input on both arrays, per column."""
+        total = read.gp.sum(0, dtype=np.float64) + read.gn.sum(0, dtype=np.float64)
+        sd = np.sqrt(read.sp.sum(0, dtype=np.float64) + read.sn.sum(0, dtype=np.float64))
+        if np.any(sd > 0):
+            total = total + sd * rng.standard_normal(total.shape)
+        return total
+
+    def _dac(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        x = np.clip(x, -1.0, 1.0)
+        if cfg.dac_bits is not None:
+            n = float(2 ** (cfg.dac_bits - 1) - 1)
+            x = np.rint(x * n) / n
+        if cfg.dac_noise:
+            x = x + cfg.dac_noise * rng.standard_normal(x.shape)
+        return x.astype(self.dtype, copy=False)
+
+    def _analog(self, x: np.ndarray, g: np.ndarray, s: np.ndarray, raw: tuple | None,
+                rng: np.random.Generator) -> np.ndarray:
+        """Column outputs x @ g plus per-MVM read noise (normalised units).
+
+        ``raw``: for the exact IR-drop mode, ((G_siemens, sign), ...) of the arrays whose
+        column currents are solved from the nodal equations and added with their signs.
+        """
+        if raw is not None:  # exact IR drop: nodal solve for every input vector
+            from memsim.crossbar.irdrop import solve_exact
+
+            r = self.config.wire_resistance_ohm
+            v = x.astype(np.float64) * self.config.read_voltage_v
+            y = sum(sign * solve_exact(gr, v, r, r) for gr, sign in raw)
+            y = (y / (self.config.read_voltage_v * self.g_unit_s)).astype(self.dtype)
+        else:
+            y = x @ g
+        if s.any():
+            var = (x * x) @ s
+            y += np.sqrt(var) * rng.standard_normal(y.shape, dtype=self.dtype)
+        return y
+
+    def _adc(self, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """ADC conversion; returns values in normalised units and the saturation mask."""
+        cfg = self.config
+        bits = cfg.adc_bits
+        lsb = cfg.output_range / 2 ** (bits - 1) if bits is not None else 1.0
+        if cfg.adc_gain_sigma:
+            y = y * (1.0 + self.adc_gain_).astype(self.dtype)
+        if cfg.adc_offset_sigma:
+            y = y + (self.adc_offset_ * lsb).astype(self.dtype)
+        if cfg.adc_noise:
+            y = y + (cfg.adc_noise * lsb) * rng.standard_normal(y.shape, dtype=self.dtype)
+        if bits is None:
+            return y, np.zeros(y.shape, dtype=bool)
+        code = np.floor(y / lsb) if cfg.adc_mode == "floor" else np.rint(y / lsb)
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        sat = (code < lo) | (code > hi)
+        return np.clip(code, lo, hi) * lsb, sat
+
+    def _convert(self, x: np.ndarray, read: _Read, rng: np.random.Generator):
+        """DAC output → analog → ADC, for 1 or 4 phases; returns (y, saturated per sample)."""
+        if self.config.encoding == "pwm_4phase":
+            xp = np.maximum(x, 0)
+            xn = np.maximum(-x, 0)
+            y = None
+            sat = np.zeros(x.shape[0], dtype=bool)
+            exact = read.gp_raw is not None
+            rp = ((read.gp_raw, 1),) if exact else None
+            rn = ((read.gn_raw, 1),) if exact else None
+            for xs, g, s, raw, sign in ((xp, read.gp, read.sp, rp, 1),
+                                        (xp, read.gn, read.sn, rn, -1),
+                                        (xn, read.gp, read.sp, rp, -1),
+                                        (xn, read.gn, read.sn, rn, 1)):
+                v, m = self._adc(self._analog(xs, g, s, raw, rng), rng)
+                y = sign * v if y is None else y + sign * v
+                sat |= m.any(1)
+                self._count(m)
+            return y, sat
+        raw = None
+        if read.gp_raw is not None:  # the two arrays are separate networks; currents subtract
+            raw = ((read.gp_raw, 1), (read.gn_raw, -1))
+        y, m = self._adc(self._analog(x, read.gp - read.gn, read.sp + read.sn, raw, rng), rng)
+        self._count(m)
+        return y, m.any(1)
+
+    def _count(self, mask: np.ndarray) -> None:
+        self.saturation_.conversions += mask.size
+        self.saturation_.saturated += int(mask.sum())
+
+    def matvec(self, x: Any, t: float, rng: np.random.Generator) -> np.ndarray:
+        """Y = X @ W through the tile at time ``t`` (s; the tile was programmed at ``at_s``).
+
+        X has shape (batch, rows') or (rows',); returns (batch, cols') or (cols',).
+        """
+        self._require_programmed()
+        rng = check_generator(rng)
+        cfg = self.config
+        x = np.asarray(x, dtype=np.float64)
+        one = x.ndim == 1
+        if one:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.shape_[0]:
+            raise ValueError(f"tile {cfg.name!r}: input of shape {np.shape(x)} does not match "
+                             f"the {self.shape_[0]} programmed rows (expected (batch, "
+                             f"{self.shape_[0]}))")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"tile {cfg.name!r}: input contains NaN or infinite values")
+        t = check_time(t)
+        if t < self.programmed_at_s_:
+            raise ValueError(f"tile {cfg.name!r}: t = {t:g} s is before the tile was programmed "
+                             f"(at {self.programmed_at_s_:g} s)")
+        t_since = t - self.programmed_at_s_
+        self.saturation_ = Saturation()
+        read = self._read(t_since, rng)
+
+        if cfg.input_scaling == "fixed":
+            sx = np.full(x.shape[0], cfg.input_range)
+            self.saturation_.inputs_clipped = int(np.count_nonzero(np.abs(x) > cfg.input_range))
+        else:
+            sx = np.max(np.abs(x), axis=1)
+            sx = np.where(sx > 0, sx, 1.0)
+        y, sat = self._convert(self._dac(x / sx[:, None], rng), read, rng)
+        if cfg.input_scaling == "clip_retry":
+            todo = np.flatnonzero(sat)
+            retried = set()
+            for _ in range(cfg.max_retries):
+                if todo.size == 0:
+                    break
+                retried.update(todo.tolist())
+                sx[todo] *= 2.0
+                y_r, sat_r = self._convert(self._dac(x[todo] / sx[todo, None], rng), read, rng)
+                y[todo] = y_r
+                todo = todo[sat_r]
+            self.saturation_.samples_retried = len(retried)
+            sat = np.zeros_like(sat)
+            sat[todo] = True
+        self.saturation_.samples_saturated = int(sat.sum())
+
+        a, b = self.affine_
+        out = y.astype(np.float64) * a + b
+        if self.reference_readout_ is not None:
+            now = self._readout(read, rng)
+            ref = self.reference_readout_
+            if cfg.drift_compensation == "global":
+                alpha = ref.sum() / now.sum()
+            else:
+                alpha = np.where(now > 0, ref / np.where(now > 0, now, 1.0), 1.0)
+            out = out * alpha
+        out = out * self.weight_scale_ * sx[:, None]
+        return out[0] if one else out
