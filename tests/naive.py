@@ -120,3 +120,52 @@ def rectified_normal_moments(mu: float, sd: float) -> tuple[float, float]:
     m1 = mu * big_phi + sd * phi
     m2 = (mu * mu + sd * sd) * big_phi + mu * sd * phi
     return m1, math.sqrt(m2 - m1 * m1)
+
+
+# -- tile: a slow, obvious reference of the deterministic signal path ------------------------
+def tile_matvec_reference(x_row, gp, gn, *, dac_bits, adc_bits, adc_mode, output_range,
+                          gain, offset_lsb, four_phase, affine_a, affine_b, alpha,
+                          weight_scale, fixed_range=None):
+    """One input vector through DAC → array → ADC → digital unit, with Python loops.
+
+    gp, gn: normalised conductance matrices (lists of lists); no noise.
+    """
+    rows, cols = len(gp), len(gp[0])
+    s_x = fixed_range if fixed_range is not None else (max(abs(v) for v in x_row) or 1.0)
+    xq = []
+    for v in x_row:
+        u = min(max(v / s_x, -1.0), 1.0)
+        if dac_bits is not None:
+            n = 2 ** (dac_bits - 1) - 1
+            u = round(u * n) / n  # Python's round is half-to-even, like numpy.rint
+        xq.append(u)
+
+    def adc(y, j):
+        y = y * (1 + gain[j])
+        if adc_bits is None:
+            return y + offset_lsb[j]
+        lsb = output_range / 2 ** (adc_bits - 1)
+        y = y + offset_lsb[j] * lsb
+        code = math.floor(y / lsb) if adc_mode == "floor" else round(y / lsb)
+        code = min(max(code, -(2 ** (adc_bits - 1))), 2 ** (adc_bits - 1) - 1)
+        return code * lsb
+
+    out = []
+    for j in range(cols):
+        if four_phase:
+            total = 0.0
+            for sx, g, sign in ((1, gp, 1), (1, gn, -1), (-1, gp, -1), (-1, gn, 1)):
+                acc = 0.0
+                for i in range(rows):
+                    xi = max(sx * xq[i], 0.0)
+                    acc += xi * g[i][j]
+                total += sign * adc(acc, j)
+            y = total
+        else:
+            acc = 0.0
+            for i in range(rows):
+                acc += xq[i] * (gp[i][j] - gn[i][j])
+            y = adc(acc, j)
+        a = alpha if not isinstance(alpha, list) else alpha[j]
+        out.append((affine_a[j] * y + affine_b[j]) * a * weight_scale[j] * s_x)
+    return out

@@ -146,7 +146,7 @@ class Tile:
         self.weights_ = w
         self.weight_scale_ = scale
         self.programmed_at_s_ = at_s
-        r, c = w.shape
+        c = w.shape[1]
         self.adc_gain_ = cfg.adc_gain_sigma * rng.standard_normal(c) if cfg.adc_gain_sigma \
             else np.zeros(c)
         self.adc_offset_ = cfg.adc_offset_sigma * rng.standard_normal(c) if \

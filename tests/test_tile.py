@@ -1,0 +1,380 @@
+"""The tile engine: ideal limits, converters, noise statistics, saturation, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import memsim
+from memsim.crossbar import TileConfig, load_tile
+from tests import naive
+
+Z = 5.0
+IDEAL = dict(dac_bits=None, adc_bits=None, dtype="float64", affine_calibration=False,
+             drift_compensation="none")
+
+
+def ideal_tile(**kw) -> memsim.crossbar.Tile:
+    device = kw.pop("device", "ideal")
+    cfg = TileConfig(name="t", rows=kw.pop("rows", 64), cols=kw.pop("cols", 64), **IDEAL)
+    return load_tile(cfg.with_(**kw), device=device)
+
+
+# -- ideal limit = exact arithmetic -----------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(
+    r=st.integers(1, 24), c=st.integers(1, 24), batch=st.integers(1, 6),
+    w_scale=st.floats(1e-3, 1e3), x_scale=st.floats(1e-3, 1e3),
+    encoding=st.sampled_from(["pwm_1phase", "pwm_4phase", "amplitude"]),
+    weight_scaling=st.sampled_from(["per_column", "per_tile"]),
+    cell=st.sampled_from([(1, 1.0), (2, 1.0), (2, 3.0)]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_ideal_tile_equals_matmul(r, c, batch, w_scale, x_scale, encoding, weight_scaling,
+                                  cell, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((r, c)) * w_scale
+    w[rng.random((r, c)) < 0.2] *= -3.0  # mixed signs and magnitudes
+    x = rng.standard_normal((batch, r)) * x_scale
+    tile = load_tile(TileConfig(name="t", rows=32, cols=32, encoding=encoding,
+                                weight_scaling=weight_scaling, devices_per_polarity=cell[0],
+                                significance=cell[1], **IDEAL), device="ideal")
+    tile.program(w, rng)
+    y = tile.matvec(x, 3600.0, rng)
+    np.testing.assert_allclose(y, x @ w, rtol=1e-10, atol=1e-10 * np.abs(x).max()
+                               * np.abs(w).max() * r)
+
+
+def test_ideal_tile_float32_within_float_tolerance():
+    rng = np.random.default_rng(0)
+    w, x = rng.standard_normal((256, 256)), rng.standard_normal((64, 256))
+    tile = ideal_tile(rows=256, cols=256, dtype="float32").program(w, rng)
+    y = tile.matvec(x, 1.0, rng)
+    assert np.linalg.norm(y - x @ w) / np.linalg.norm(x @ w) < 1e-6
+
+
+def test_ideal_rram_like_offset_cancels(tmp_path):
+    """g_min > 0 (RRAM-like): the differential pair cancels the offset exactly."""
+    card = tmp_path / "ideal-offset.toml"
+    text = open(memsim.cards.find_card("ideal", "devices")).read()
+    card.write_text(text.replace('g_min = { value = 0.0', 'g_min = { value = 5.0'))
+    rng = np.random.default_rng(1)
+    w, x = rng.standard_normal((20, 10)), rng.standard_normal((5, 20))
+    tile = ideal_tile(device=memsim.load_device(card), encoding="pwm_4phase").program(w, rng)
+    np.testing.assert_allclose(tile.matvec(x, 0.0, rng), x @ w, rtol=1e-10, atol=1e-10)
+
+
+def test_fixed_input_range_ideal():
+    rng = np.random.default_rng(2)
+    w, x = rng.standard_normal((16, 8)), rng.uniform(-3, 3, (10, 16))
+    tile = ideal_tile(input_scaling="fixed", input_range=3.0).program(w, rng)
+    np.testing.assert_allclose(tile.matvec(x, 1.0, rng), x @ w, rtol=1e-10, atol=1e-10)
+    assert tile.saturation_.inputs_clipped == 0
+    tile.matvec(x * 2, 1.0, rng)
+    assert tile.saturation_.inputs_clipped == int(np.count_nonzero(np.abs(2 * x) > 3.0))
+
+
+# -- converters ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_adc_round_error_within_half_lsb(bits):
+    rng = np.random.default_rng(3)
+    w, x = rng.uniform(-1, 1, (64, 32)), rng.uniform(-1, 1, (200, 64))
+    out_range = 40.0
+    tile = ideal_tile(adc_bits=bits, output_range=out_range, weight_scaling="per_tile",
+                      input_scaling="fixed", input_range=1.0).program(w, rng)
+    y = tile.matvec(x, 1.0, rng)
+    scale = tile.weight_scale_[0]
+    lsb = out_range / 2 ** (bits - 1)
+    err = (y - x @ w) / scale  # normalised output units
+    assert np.max(np.abs(err)) <= lsb / 2 * (1 + 1e-9)
+    assert tile.saturation_.saturated == 0
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_dac_error_within_half_lsb(bits):
+    rng = np.random.default_rng(4)
+    w, x = rng.uniform(-1, 1, (64, 16)), rng.uniform(-1, 1, (100, 64))
+    tile = ideal_tile(dac_bits=bits, weight_scaling="per_tile", input_scaling="fixed",
+                      input_range=1.0).program(w, rng)
+    y = tile.matvec(x, 1.0, rng)
+    n = 2 ** (bits - 1) - 1
+    bound = np.abs(w).sum(0) / (2 * n)  # each input off by at most half a step
+    assert np.all(np.abs(y - x @ w) <= bound * (1 + 1e-9))
+
+
+def test_cco_floor_versus_round():
+    """Floor counting errs in [−1, 0) LSB with mean −½ LSB; rounding in [−½, ½] with mean 0."""
+    rng = np.random.default_rng(5)
+    w, x = rng.uniform(-1, 1, (64, 64)), rng.uniform(-1, 1, (500, 64))
+    out_range, bits = 40.0, 6
+    lsb = out_range / 2 ** (bits - 1)
+    errs = {}
+    for mode in ("floor", "round"):
+        tile = ideal_tile(adc_bits=bits, adc_mode=mode, output_range=out_range,
+                          weight_scaling="per_tile", input_scaling="fixed").program(w, rng)
+        errs[mode] = ((tile.matvec(x, 1.0, rng) - x @ w) / tile.weight_scale_[0]).ravel() / lsb
+    f, r = errs["floor"], errs["round"]
+    assert f.min() >= -1 - 1e-9 and f.max() < 1e-9
+    assert r.min() >= -0.5 - 1e-9 and r.max() <= 0.5 + 1e-9
+    n = f.size  # the error is ~uniform: σ = 1/√12 LSB
+    assert abs(f.mean() + 0.5) < Z / math.sqrt(12 * n)
+    assert abs(r.mean()) < Z / math.sqrt(12 * n)
+
+
+def test_affine_calibration_removes_floor_bias_and_mismatch():
+    rng = np.random.default_rng(6)
+    w, x = rng.uniform(-1, 1, (64, 64)), rng.uniform(-1, 1, (400, 64))
+    kw = dict(adc_bits=8, adc_mode="floor", output_range=40.0, adc_gain_sigma=0.05,
+              adc_offset_sigma=3.0, weight_scaling="per_tile", input_scaling="fixed")
+    raw = ideal_tile(**kw).program(w, np.random.default_rng(7))
+    cal = ideal_tile(**kw, affine_calibration=True).program(w, np.random.default_rng(7))
+    e_raw = np.linalg.norm(raw.matvec(x, 1.0, rng) - x @ w)
+    e_cal = np.linalg.norm(cal.matvec(x, 1.0, rng) - x @ w)
+    assert e_cal < e_raw / 5
+
+
+def test_four_phase_equals_one_phase_in_ideal_limit_and_differs_when_quantized():
+    rng = np.random.default_rng(8)
+    w, x = rng.standard_normal((48, 24)), rng.standard_normal((30, 48))
+    ys = {}
+    for enc in ("pwm_1phase", "pwm_4phase"):
+        ys[enc] = ideal_tile(encoding=enc).program(w, np.random.default_rng(9)).matvec(x, 1.0, rng)
+    np.testing.assert_allclose(ys["pwm_1phase"], ys["pwm_4phase"], rtol=1e-10, atol=1e-10)
+    q = {enc: ideal_tile(encoding=enc, adc_bits=5, adc_mode="floor")
+         .program(w, np.random.default_rng(9)).matvec(x, 1.0, rng)
+         for enc in ("pwm_1phase", "pwm_4phase")}
+    assert not np.allclose(q["pwm_1phase"], q["pwm_4phase"])
+
+
+# -- the fast path against the slow reference ---------------------------------------------------
+@pytest.mark.parametrize("encoding", ["pwm_1phase", "pwm_4phase"])
+@pytest.mark.parametrize("mode", ["floor", "round"])
+@pytest.mark.parametrize("comp", ["none", "global", "per_column"])
+def test_tile_matches_slow_reference(encoding, mode, comp):
+    """Noise-free PCM (drift only), quantized converters with mismatch, calibration, comp."""
+    dev = memsim.load_device("pcm-hermes-1dev").with_noise(programming=1.0, drift_spread=1.0,
+                                                              read=0.0)
+    cfg = TileConfig(name="t", rows=12, cols=7, dac_bits=6, adc_bits=7, adc_mode=mode,
+                     output_range=6.0, adc_gain_sigma=0.03, adc_offset_sigma=0.7,
+                     encoding=encoding, affine_calibration=True, drift_compensation=comp,
+                     calibration_time_s=20.0, dtype="float64")
+    tile = load_tile(cfg, device=dev)
+    rng = np.random.default_rng(10)
+    w = rng.standard_normal((12, 7))
+    tile.program(w, rng)
+    x = rng.standard_normal((9, 12))
+    t = 86400.0
+    y = tile.matvec(x, t, np.random.default_rng(11))
+    read = tile._read(t, np.random.default_rng(0))  # deterministic: no read noise
+    a, b = tile.affine_
+    if comp == "none":
+        alpha = 1.0
+    else:
+        now = read.gp.sum(0) + read.gn.sum(0)
+        ref = tile.reference_readout_
+        alpha = float(ref.sum() / now.sum()) if comp == "global" else list(ref / now)
+    for k in range(x.shape[0]):
+        expect = naive.tile_matvec_reference(
+            list(x[k]), read.gp.tolist(), read.gn.tolist(), dac_bits=6, adc_bits=7,
+            adc_mode=mode, output_range=6.0, gain=list(tile.adc_gain_),
+            offset_lsb=list(tile.adc_offset_), four_phase=encoding == "pwm_4phase",
+            affine_a=list(a), affine_b=list(b), alpha=alpha,
+            weight_scale=list(tile.weight_scale_))
+        np.testing.assert_allclose(y[k], expect, rtol=1e-9, atol=1e-12)
+
+
+# -- noise statistics ----------------------------------------------------------------------------
+def test_per_mvm_read_noise_variance_matches_analytic():
+    """Output variance across repeated MVMs of one vector = Σ_i x_i² σ_ij² (+ ADC noise²)."""
+    dev = memsim.load_device("pcm-hermes-2dev").with_noise(programming=0.0, drift_spread=0.0)
+    adc_noise = 0.05
+    cfg = TileConfig(name="t", rows=32, cols=6, dac_bits=None, adc_bits=None,
+                     adc_noise=adc_noise, dtype="float64", weight_scaling="per_tile",
+                     input_scaling="fixed", devices_per_polarity=2)
+    tile = load_tile(cfg, device=dev)
+    rng = np.random.default_rng(12)
+    w = rng.uniform(-1, 1, (32, 6))
+    w[0, 0] = 1.0
+    tile.program(w, rng)
+    x1 = rng.uniform(-1, 1, 32)
+    n = 20000
+    y = tile.matvec(np.tile(x1, (n, 1)), 600.0, rng) / tile.weight_scale_
+    # analytic: per-device fast-band σ from the device model, summed over the column
+    sd = [dev.read_noise_std(s, 600.0, window_s=cfg.noise_window_s) for s in tile.states_]
+    var_dev = sum(s[0] ** 2 + s[1] ** 2 for s in sd) / tile.g_unit_s**2  # (32, 6)
+    expect = (x1**2) @ var_dev + adc_noise**2
+    got = y.var(axis=0, ddof=1)
+    tol = Z * expect * math.sqrt(2 / (n - 1))
+    assert np.all(np.abs(got - expect) < tol), (got, expect)
+
+
+def test_per_mvm_noise_shortcut_equals_device_level_draws_in_distribution():
+    """The (x²)·(σ²) shortcut has the distribution of drawing every device's noise per MVM."""
+    dev = memsim.load_device("pcm-generic").with_noise(programming=0.0, drift_spread=0.0)
+    cfg = TileConfig(name="t", rows=8, cols=3, dac_bits=None, adc_bits=None, dtype="float64",
+                     weight_scaling="per_tile", input_scaling="fixed")
+    tile = load_tile(cfg, device=dev)
+    rng = np.random.default_rng(13)
+    w = rng.uniform(-1, 1, (8, 3))
+    tile.program(w, rng)
+    x1 = rng.uniform(-1, 1, 8)
+    n = 20000
+    fast = tile.matvec(np.tile(x1, (n, 1)), 100.0, rng) / tile.weight_scale_
+    # slow: draw each device's per-read noise explicitly for every MVM
+    s = dev.read_noise_std(tile.states_[0], 100.0, window_s=cfg.noise_window_s) / tile.g_unit_s
+    noise = rng.standard_normal((n, 2, 8, 3)) * s
+    slow_noise = np.einsum("i,nij->nj", x1, noise[:, 0] - noise[:, 1])
+    from scipy import stats
+
+    for j in range(3):
+        res = stats.ks_2samp(fast[:, j] - fast[:, j].mean(), slow_noise[:, j])
+        assert res.pvalue > 1e-4
+
+
+# -- saturation ---------------------------------------------------------------------------------
+def test_saturation_counts_on_constructed_inputs():
+    """Column j sums to j+1 for an all-ones input; the ADC range 4.5 saturates columns >= 4."""
+    rows, cols = 8, 8
+    w = np.zeros((rows, cols))
+    for j in range(cols):
+        w[: j + 1, j] = 1.0  # column j: j+1 ones
+    tile = ideal_tile(rows=rows, cols=cols, adc_bits=6, output_range=4.5,
+                      weight_scaling="per_tile", input_scaling="fixed")
+    tile.program(w, np.random.default_rng(0))
+    x = np.ones((10, rows))
+    x[5:] = 0.25  # these samples stay in range
+    y = tile.matvec(x, 1.0, np.random.default_rng(0))
+    sat = tile.saturation_
+    assert sat.conversions == 10 * cols
+    assert sat.saturated == 5 * 4  # columns 4..7 of the first five samples
+    assert sat.samples_saturated == 5
+    np.testing.assert_allclose(y[5:], x[5:] @ w, atol=4.5 / 32)
+    assert np.all(y[:5, 4:] < x[:5] @ w[:, 4:])  # clipped, and reported
+    # clip-aware scaling (abs-max, so every sample here reaches full scale and saturates
+    # at first) re-scales and retries: nothing stays saturated
+    retry = ideal_tile(rows=rows, cols=cols, adc_bits=6, output_range=4.5,
+                       weight_scaling="per_tile", input_scaling="clip_retry")
+    retry.program(w, np.random.default_rng(0))
+    y2 = retry.matvec(x, 1.0, np.random.default_rng(0))
+    assert retry.saturation_.samples_retried == 10
+    assert retry.saturation_.samples_saturated == 0
+    np.testing.assert_allclose(y2, x @ w, atol=2 * 4.5 / 32)
+
+
+# -- drift and programming time -------------------------------------------------------------------
+def test_drift_compensation_reduces_error():
+    rng = np.random.default_rng(14)
+    w, x = rng.standard_normal((128, 64)), rng.uniform(-1, 1, (128, 128))
+    errs = {}
+    for comp in ("none", "global", "per_column"):
+        tile = load_tile("hermes-core", device="pcm-hermes-2dev", drift_compensation=comp)
+        tile.program(w, np.random.default_rng(15))
+        y = tile.matvec(x, 3.15e7, np.random.default_rng(16))
+        errs[comp] = np.linalg.norm(y - x @ w) / np.linalg.norm(x @ w)
+    assert errs["global"] < 0.75 * errs["none"]
+    assert errs["per_column"] < 0.75 * errs["none"]
+
+
+def test_drift_counts_from_the_tiles_programming_time():
+    dev = memsim.load_device("pcm-generic").with_noise(programming=0, drift_spread=0, read=0)
+    rng = np.random.default_rng(17)
+    w, x = rng.uniform(-1, 1, (16, 4)), rng.uniform(-1, 1, (3, 16))
+    cfg = TileConfig(name="t", rows=16, cols=4, **IDEAL)
+    early = load_tile(cfg, device=dev).program(w, rng, at_s=0.0)
+    late = load_tile(cfg, device=dev).program(w, rng, at_s=1000.0)
+    np.testing.assert_allclose(late.matvec(x, 1000.0, rng), x @ w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(late.matvec(x, 1000.0 + 50.0, rng), early.matvec(x, 50.0, rng),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match=r"t = 10 s is before the tile was programmed"):
+        late.matvec(x, 10.0, rng)
+
+
+def test_two_devices_per_polarity_average_programming_noise():
+    """Two independent devices per polarity: weight error σ drops by √2 (statistical)."""
+    dev = memsim.load_device("pcm-hermes-1dev").with_noise(read=0.0, drift_spread=0.0)
+    rng = np.random.default_rng(18)
+    w = np.full((256, 64), 0.5)
+    errs = {}
+    for n in (1, 2):
+        cfg = TileConfig(name="t", rows=256, cols=64, devices_per_polarity=n, **IDEAL)
+        tile = load_tile(cfg, device=dev).program(w, rng)
+        read = tile._read(0.0, rng)
+        errs[n] = (read.gp - read.gn - 0.5).ravel()
+    ratio = errs[2].std() / errs[1].std()
+    m = errs[1].size
+    assert abs(ratio - 1 / math.sqrt(2)) < Z * math.sqrt(2 / m)
+
+
+def test_significance_with_residual_programming_reduces_error():
+    dev = memsim.load_device("pcm-hermes-1dev").with_noise(read=0.0, drift_spread=0.0)
+    rng = np.random.default_rng(19)
+    w = rng.uniform(-1, 1, (256, 64))
+    errs = {}
+    for f in (1.0, 4.0):
+        cfg = TileConfig(name="t", rows=256, cols=64, devices_per_polarity=2, significance=f,
+                         weight_scaling="per_tile", **IDEAL)
+        tile = load_tile(cfg, device=dev).program(w, rng)
+        read = tile._read(0.0, rng)
+        errs[f] = np.std(read.gp - read.gn - w / tile.weight_scale_[0])
+    assert errs[4.0] < errs[1.0]
+
+
+# -- bad input ------------------------------------------------------------------------------------
+def test_bad_weights_and_inputs():
+    tile = ideal_tile(rows=8, cols=4)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"weights contain 1 NaN"):
+        tile.program(np.array([[1.0, np.nan], [0, 1]]), rng)
+    with pytest.raises(ValueError, match=r"a 9x4 matrix does not fit a 8x4 crossbar"):
+        tile.program(np.ones((9, 4)), rng)
+    with pytest.raises(ValueError, match=r"must be a 2-D matrix"):
+        tile.program(np.ones(8), rng)
+    with pytest.raises(RuntimeError, match=r"not programmed"):
+        tile.matvec(np.ones((1, 8)), 1.0, rng)
+    tile.program(np.ones((8, 4)), rng)
+    with pytest.raises(ValueError, match=r"does not match the 8 programmed rows"):
+        tile.matvec(np.ones((2, 7)), 1.0, rng)
+    with pytest.raises(ValueError, match=r"input contains NaN"):
+        tile.matvec(np.full((1, 8), np.nan), 1.0, rng)
+    with pytest.raises(ValueError, match=r"t = -1"):
+        tile.matvec(np.ones((1, 8)), -1.0, rng)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(adc_bits=0), r"adc_bits = 0 is out of range"),
+    (dict(dac_bits=-3), r"dac_bits = -3 is out of range"),
+    (dict(output_range=0.0), r"output_range = 0.0 is out of range"),
+    (dict(input_range=-1.0), r"input_range = -1.0 is out of range"),
+    (dict(rows=0), r"rows = 0 is out of range"),
+    (dict(adc_mode="ceil"), r"adc_mode = 'ceil' is out of range; allowed one of"),
+    (dict(ir_drop="approx", wire_resistance_ohm=0.0), r"needs wire_resistance_ohm > 0"),
+    (dict(devices_per_polarity=3), r"devices_per_polarity = 3"),
+    (dict(bogus=1), r"unknown tile parameters \['bogus'\]"),
+])
+def test_bad_tile_config(change, message):
+    with pytest.raises(ValueError, match=message):
+        TileConfig(name="t").with_(**change)
+
+
+def test_device_pair_mismatch():
+    with pytest.raises(ValueError, match=r"1 device\(s\) per polarity but device "
+                                         r"'pcm-hermes-2dev' models 2"):
+        load_tile("generic-256", device="pcm-hermes-2dev")
+
+
+def test_bad_tile_card(tmp_path):
+    text = open(memsim.cards.find_card("generic-256", "crossbars")).read()
+    p = tmp_path / "bad.toml"
+    p.write_text(text.replace('bits = { value = 8, unit = "1", source = "memsim convention" }\n'
+                              'mode', 'bits = { value = 0, unit = "1", source = "x" }\nmode', 1))
+    with pytest.raises(ValueError, match=r"tile card 'bad': adc\.bits = 0 is out of range"):
+        load_tile(p)
+    p.write_text(text.replace("[adc]", "[adc]\nresolution = 3"))
+    with pytest.raises(ValueError, match=r"\[adc\] has unknown fields \['resolution'\]"):
+        load_tile(p)
+    with pytest.raises(ValueError, match=r"unknown crossbars card 'hermes-cor'"):
+        load_tile("hermes-cor")
