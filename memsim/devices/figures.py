@@ -75,8 +75,9 @@ def plot_iv_loop(loops: list[tuple[float, dict[str, np.ndarray]]], name: str, pa
     """Pinched hysteresis loops i(v) under sine drives of several frequencies."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     for freq, loop in loops:
-        ax.plot(loop["v"], loop["i"] * 1e3, lw=1.2, label=f"{freq:.3g} Hz")
-        ax2.plot(loop["t"] * freq, loop["w"] * 1e9, lw=1.2, label=f"{freq:.3g} Hz")
+        label = f"{freq / 1e6:.4g} MHz"
+        ax.plot(loop["v"], loop["i"] * 1e3, lw=1.2, label=label)
+        ax2.plot(loop["t"] * freq, loop["w"] * 1e9, lw=1.2, label=label)
     ax.axhline(0, color="0.6", lw=0.5)
     ax.axvline(0, color="0.6", lw=0.5)
     ax.set_xlabel("voltage (V)")
@@ -99,7 +100,8 @@ def plot_program_verify(pulses: np.ndarray, energy_j: np.ndarray, name: str, pat
     ax.hist(pulses, bins=np.arange(0.5, top + 1.5), color="tab:blue")
     ax.set_xlabel("pulses to converge")
     ax.set_ylabel("devices")
-    ax.set_title(f"{name}: program-and-verify convergence")
+    ax.set_title(f"{name}: program-and-verify convergence\n({pulses.size} devices, 5 levels)",
+                 fontsize=10)
     ax2.hist(energy_j * 1e12, bins=60, color="tab:orange")
     ax2.set_xlabel("programming energy per device (pJ)")
     ax2.set_ylabel("devices")

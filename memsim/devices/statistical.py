@@ -65,7 +65,8 @@ class PowerLawDrift:
         return np.abs(mu + sd * rng.standard_normal(g_target_s.shape))
 
     def apply(self, state, t, g_max_s, rng, spread_scale):
-        return state.g_prog_s * ((t + self.t0_s) / self.t0_s) ** (-state.drift_nu)
+        log_ratio = np.log((t + self.t0_s) / self.t0_s)  # a scalar: one exp per device
+        return state.g_prog_s * np.exp(-log_ratio * state.drift_nu)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +128,10 @@ class AccumulatedOneOverF:
     def sigma_unit_s(self, state: DeviceState, g_drift_s: np.ndarray, g_max_s: float):
         """σ per unit √(ln-band) in S."""
         if self.relative:
-            return self.amplitude(_x(self.amplitude, state.g_prog_s, g_max_s)) * g_drift_s
+            q = state.extra.get("q_s")
+            if q is None:
+                q = self.amplitude(_x(self.amplitude, state.g_prog_s, g_max_s))
+            return q * g_drift_s
         return self.amplitude(_x(self.amplitude, g_drift_s, g_max_s))
 
     def slow_variance_factor(self, t: float, window_s: float | None) -> float:
@@ -348,7 +352,13 @@ class StatisticalDevice(Device):
             nu = self.drift.draw(g_eff, self.g_max_s, rng, self.drift_spread_scale)
         stuck = ni.draw_stuck(shape, rng)
         g_prog = self._apply_stuck(g_prog, stuck)
-        return DeviceState(g_target_s=g_t, g_prog_s=g_prog, drift_nu=nu, stuck=stuck)
+        extra = {}
+        if self.read_noise is not None and self.read_noise.relative:
+            # Q_s depends on G_prog only: evaluate the law once, not at every read
+            amp = self.read_noise.amplitude
+            extra["q_s"] = amp(_x(amp, g_prog, self.g_max_s))
+        return DeviceState(g_target_s=g_t, g_prog_s=g_prog, drift_nu=nu, stuck=stuck,
+                           extra=extra)
 
     def drifted(self, state: DeviceState, t: float, rng: np.random.Generator) -> np.ndarray:
         """G_drift(t): drift or relaxation only, no read noise (S)."""

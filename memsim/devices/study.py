@@ -102,9 +102,13 @@ def run_device_study(
     rng = np.random.default_rng(s_prog)
 
     programming = []
+    pulses, energy = [], []
     for frac in STUDY_LEVELS:
         g_t = level_to_g(device, frac)
         state = device.program(np.full(n_devices, g_t), rng)
+        if "pulses" in state.extra:  # program-and-verify cost, pooled over the levels
+            pulses.append(np.asarray(state.extra["pulses"]))
+            energy.append(np.asarray(state.extra["energy_j"]))
         err = state.g_prog_s - g_t
         sd = float(err.std(ddof=1))
         programming.append({
@@ -164,9 +168,9 @@ def run_device_study(
             fan[g_t] = np.quantile(reads, [0.01, 0.5, 0.99], axis=1)
             tick(1)
         study.samples_ = {"programmed": hist, "fan_times_s": times, "fan": fan}
-        if "pulses" in state.extra:
-            study.samples_["pulses"] = np.asarray(state.extra["pulses"])
-            study.samples_["energy_j"] = np.asarray(state.extra["energy_j"])
+        if pulses:
+            study.samples_["pulses"] = np.concatenate(pulses)
+            study.samples_["energy_j"] = np.concatenate(energy)
     return study
 
 
