@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from memsim._random import draw_seed
+from memsim.crossbar import _kernels as _k
 from memsim.crossbar.config import TileConfig
 from memsim.devices.base import Device, DeviceState, check_generator, check_time
 
@@ -220,19 +222,23 @@ class Tile:
             total = total + sd * rng.standard_normal(total.shape)
         return total
 
-    def _dac(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _dac(self, x: np.ndarray, rng: np.random.Generator,
+             inv_scale: np.ndarray | None = None) -> np.ndarray:
+        """Scale (per sample), clip to [−1, 1], quantize to the DAC's signed steps."""
         cfg = self.config
-        x = np.clip(x, -1.0, 1.0)
-        if cfg.dac_bits is not None:
-            n = float(2 ** (cfg.dac_bits - 1) - 1)
-            x = np.rint(x * n) / n
+        if inv_scale is None:
+            inv_scale = np.ones(x.shape[0])
+        n = float(2 ** (cfg.dac_bits - 1) - 1) if cfg.dac_bits is not None else 0.0
+        out = np.empty(x.shape, dtype=self.dtype)
+        _k.dac_kernel(np.ascontiguousarray(x), np.ascontiguousarray(inv_scale, np.float64),
+                      n, out)
         if cfg.dac_noise:
-            x = x + cfg.dac_noise * rng.standard_normal(x.shape)
-        return x.astype(self.dtype, copy=False)
+            out += (cfg.dac_noise * rng.standard_normal(out.shape)).astype(self.dtype)
+        return out
 
-    def _analog(self, x: np.ndarray, g: np.ndarray, s: np.ndarray, raw: tuple | None,
-                rng: np.random.Generator) -> np.ndarray:
-        """Column outputs x @ g plus per-MVM read noise (normalised units).
+    def _analog(self, x: np.ndarray, g: np.ndarray, s: np.ndarray,
+                raw: tuple | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Column outputs x @ g and their per-MVM read-noise variance (x²) @ s.
 
         ``raw``: for the exact IR-drop mode, ((G_siemens, sign), ...) of the arrays whose
         column currents are solved from the nodal equations and added with their signs.
@@ -246,28 +252,27 @@ class Tile:
             y = (y / (self.config.read_voltage_v * self.g_unit_s)).astype(self.dtype)
         else:
             y = x @ g
-        if s.any():
-            var = (x * x) @ s
-            y += np.sqrt(var) * rng.standard_normal(y.shape, dtype=self.dtype)
-        return y
+        var = np.square(x) @ s if s.any() else None
+        return y, var
 
-    def _adc(self, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """ADC conversion; returns values in normalised units and the saturation mask."""
+    def _adc(self, y: np.ndarray, var: np.ndarray | None,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Read noise + ADC: values in normalised units and saturations per sample."""
         cfg = self.config
         bits = cfg.adc_bits
         lsb = cfg.output_range / 2 ** (bits - 1) if bits is not None else 1.0
-        if cfg.adc_gain_sigma:
-            y = y * (1.0 + self.adc_gain_).astype(self.dtype)
-        if cfg.adc_offset_sigma:
-            y = y + (self.adc_offset_ * lsb).astype(self.dtype)
-        if cfg.adc_noise:
-            y = y + (cfg.adc_noise * lsb) * rng.standard_normal(y.shape, dtype=self.dtype)
-        if bits is None:
-            return y, np.zeros(y.shape, dtype=bool)
-        code = np.floor(y / lsb) if cfg.adc_mode == "floor" else np.rint(y / lsb)
-        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-        sat = (code < lo) | (code > hi)
-        return np.clip(code, lo, hi) * lsb, sat
+        sigma = cfg.adc_noise * lsb
+        noisy = sigma > 0 or var is not None
+        dt = self.dtype
+        seed = draw_seed(rng) if noisy else np.uint64(0)
+        out = np.empty(y.shape, dtype=dt)
+        sat = np.empty(y.shape[0], dtype=np.int64)
+        _k.adc_kernel(y, var if var is not None else np.empty((0, 0), dt), noisy, seed,
+                      self.adc_gain_.astype(dt), (self.adc_offset_ * lsb).astype(dt),
+                      lsb, sigma * sigma, bits or 0, cfg.adc_mode == "floor", out, sat)
+        self.saturation_.conversions += y.size
+        self.saturation_.saturated += int(sat.sum())
+        return out, sat > 0
 
     def _convert(self, x: np.ndarray, read: _Read, rng: np.random.Generator):
         """DAC output → analog → ADC, for 1 or 4 phases; returns (y, saturated per sample)."""
@@ -283,21 +288,14 @@ class Tile:
                                         (xp, read.gn, read.sn, rn, -1),
                                         (xn, read.gp, read.sp, rp, -1),
                                         (xn, read.gn, read.sn, rn, 1)):
-                v, m = self._adc(self._analog(xs, g, s, raw, rng), rng)
+                v, m = self._adc(*self._analog(xs, g, s, raw), rng)
                 y = sign * v if y is None else y + sign * v
-                sat |= m.any(1)
-                self._count(m)
+                sat |= m
             return y, sat
         raw = None
         if read.gp_raw is not None:  # the two arrays are separate networks; currents subtract
             raw = ((read.gp_raw, 1), (read.gn_raw, -1))
-        y, m = self._adc(self._analog(x, read.gp - read.gn, read.sp + read.sn, raw, rng), rng)
-        self._count(m)
-        return y, m.any(1)
-
-    def _count(self, mask: np.ndarray) -> None:
-        self.saturation_.conversions += mask.size
-        self.saturation_.saturated += int(mask.sum())
+        return self._adc(*self._analog(x, read.gp - read.gn, read.sp + read.sn, raw), rng)
 
     def matvec(self, x: Any, t: float, rng: np.random.Generator) -> np.ndarray:
         """Y = X @ W through the tile at time ``t`` (s; the tile was programmed at ``at_s``).
@@ -331,25 +329,25 @@ class Tile:
         else:
             sx = np.max(np.abs(x), axis=1)
             sx = np.where(sx > 0, sx, 1.0)
-        y, sat = self._convert(self._dac(x / sx[:, None], rng), read, rng)
+        y, sat = self._convert(self._dac(x, rng, 1.0 / sx), read, rng)
         if cfg.input_scaling == "clip_retry":
             todo = np.flatnonzero(sat)
-            retried = set()
+            retried = np.zeros(x.shape[0], dtype=bool)
             for _ in range(cfg.max_retries):
                 if todo.size == 0:
                     break
-                retried.update(todo.tolist())
+                retried[todo] = True
                 sx[todo] *= 2.0
-                y_r, sat_r = self._convert(self._dac(x[todo] / sx[todo, None], rng), read, rng)
+                y_r, sat_r = self._convert(self._dac(x[todo], rng, 1.0 / sx[todo]), read, rng)
                 y[todo] = y_r
                 todo = todo[sat_r]
-            self.saturation_.samples_retried = len(retried)
+            self.saturation_.samples_retried = int(retried.sum())
             sat = np.zeros_like(sat)
             sat[todo] = True
         self.saturation_.samples_saturated = int(sat.sum())
 
         a, b = self.affine_
-        out = y.astype(np.float64) * a + b
+        alpha = 1.0
         if self.reference_readout_ is not None:
             now = self._readout(read, rng)
             ref = self.reference_readout_
@@ -357,6 +355,8 @@ class Tile:
                 alpha = ref.sum() / now.sum()
             else:
                 alpha = np.where(now > 0, ref / np.where(now > 0, now, 1.0), 1.0)
-            out = out * alpha
-        out = out * self.weight_scale_ * sx[:, None]
+        col = alpha * self.weight_scale_
+        out = np.empty(y.shape, dtype=np.float64)
+        _k.digital_kernel(y, (a * col).astype(np.float64), (b * col).astype(np.float64),
+                          sx.astype(np.float64), out)
         return out[0] if one else out

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from memsim._random import standard_normal
 from memsim.cards import CardError, Field, take_quantity
 from memsim.devices.base import (
     Device,
@@ -107,7 +108,7 @@ class LogRelaxation:
         g = state.g_prog_s + self.mean_shift_s * self.tau(t)
         if spread_scale and rng is not None:
             sd = spread_scale * self.spread_s(state.g_target_s, t, g_max_s)
-            g = g + sd * rng.standard_normal(g.shape)
+            g = g + sd * standard_normal(rng, g.shape)
         return np.maximum(g, 0.0)
 
 
@@ -380,7 +381,7 @@ class StatisticalDevice(Device):
             return g
         unit_s = self.read_noise.sigma_unit_s(state, g, self.g_max_s)
         sigma = self.read_scale * np.sqrt(var) * unit_s
-        g = np.maximum(g + sigma * rng.standard_normal(g.shape), 0.0)
+        g = np.maximum(g + sigma * standard_normal(rng, g.shape), 0.0)
         return self._apply_stuck(g, state.stuck)
 
     def read_noise_std(self, state: DeviceState, t: float, *, window_s: float = 1.0) -> np.ndarray:
