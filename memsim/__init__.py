@@ -1,8 +1,19 @@
 """memsim: analog in-memory computing with memristive devices, from device to chip."""
 
 from memsim.cards import CardError
+from memsim.crossbar import Tile, TileConfig, load_tile
 from memsim.devices import Device, DeviceState, list_devices, load_device
 
 __version__ = "0.1.0"
 
-__all__ = ["CardError", "Device", "DeviceState", "__version__", "list_devices", "load_device"]
+__all__ = [
+    "CardError",
+    "Device",
+    "DeviceState",
+    "Tile",
+    "TileConfig",
+    "__version__",
+    "list_devices",
+    "load_device",
+    "load_tile",
+]

@@ -144,6 +144,7 @@ class Tile:
             u_lsp = np.clip(u * (f + 1.0) - f * u_got, 0.0, 1.0)
             states = [msp, dev.program(dev.g_min_s + u_lsp * self.g_range_s, rng)]
         self.states_ = states
+        self._attenuation: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self.shape_ = w.shape
         self.weights_ = w
         self.weight_scale_ = scale
@@ -203,10 +204,19 @@ class Tile:
             sn = sn + (f * s[1]) ** 2
         raw_p, raw_n = gp, gn
         if cfg.ir_drop == "approx":
-            from memsim.crossbar.irdrop import attenuation
+            # The attenuation is a property of the conductance pattern; it is computed from
+            # the first read at each time since programming and kept for later batches.
+            att = self._attenuation.get(t_since)
+            if att is None:
+                from memsim.crossbar.irdrop import attenuation
 
-            gp = gp * attenuation(raw_p, cfg.wire_resistance_ohm, cfg.wire_resistance_ohm)
-            gn = gn * attenuation(raw_n, cfg.wire_resistance_ohm, cfg.wire_resistance_ohm)
+                r = cfg.wire_resistance_ohm
+                att = (attenuation(raw_p, r, r), attenuation(raw_n, r, r))
+                if len(self._attenuation) >= 16:
+                    self._attenuation.pop(next(iter(self._attenuation)))
+                self._attenuation[t_since] = att
+            gp = gp * att[0]
+            gn = gn * att[1]
         dt = self.dtype
         u = self.g_unit_s
         return _Read(gp=(gp / u).astype(dt), gn=(gn / u).astype(dt),

@@ -1,0 +1,123 @@
+"""Benchmark: one 256×256 tile forward, batch 1024, against a plain float32 GEMM.
+
+The memsim tile runs the full non-ideal path: 8-bit DAC and ADC (CCO floor counting),
+per-MVM PCM read noise of every device, ADC output noise and mismatch, per-column affine
+correction, global drift compensation and approximate IR drop, 1 day after programming.
+
+Ratios are measured in one run on the same machine (medians of repeated calls), so they
+hold on a shared, noisy machine where absolute times do not. Where aihwkit is installed,
+its ``InferenceTile`` with ``StandardHWATrainingPreset`` (drifted to the same time) runs the
+same shape. Run: ``python benchmarks/bench_tile.py [--repeats N] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import tracemalloc
+
+import numpy as np
+
+from memsim.crossbar import load_tile
+
+ROWS = COLS = 256
+BATCH = 1024
+T_S = 86400.0
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up (numba compilation, caches)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def peak_bytes(fn) -> int:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def aihwkit_time(w: np.ndarray, x: np.ndarray, repeats: int) -> float | None:
+    try:
+        import torch
+        from aihwkit.simulator.presets import StandardHWATrainingPreset
+        from aihwkit.simulator.tiles import InferenceTile
+    except ImportError:
+        return None
+    tile = InferenceTile(COLS, ROWS, rpu_config=StandardHWATrainingPreset())
+    tile.set_weights(torch.tensor(w.T.copy()))
+    tile.eval()
+    tile.program_weights()
+    tile.drift_weights(T_S)
+    xt = torch.tensor(x)
+    with torch.no_grad():
+        return median_time(lambda: tile.forward(xt), max(3, repeats // 4))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((ROWS, COLS)).astype(np.float32)
+    x = rng.uniform(-1, 1, (BATCH, ROWS)).astype(np.float32)
+
+    tile = load_tile("hermes-core", device="pcm-hermes-2dev", ir_drop="approx",
+                     drift_compensation="global", adc_noise=0.5)
+    tile.program(w.astype(np.float64), np.random.default_rng(1))
+    run_rng = np.random.default_rng(2)
+
+    def memsim_forward():
+        return tile.matvec(x, T_S, run_rng)
+
+    def gemm():
+        return x @ w
+
+    t_gemm = median_time(gemm, args.repeats)
+    t_memsim = median_time(memsim_forward, args.repeats)
+    t_gemm_after = median_time(gemm, args.repeats)  # the machine may have changed meanwhile
+    t_gemm = min(t_gemm, t_gemm_after)
+    peak = peak_bytes(memsim_forward)
+    peak_gemm = peak_bytes(gemm)
+    t_aihwkit = aihwkit_time(w, x, args.repeats)
+
+    result = {
+        "shape": [BATCH, ROWS, COLS],
+        "gemm_float32_ms": t_gemm * 1e3,
+        "memsim_tile_ms": t_memsim * 1e3,
+        "memsim_over_gemm": t_memsim / t_gemm,
+        "memsim_peak_mib": peak / 2**20,
+        "gemm_peak_mib": peak_gemm / 2**20,
+        "aihwkit_ms": None if t_aihwkit is None else t_aihwkit * 1e3,
+        "aihwkit_over_memsim": None if t_aihwkit is None else t_aihwkit / t_memsim,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"tile forward {BATCH}x{ROWS}x{COLS}, 8-bit DAC/ADC, PCM read noise per MVM, "
+              f"output noise, drift compensation, approx IR drop (medians of {args.repeats})")
+        print(f"  float32 X @ W        {result['gemm_float32_ms']:8.2f} ms")
+        print(f"  memsim tile.matvec   {result['memsim_tile_ms']:8.2f} ms   "
+              f"ratio {result['memsim_over_gemm']:.2f}x the GEMM (target <= 3x)")
+        print(f"  peak memory          {result['memsim_peak_mib']:8.2f} MiB   "
+              f"(GEMM alone {result['gemm_peak_mib']:.2f} MiB)")
+        if t_aihwkit is None:
+            print("  aihwkit              not installed: comparison skipped")
+        else:
+            print(f"  aihwkit InferenceTile{result['aihwkit_ms']:8.2f} ms   memsim is "
+                  f"{result['aihwkit_over_memsim']:.1f}x faster (target >= 20x)")
+    return result
+
+
+if __name__ == "__main__":
+    main()
