@@ -378,3 +378,31 @@ def test_bad_tile_card(tmp_path):
         load_tile(p)
     with pytest.raises(ValueError, match=r"unknown crossbars card 'hermes-cor'"):
         load_tile("hermes-cor")
+
+
+# -- IR drop through the tile ---------------------------------------------------------------------
+@pytest.mark.parametrize("encoding", ["pwm_1phase", "pwm_4phase"])
+def test_ir_drop_approx_close_to_exact_in_the_tile(encoding):
+    rng = np.random.default_rng(20)
+    w = rng.uniform(-1, 1, (48, 24))
+    x = rng.uniform(0, 1, (16, 48))
+    ys = {}
+    for mode in ("none", "approx", "exact"):
+        tile = ideal_tile(rows=48, cols=24, ir_drop=mode, wire_resistance_ohm=20.0,
+                          weight_scaling="per_tile", input_scaling="fixed", encoding=encoding)
+        tile.program(w, np.random.default_rng(21))
+        ys[mode] = tile.matvec(x, 1.0, np.random.default_rng(22))
+    exact = ys["exact"]
+    err_none = np.linalg.norm(ys["none"] - exact) / np.linalg.norm(exact)
+    err_approx = np.linalg.norm(ys["approx"] - exact) / np.linalg.norm(exact)
+    assert err_none > 0.01  # the wires matter at this resistance
+    assert err_approx < 0.25 * err_none
+
+
+def test_ir_drop_vanishes_with_vanishing_wire_resistance():
+    rng = np.random.default_rng(23)
+    w, x = rng.uniform(-1, 1, (16, 8)), rng.uniform(-1, 1, (4, 16))
+    for mode in ("approx", "exact"):
+        tile = ideal_tile(rows=16, cols=8, ir_drop=mode, wire_resistance_ohm=1e-9)
+        y = tile.program(w, rng).matvec(x, 1.0, rng)
+        np.testing.assert_allclose(y, x @ w, rtol=1e-6, atol=1e-6)
