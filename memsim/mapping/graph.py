@@ -90,7 +90,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _pool(x: np.ndarray, kernel, stride, padding, mode: str) -> np.ndarray:
-    b, c, h, w = x.shape
     kh, kw = _pair(kernel)
     sh, sw = _pair(stride if stride is not None else kernel)
     ph, pw = _pair(padding)

@@ -143,7 +143,7 @@ class MappedNetwork:
         """The exact (float64) output of the same graph, weights as trained."""
         return self.graph.forward(x)
 
-    # -- reporting -----------------------------------------------------------------------------------
+    # -- reporting -------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
         cfg = self.tile_config
         cells = cfg.rows * cfg.cols
