@@ -406,3 +406,24 @@ def test_ir_drop_vanishes_with_vanishing_wire_resistance():
         tile = ideal_tile(rows=16, cols=8, ir_drop=mode, wire_resistance_ohm=1e-9)
         y = tile.program(w, rng).matvec(x, 1.0, rng)
         np.testing.assert_allclose(y, x @ w, rtol=1e-6, atol=1e-6)
+
+
+def test_cached_read_parts_have_the_device_read_distribution():
+    """The tile's cached (mean, slow σ) path draws what device.read(window_s=w) draws."""
+    dev = memsim.load_device("pcm-hermes-1dev").with_noise(programming=0.0, drift_spread=0.0)
+    cfg = TileConfig(name="t", rows=256, cols=128, **IDEAL)
+    tile = load_tile(cfg, device=dev).program(np.full((256, 128), 0.6), np.random.default_rng(0))
+    t, w = 3600.0, cfg.noise_window_s
+    assert tile._read_parts(t) is not False  # the fast path is the one under test
+    g_tile = tile._read(t, np.random.default_rng(1)).gp.astype(np.float64).ravel()
+    g_dev = dev.read(tile.states_[0], t, np.random.default_rng(2), window_s=w)[0].ravel()
+    g_dev = g_dev / tile.g_unit_s
+    n = g_tile.size
+    sd = g_dev.std()
+    assert abs(g_tile.mean() - g_dev.mean()) < Z * sd * math.sqrt(2 / n)
+    assert abs(g_tile.std() - sd) < Z * sd * math.sqrt(2 / (2 * (n - 1)))
+    # the uncached path (a relaxation model) still runs
+    rram = load_tile(cfg, device="rram-cmo").program(np.full((256, 128), 0.6),
+                                                      np.random.default_rng(0))
+    assert rram._read_parts(t) is False
+    assert np.isfinite(rram._read(t, np.random.default_rng(3)).gp).all()

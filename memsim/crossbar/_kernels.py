@@ -14,14 +14,16 @@ import numpy as np
 
 from memsim._random import _normal, row_state
 
+# Sequential kernels: on a small machine BLAS already uses every core for the GEMMs, and
+# a second thread pool (numba's OpenMP) spinning beside it made the whole path 2x slower.
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def dac_kernel(x, inv_scale, n_steps, out):  # pragma: no cover - compiled
     """out = round(clip(x · inv_scale, −1, 1) · n)/n per sample row (n <= 0: unquantized)."""
     b_count, r_count = x.shape
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         s = inv_scale[b]
         for i in range(r_count):
             v = x[b, i] * s
@@ -34,7 +36,7 @@ def dac_kernel(x, inv_scale, n_steps, out):  # pragma: no cover - compiled
             out[b, i] = v
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def adc_kernel(y, var, noisy, seed, gain, offset, lsb, sigma2, bits, floor_mode, out,
                sat_row):  # pragma: no cover - compiled
     """ADC of column outputs with read noise, mismatch and converter noise, fused.
@@ -50,9 +52,14 @@ def adc_kernel(y, var, noisy, seed, gain, offset, lsb, sigma2, bits, floor_mode,
     has_var = var.shape[0] > 0
     lo = -(2.0 ** (bits - 1)) if bits > 0 else 0.0
     hi = 2.0 ** (bits - 1) - 1.0 if bits > 0 else 0.0
-    for b in numba.prange(b_count):
+    inv_lsb = 1.0 / lsb
+    z = np.zeros(c_count)
+    for b in range(b_count):
         count = 0
-        state = row_state(seed, b)
+        if noisy:  # the row's normals first: a tight loop, then a vectorisable one
+            state = row_state(seed, b)
+            for j in range(c_count):
+                state, z[j] = _normal(state)
         for j in range(c_count):
             g1 = 1.0 + gain[j]
             v = y[b, j] * g1 + offset[j]
@@ -60,10 +67,9 @@ def adc_kernel(y, var, noisy, seed, gain, offset, lsb, sigma2, bits, floor_mode,
                 sd2 = sigma2
                 if has_var:
                     sd2 += var[b, j] * g1 * g1
-                state, z = _normal(state)
-                v += math.sqrt(sd2) * z
+                v += math.sqrt(sd2) * z[j]
             if bits > 0:
-                q = v / lsb
+                q = v * inv_lsb
                 c = math.floor(q) if floor_mode else np.rint(q)
                 if c < lo:
                     c = lo
@@ -77,11 +83,39 @@ def adc_kernel(y, var, noisy, seed, gain, offset, lsb, sigma2, bits, floor_mode,
         sat_row[b] = count
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def digital_kernel(y, col_mul, col_add, row_scale, out):  # pragma: no cover - compiled
     """out[b, j] = (y[b, j] · col_mul[j] + col_add[j]) · row_scale[b]."""
     b_count, c_count = y.shape
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         s = row_scale[b]
         for j in range(c_count):
             out[b, j] = (y[b, j] * col_mul[j] + col_add[j]) * s
+
+
+@numba.njit(**_JIT)
+def slow_read_kernel(mean, slow, factors, inv_unit, seed, att, out):  # pragma: no cover
+    """out[p] = Σ_k f_k max(0, mean[k, p] + slow[k, p] ξ) · inv_unit (· att[p] if given).
+
+    mean, slow: (instances, 2, rows, cols) in S; the per-device slow read noise is drawn
+    here (one stream per device row), clipped at 0 per device as the device model does.
+    """
+    n_inst, _, rows, cols = mean.shape
+    has_att = att.shape[0] > 0
+    z = np.zeros(cols)
+    for p in range(2):
+        for i in range(rows):
+            for j in range(cols):
+                out[p, i, j] = 0.0
+            for k in range(n_inst):
+                state = row_state(seed, (k * 2 + p) * rows + i)
+                for j in range(cols):
+                    state, z[j] = _normal(state)
+                f = factors[k] * inv_unit
+                for j in range(cols):
+                    g = mean[k, p, i, j] + slow[k, p, i, j] * z[j]
+                    if g > 0.0:
+                        out[p, i, j] += f * g
+            if has_att:
+                for j in range(cols):
+                    out[p, i, j] *= att[p, i, j]

@@ -145,6 +145,7 @@ class Tile:
             states = [msp, dev.program(dev.g_min_s + u_lsp * self.g_range_s, rng)]
         self.states_ = states
         self._attenuation: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._parts: dict[float, Any] = {}
         self.shape_ = w.shape
         self.weights_ = w
         self.weight_scale_ = scale
@@ -190,39 +191,81 @@ class Tile:
             raise RuntimeError(f"tile {self.config.name!r} is not programmed: call program()")
 
     def _read(self, t_since: float, rng: np.random.Generator) -> _Read:
-        """Conductances at ``t_since`` (s since programming), normalised, with noise maps."""
+        """Conductances at ``t_since`` (s since programming), normalised, with noise maps.
+
+        When the device model splits a read into a deterministic mean and Gaussian noise
+        (``Device.mvm_read_parts``: PCM drift with 1/f noise), the mean and σ maps are
+        computed once per time since programming and cached; each batch then only draws the
+        slow noise of every device (one fused pass). Otherwise the device reads directly.
+        """
         cfg = self.config
+        u = self.g_unit_s
+        dt = self.dtype
+        cached = self._parts.get(t_since)
+        if cached is None:
+            cached = self._read_parts(t_since)
+            if len(self._parts) >= 8:
+                self._parts.pop(next(iter(self._parts)))
+            self._parts[t_since] = cached
+        if cached is not False:
+            mean, slow, fast_p, fast_n, att = cached
+            out = np.empty((2, *self.shape_), dtype=dt)
+            _k.slow_read_kernel(mean, slow, np.asarray(self.factors, dtype=np.float64),
+                                1.0 / u, draw_seed(rng), att, out)
+            raw = out * u if cfg.ir_drop == "exact" else None
+            return _Read(gp=out[0], gn=out[1], sp=fast_p, sn=fast_n,
+                         gp_raw=None if raw is None else raw[0].astype(np.float64),
+                         gn_raw=None if raw is None else raw[1].astype(np.float64))
         dev = self.device
-        w = cfg.noise_window_s
         gp = gn = sp = sn = 0.0
         for f, state in zip(self.factors, self.states_, strict=True):
-            g = dev.read(state, t_since, rng, window_s=w)
-            s = dev.read_noise_std(state, t_since, window_s=w)
+            g, s = dev.read_for_mvm(state, t_since, rng, window_s=cfg.noise_window_s)
             gp = gp + f * g[0]
             gn = gn + f * g[1]
             sp = sp + (f * s[0]) ** 2
             sn = sn + (f * s[1]) ** 2
         raw_p, raw_n = gp, gn
         if cfg.ir_drop == "approx":
-            # The attenuation is a property of the conductance pattern; it is computed from
-            # the first read at each time since programming and kept for later batches.
-            att = self._attenuation.get(t_since)
-            if att is None:
-                from memsim.crossbar.irdrop import attenuation
-
-                r = cfg.wire_resistance_ohm
-                att = (attenuation(raw_p, r, r), attenuation(raw_n, r, r))
-                if len(self._attenuation) >= 16:
-                    self._attenuation.pop(next(iter(self._attenuation)))
-                self._attenuation[t_since] = att
+            att = self._attenuation_for(t_since, gp, gn)
             gp = gp * att[0]
             gn = gn * att[1]
-        dt = self.dtype
-        u = self.g_unit_s
         return _Read(gp=(gp / u).astype(dt), gn=(gn / u).astype(dt),
                      sp=(sp / u**2).astype(dt), sn=(sn / u**2).astype(dt),
                      gp_raw=raw_p if cfg.ir_drop == "exact" else None,
                      gn_raw=raw_n if cfg.ir_drop == "exact" else None)
+
+    def _attenuation_for(self, t_since: float, gp: np.ndarray, gn: np.ndarray):
+        """Approximate IR drop: an input-independent attenuation per array, computed from the
+        first conductances seen at each time since programming and kept for later batches."""
+        att = self._attenuation.get(t_since)
+        if att is None:
+            from memsim.crossbar.irdrop import attenuation
+
+            r = self.config.wire_resistance_ohm
+            att = (attenuation(gp, r, r), attenuation(gn, r, r))
+            if len(self._attenuation) >= 16:
+                self._attenuation.pop(next(iter(self._attenuation)))
+            self._attenuation[t_since] = att
+        return att
+
+    def _read_parts(self, t_since: float):
+        """Cached per time: (mean, slow σ) per device, fast variance maps, attenuation."""
+        parts = [self.device.mvm_read_parts(s, t_since, window_s=self.config.noise_window_s)
+                 for s in self.states_]
+        if any(p is None for p in parts):
+            return False
+        mean = np.stack([p[0] for p in parts])  # (instances, 2, r, c)
+        slow = np.stack([p[1] for p in parts])
+        f = np.asarray(self.factors)[:, None, None, None]
+        fast = ((f * np.stack([p[2] for p in parts])) ** 2).sum(0) / self.g_unit_s**2
+        dt = self.dtype
+        if self.config.ir_drop == "approx":
+            g_sum = (f * mean).sum(0)
+            att = np.stack(self._attenuation_for(t_since, g_sum[0], g_sum[1]))
+        else:
+            att = np.empty((0, 0, 0))
+        return (np.ascontiguousarray(mean), np.ascontiguousarray(slow),
+                fast[0].astype(dt), fast[1].astype(dt), att)
 
     def _readout(self, read: _Read, rng: np.random.Generator) -> np.ndarray:
         """Drift-compensation readout: all-ones input on both arrays, per column."""

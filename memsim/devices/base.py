@@ -213,6 +213,21 @@ class Device(abc.ABC):
     ) -> np.ndarray:
         """σ (S) of the noise of one read, per device, at time ``t``."""
 
+    def read_for_mvm(self, state: DeviceState, t: float, rng: np.random.Generator,
+                     *, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(conductances with the slow read noise, σ of each MVM's fast read noise), at t.
+
+        What a tile needs once per batch; a model may compute both in one pass.
+        """
+        return (self.read(state, t, rng, window_s=window_s),
+                self.read_noise_std(state, t, window_s=window_s))
+
+    def mvm_read_parts(self, state: DeviceState, t: float, *, window_s: float):
+        """(mean, slow σ, fast σ) per device when a read at t is exactly
+        max(0, mean + slow σ·ξ) with Gaussian ξ (lets a tile cache them per time);
+        None when the model cannot be split that way."""
+        return None
+
     @abc.abstractmethod
     def with_noise(
         self, *, programming: float = 1.0, drift_spread: float = 1.0, read: float = 1.0

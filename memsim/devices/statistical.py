@@ -371,26 +371,58 @@ class StatisticalDevice(Device):
 
     def read(self, state: DeviceState, t: float, rng: np.random.Generator,
              *, window_s: float | None = None) -> np.ndarray:
-        rng = check_generator(rng)
-        t = check_time(t)
-        g = self.drifted(state, t, rng)
-        if self.read_noise is None or self.read_scale == 0.0:
-            return g
-        var = self.read_noise.slow_variance_factor(t, window_s)
-        if var <= 0.0:
-            return g
-        unit_s = self.read_noise.sigma_unit_s(state, g, self.g_max_s)
-        sigma = self.read_scale * np.sqrt(var) * unit_s
-        g = np.maximum(g + sigma * standard_normal(rng, g.shape), 0.0)
-        return self._apply_stuck(g, state.stuck)
+        return self._read(state, t, check_generator(rng), window_s, None)[0]
 
     def read_noise_std(self, state: DeviceState, t: float, *, window_s: float = 1.0) -> np.ndarray:
         t = check_time(t)
+        return self._fast_sd(state, t, self._mean_drifted(state, t), window_s)
+
+    def read_for_mvm(self, state: DeviceState, t: float, rng: np.random.Generator,
+                     *, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+        g, sd = self._read(state, t, check_generator(rng), window_s, window_s)
+        return g, sd
+
+    def mvm_read_parts(self, state: DeviceState, t: float, *, window_s: float):
+        if isinstance(self.drift, LogRelaxation) or (
+                self.read_noise is not None and not self.read_noise.relative):
+            return None  # random relaxation / noise depending on the drawn value: no split
+        t = check_time(t)
+        g = self.drifted(state, t, None)  # deterministic for power-law drift
+        fast = self._fast_sd(state, t, g, window_s)
+        if self.read_noise is None or self.read_scale == 0.0:
+            return g, np.zeros_like(g), fast
+        var = self.read_noise.slow_variance_factor(t, window_s)
+        slow = self.read_scale * np.sqrt(var) * self.read_noise.sigma_unit_s(state, g, self.g_max_s)
+        if state.stuck is not None:
+            slow = np.where(state.stuck != 0, 0.0, slow)
+        return g, slow, fast
+
+    def _read(self, state, t, rng, window_s, sd_window_s):
+        """(read conductances, fast read-noise σ or None); drift computed once."""
+        t = check_time(t)
+        if isinstance(self.drift, LogRelaxation):
+            g_mean = self._mean_drifted(state, t) if sd_window_s is not None else None
+            g = self.drifted(state, t, rng)
+        else:  # deterministic drift: the mean is the drifted value
+            g = g_mean = self.drifted(state, t, rng)
+        sd = None if sd_window_s is None else self._fast_sd(state, t, g_mean, sd_window_s)
+        if self.read_noise is None or self.read_scale == 0.0:
+            return g, sd
+        var = self.read_noise.slow_variance_factor(t, window_s)
+        if var <= 0.0:
+            return g, sd
+        unit_s = self.read_noise.sigma_unit_s(state, g, self.g_max_s)
+        sigma = self.read_scale * np.sqrt(var) * unit_s
+        g = np.maximum(g + sigma * standard_normal(rng, g.shape), 0.0)
+        return self._apply_stuck(g, state.stuck), sd
+
+    def _fast_sd(self, state: DeviceState, t: float, g_mean: np.ndarray,
+                 window_s: float) -> np.ndarray:
         if self.read_noise is None or self.read_scale == 0.0:
             return np.zeros(state.shape)
-        g = self._mean_drifted(state, t)
         var = self.read_noise.fast_variance_factor(t, window_s)
-        sd = self.read_scale * np.sqrt(var) * self.read_noise.sigma_unit_s(state, g, self.g_max_s)
+        unit_s = self.read_noise.sigma_unit_s(state, g_mean, self.g_max_s)
+        sd = self.read_scale * np.sqrt(var) * unit_s
         if state.stuck is not None:
             sd = np.where(state.stuck != 0, 0.0, sd)
         return sd
