@@ -8,15 +8,29 @@ and the tile tests compare the two. Compiler options live here, in one place.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
 from memsim._random import _normal, row_state
 
-# Sequential kernels: on a small machine BLAS already uses every core for the GEMMs, and
-# a second thread pool (numba's OpenMP) spinning beside it made the whole path 2x slower.
+# Sequential kernels, run side by side on row blocks by a small Python thread pool (they
+# release the GIL): numba's OpenMP pool spinning beside BLAS's made the path 2x slower.
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+
+_POOL = ThreadPoolExecutor(max_workers=2)
+
+
+def in_threads(calls) -> None:
+    """Run compiled (nogil) kernel calls side by side; results never depend on the split,
+    because every row draws from its own stream."""
+    calls = list(calls)
+    if len(calls) == 1:
+        calls[0]()
+        return
+    for f in [_POOL.submit(c) for c in calls]:
+        f.result()
 
 
 @numba.njit(**_JIT)
@@ -37,14 +51,14 @@ def dac_kernel(x, inv_scale, n_steps, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def adc_kernel(y, var, noisy, seed, gain, offset, lsb, sigma2, bits, floor_mode, out,
+def adc_kernel(y, var, noisy, seed, row0, gain, offset, lsb, sigma2, bits, floor_mode, out,
                sat_row):  # pragma: no cover - compiled
     """ADC of column outputs with read noise, mismatch and converter noise, fused.
 
     v = y (1 + γ_j) + δ_j + √(var (1 + γ_j)² + σ²) ξ; code = floor or round(v/LSB), clipped
     to the signed code range; out = code·LSB (or v when bits == 0: unquantized).
     sat_row[b] counts the saturated conversions of sample b. ``var`` may be empty (0, 0).
-    ξ ~ N(0, 1) is drawn in place (memsim._random, stream of row b from ``seed``) when
+    ξ ~ N(0, 1) is drawn in place (memsim._random, stream of row row0 + b from ``seed``) when
     ``noisy``: read noise and converter noise are independent Gaussians, so one draw of
     their summed variance is exact in distribution.
     """
@@ -57,7 +71,7 @@ def adc_kernel(y, var, noisy, seed, gain, offset, lsb, sigma2, bits, floor_mode,
     for b in range(b_count):
         count = 0
         if noisy:  # the row's normals first: a tight loop, then a vectorisable one
-            state = row_state(seed, b)
+            state = row_state(seed, row0 + b)
             for j in range(c_count):
                 state, z[j] = _normal(state)
         for j in range(c_count):
@@ -94,16 +108,18 @@ def digital_kernel(y, col_mul, col_add, row_scale, out):  # pragma: no cover - c
 
 
 @numba.njit(**_JIT)
-def slow_read_kernel(mean, slow, factors, inv_unit, seed, att, out):  # pragma: no cover
+def slow_read_kernel(mean, slow, factors, inv_unit, seed, att, p0, p1,
+                     out):  # pragma: no cover - compiled
     """out[p] = Σ_k f_k max(0, mean[k, p] + slow[k, p] ξ) · inv_unit (· att[p] if given).
 
     mean, slow: (instances, 2, rows, cols) in S; the per-device slow read noise is drawn
     here (one stream per device row), clipped at 0 per device as the device model does.
+    Only polarities p0 <= p < p1 are filled (so that two threads can share the work).
     """
     n_inst, _, rows, cols = mean.shape
     has_att = att.shape[0] > 0
     z = np.zeros(cols)
-    for p in range(2):
+    for p in range(p0, p1):
         for i in range(rows):
             for j in range(cols):
                 out[p, i, j] = 0.0

@@ -31,6 +31,7 @@ network for every input vector (slow; a reference).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,8 +211,11 @@ class Tile:
         if cached is not False:
             mean, slow, fast_p, fast_n, att = cached
             out = np.empty((2, *self.shape_), dtype=dt)
-            _k.slow_read_kernel(mean, slow, np.asarray(self.factors, dtype=np.float64),
-                                1.0 / u, draw_seed(rng), att, out)
+            f = np.asarray(self.factors, dtype=np.float64)
+            seed = draw_seed(rng)
+            _k.in_threads(
+                (lambda p=p: _k.slow_read_kernel(mean, slow, f, 1.0 / u, seed, att, p, p + 1,
+                                                 out)) for p in (0, 1))
             raw = out * u if cfg.ir_drop == "exact" else None
             return _Read(gp=out[0], gn=out[1], sp=fast_p, sn=fast_n,
                          gp_raw=None if raw is None else raw[0].astype(np.float64),
@@ -320,9 +324,18 @@ class Tile:
         seed = draw_seed(rng) if noisy else np.uint64(0)
         out = np.empty(y.shape, dtype=dt)
         sat = np.empty(y.shape[0], dtype=np.int64)
-        _k.adc_kernel(y, var if var is not None else np.empty((0, 0), dt), noisy, seed,
-                      self.adc_gain_.astype(dt), (self.adc_offset_ * lsb).astype(dt),
-                      lsb, sigma * sigma, bits or 0, cfg.adc_mode == "floor", out, sat)
+        var = var if var is not None else np.empty((0, 0), dt)
+        gain = self.adc_gain_.astype(dt)
+        offset = (self.adc_offset_ * lsb).astype(dt)
+        n = y.shape[0]
+        cuts = [0, n // 2, n] if n >= 64 else [0, n]
+
+        def rows(lo: int, hi: int):
+            return lambda: _k.adc_kernel(y[lo:hi], var[lo:hi] if var.size else var, noisy,
+                                         seed, lo, gain, offset, lsb, sigma * sigma, bits or 0,
+                                         cfg.adc_mode == "floor", out[lo:hi], sat[lo:hi])
+
+        _k.in_threads(rows(lo, hi) for lo, hi in itertools.pairwise(cuts))
         self.saturation_.conversions += y.size
         self.saturation_.saturated += int(sat.sum())
         return out, sat > 0
