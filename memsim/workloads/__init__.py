@@ -1,0 +1,1 @@
+"""Workloads: the built-in digits models and layer-shape definitions of known networks."""
