@@ -175,6 +175,38 @@ def _cmd_tile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from memsim.studies.drift import (
+        DRIFT_TIMES,
+        format_drift_table,
+        plot_drift_study,
+        run_drift_study,
+    )
+
+    devices = tuple(d for d in args.devices.split(",") if d)
+    trainings = tuple(x for x in args.training.split(",") if x)
+    comps = tuple(x for x in args.compensation.split(",") if x)
+    times = DRIFT_TIMES
+    if args.quick:
+        times = tuple(x for x in DRIFT_TIMES if x[0] in ("1 s", "1 day", "1 year"))
+    steps = len(devices) * len(trainings) * len(comps) * args.seeds
+    with tqdm(total=steps, delay=2.0, desc="drift study", file=sys.stderr, unit="run",
+              leave=False) as bar:
+        result = run_drift_study(model=args.model, tile=args.tile, devices=devices,
+                                 compensations=comps, trainings=trainings, times=times,
+                                 seeds=args.seeds, seed=args.seed, progress=bar.update)
+    out = Path(args.out) if args.out else Path("memsim-out") / "drift"
+    fig = plot_drift_study(result, out / f"drift-digits-{args.model}.png")
+    result["figure"] = str(fig)
+    (out / f"drift-digits-{args.model}.json").write_text(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_drift_table(result))
+        print(f"figure: {fig}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memsim",
@@ -208,6 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256, help="input vectors (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_cmd_tile)
+
+    p = sub.add_parser("drift", help="digits accuracy from 1 s to 10 years after programming",
+                       description="Map the digits model on a tile and measure its test "
+                       "accuracy from 1 s to 10 years after programming for several devices, "
+                       "with and without drift compensation, plainly and hardware-aware "
+                       "trained, with the spread over programming seeds; writes a figure.")
+    p.add_argument("--model", default="cnn", choices=["cnn", "mlp"])
+    p.add_argument("--tile", default="hermes-core")
+    p.add_argument("--devices", default="pcm-generic,pcm-hermes-2dev,rram-cmo",
+                   help="comma-separated device cards")
+    p.add_argument("--compensation", default="none,global",
+                   help="comma-separated: none, global, per_column")
+    p.add_argument("--training", default="plain,hwa", help="comma-separated: plain, hwa")
+    p.add_argument("--seeds", type=int, default=5, help="programming seeds (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="only 1 s, 1 day and 1 year")
+    p.add_argument("--out", help="folder for the figure and JSON (default memsim-out/drift)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(func=_cmd_drift)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Studies: sweeps over devices, tiles and time, with tables and figures."""

@@ -1,0 +1,129 @@
+"""Drift study: digits-model accuracy from 1 s to 10 years after programming.
+
+For every device × drift compensation × training (plain or hardware-aware) the trained
+model is mapped on the tile, programmed with ``seeds`` independent programming seeds and
+evaluated on the digits test set at each time; the table gives the mean and the standard
+deviation over the seeds, the figure the mean with a ±1 σ band.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memsim.mapping import map_network
+from memsim.workloads.digits import accuracy, digits_model, hwa_noise, load_digits_split
+
+__all__ = ["DRIFT_TIMES", "format_drift_table", "plot_drift_study", "run_drift_study"]
+
+DRIFT_TIMES = (("1 s", 1.0), ("1 h", 3600.0), ("1 day", 86400.0), ("1 month", 2.63e6),
+               ("1 year", 3.15576e7), ("10 years", 3.15576e8))
+DEVICES = ("pcm-generic", "pcm-hermes-2dev", "rram-cmo")
+
+
+def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
+                    devices: tuple[str, ...] = DEVICES,
+                    compensations: tuple[str, ...] = ("none", "global"),
+                    trainings: tuple[str, ...] = ("plain", "hwa"),
+                    times: tuple[tuple[str, float], ...] = DRIFT_TIMES,
+                    seeds: int = 5, seed: int = 0, progress: Any = None) -> dict[str, Any]:
+    """Accuracy table (mean and σ over programming seeds) for every configuration."""
+    if seeds < 1:
+        raise ValueError(f"seeds = {seeds} must be >= 1")
+    for c in compensations:
+        if c not in ("none", "global", "per_column"):
+            raise ValueError(f"unknown drift compensation {c!r}; known: none, global, "
+                             "per_column")
+    for tr in trainings:
+        if tr not in ("plain", "hwa"):
+            raise ValueError(f"unknown training {tr!r}; known: plain, hwa")
+    tick = progress or (lambda n=1: None)
+    _, _, x_te, y_te = load_digits_split()
+    streams = np.random.SeedSequence(seed)
+    rows = []
+    plain = digits_model(model) if "plain" in trainings else None
+    for device in devices:
+        graphs = {"plain": plain}
+        if "hwa" in trainings:
+            graphs["hwa"] = digits_model(model, hwa=hwa_noise(tile, device))
+        for comp, training in itertools.product(compensations, trainings):
+            net = map_network(graphs[training], tile=tile, device=device,
+                              drift_compensation=comp)
+            acc = np.empty((seeds, len(times)))
+            for s, ss in enumerate(streams.spawn(seeds)):
+                prog, run = (np.random.default_rng(c) for c in ss.spawn(2))
+                net.program(prog)
+                for k, (_, t) in enumerate(times):
+                    acc[s, k] = accuracy(net.forward(x_te, t, run), y_te)
+                tick(1)
+            rows.append({
+                "device": device, "drift_compensation": comp, "training": training,
+                "accuracy_mean": acc.mean(0).tolist(),
+                "accuracy_std": acc.std(0, ddof=1).tolist() if seeds > 1 else [0.0] * len(times),
+                "accuracy": acc.tolist(),
+            })
+    return {"model": model, "tile": tile, "seeds": seeds, "seed": seed,
+            "test_samples": len(y_te), "float_accuracy": accuracy(plain.forward(x_te), y_te)
+            if plain is not None else None,
+            "times": [label for label, _ in times], "times_s": [t for _, t in times],
+            "rows": rows}
+
+
+def format_drift_table(result: dict[str, Any], columns: tuple[str, ...] | None = None) -> str:
+    """Text table: mean ± σ accuracy (%) per configuration at the chosen times."""
+    from memsim.cli import _table
+
+    labels = result["times"]
+    keep = [k for k, label in enumerate(labels) if columns is None or label in columns]
+    head = ["device", "compensation", "training", *(labels[k] for k in keep)]
+    body = [[r["device"], r["drift_compensation"], r["training"],
+             *(f"{100 * r['accuracy_mean'][k]:.2f} ± {100 * r['accuracy_std'][k]:.2f}"
+               for k in keep)] for r in result["rows"]]
+    lines = [f"digits-{result['model']} accuracy (%) on {result['test_samples']} test images, "
+             f"tile {result['tile']}, mean ± σ over {result['seeds']} programming seeds"]
+    if result.get("float_accuracy") is not None:
+        lines.append(f"floating-point accuracy: {100 * result['float_accuracy']:.2f} %")
+    lines.append(_table(head, body, left=3))
+    return "\n".join(lines)
+
+
+def plot_drift_study(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    devices = list(dict.fromkeys(r["device"] for r in result["rows"]))
+    fig, axes = plt.subplots(1, len(devices), figsize=(4.6 * len(devices), 4.0), sharey=True,
+                             squeeze=False)
+    t = np.asarray(result["times_s"])
+    styles = {("none", "plain"): ("tab:red", "--"), ("none", "hwa"): ("tab:orange", "--"),
+              ("global", "plain"): ("tab:blue", "-"), ("global", "hwa"): ("tab:green", "-"),
+              ("per_column", "plain"): ("tab:purple", "-."),
+              ("per_column", "hwa"): ("tab:olive", "-.")}
+    for ax, dev in zip(axes[0], devices, strict=True):
+        for r in (r for r in result["rows"] if r["device"] == dev):
+            color, ls = styles.get((r["drift_compensation"], r["training"]), ("k", ":"))
+            m = 100 * np.asarray(r["accuracy_mean"])
+            s = 100 * np.asarray(r["accuracy_std"])
+            ax.plot(t, m, color=color, ls=ls, marker="o", ms=3,
+                    label=f"{r['training']}, comp. {r['drift_compensation']}")
+            ax.fill_between(t, m - s, m + s, color=color, alpha=0.15, lw=0)
+        if result.get("float_accuracy") is not None:
+            ax.axhline(100 * result["float_accuracy"], color="0.5", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(dev)
+        ax.set_xlabel("time since programming (s)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"digits-{result['model']} on {result['tile']}: accuracy vs time "
+                 f"(mean ± σ, {result['seeds']} seeds)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
