@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
     x = rng.uniform(-1, 1, (BATCH, ROWS)).astype(np.float32)
 
     tile = load_tile("hermes-core", device="pcm-hermes-2dev", ir_drop="approx",
-                     drift_compensation="global", adc_noise=0.5)
+                     drift_compensation="global")  # the card's 0.5 LSB output noise
     tile.program(w.astype(np.float64), np.random.default_rng(1))
     run_rng = np.random.default_rng(2)
 

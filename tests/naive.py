@@ -124,7 +124,7 @@ def rectified_normal_moments(mu: float, sd: float) -> tuple[float, float]:
 
 # -- tile: a slow, obvious reference of the deterministic signal path ------------------------
 def tile_matvec_reference(x_row, gp, gn, *, dac_bits, adc_bits, adc_mode, output_range,
-                          gain, offset_lsb, four_phase, affine_a, affine_b, alpha,
+                          gain, offset, four_phase, affine_a, affine_b, alpha,
                           weight_scale, fixed_range=None):
     """One input vector through DAC → array → ADC → digital unit, with Python loops.
 
@@ -141,11 +141,10 @@ def tile_matvec_reference(x_row, gp, gn, *, dac_bits, adc_bits, adc_mode, output
         xq.append(u)
 
     def adc(y, j):
-        y = y * (1 + gain[j])
+        y = y * (1 + gain[j]) + offset[j]
         if adc_bits is None:
-            return y + offset_lsb[j]
+            return y
         lsb = output_range / 2 ** (adc_bits - 1)
-        y = y + offset_lsb[j] * lsb
         code = math.floor(y / lsb) if adc_mode == "floor" else round(y / lsb)
         code = min(max(code, -(2 ** (adc_bits - 1))), 2 ** (adc_bits - 1) - 1)
         return code * lsb

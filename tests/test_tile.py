@@ -181,7 +181,7 @@ def test_tile_matches_slow_reference(encoding, mode, comp):
         expect = naive.tile_matvec_reference(
             list(x[k]), read.gp.tolist(), read.gn.tolist(), dac_bits=6, adc_bits=7,
             adc_mode=mode, output_range=6.0, gain=list(tile.adc_gain_),
-            offset_lsb=list(tile.adc_offset_), four_phase=encoding == "pwm_4phase",
+            offset=list(tile.adc_offset_), four_phase=encoding == "pwm_4phase",
             affine_a=list(a), affine_b=list(b), alpha=alpha,
             weight_scale=list(tile.weight_scale_))
         np.testing.assert_allclose(y[k], expect, rtol=1e-9, atol=1e-12)
@@ -427,3 +427,12 @@ def test_cached_read_parts_have_the_device_read_distribution():
                                                       np.random.default_rng(0))
     assert rram._read_parts(t) is False
     assert np.isfinite(rram._read(t, np.random.default_rng(3)).gp).all()
+
+
+def test_card_noise_in_lsb_is_kept_when_the_adc_is_made_unquantized():
+    cfg = memsim.crossbar.load_tile_config("hermes-core")
+    lsb = cfg.output_range / 2 ** (cfg.adc_bits - 1)
+    assert cfg.adc_noise == pytest.approx(0.5 * lsb)  # card: 0.5 LSB
+    assert cfg.adc_offset_sigma == pytest.approx(1.0 * lsb)  # card: 1 LSB
+    unq = memsim.crossbar.load_tile_config("hermes-core", adc_bits=None)
+    assert unq.adc_noise == cfg.adc_noise  # same physical noise, not 0.5 "units"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memsim.crossbar.config import TileConfig, load_tile_config
+from memsim.crossbar.config import IDEAL_CONVERTERS, TileConfig, load_tile_config
 from memsim.crossbar.tile import Saturation, Tile
 from memsim.devices import Device, load_device
 
-__all__ = ["Saturation", "Tile", "TileConfig", "load_tile", "load_tile_config"]
+__all__ = ["IDEAL_CONVERTERS", "Saturation", "Tile", "TileConfig", "load_tile", "load_tile_config"]
 
 
 def load_tile(name_or_path: str | Path | TileConfig, device: str | Path | Device = "ideal",

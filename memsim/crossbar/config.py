@@ -19,7 +19,12 @@ from typing import Any
 
 from memsim.cards import CardError, Field, read_card, take_quantity
 
-__all__ = ["TileConfig", "load_tile_config"]
+__all__ = ["IDEAL_CONVERTERS", "TileConfig", "load_tile_config"]
+
+#: Overrides that make the converters ideal (no quantization, mismatch or noise; float64):
+#: with the ``ideal`` device, a tile then computes X @ W exactly.
+IDEAL_CONVERTERS = {"dac_bits": None, "adc_bits": None, "dac_noise": 0.0, "adc_noise": 0.0,
+                    "adc_gain_sigma": 0.0, "adc_offset_sigma": 0.0, "dtype": "float64"}
 
 ENCODINGS = ("pwm_1phase", "pwm_4phase", "amplitude")
 ADC_MODES = ("round", "floor")
@@ -55,8 +60,11 @@ class TileConfig:
         adc_mode: "round" (nearest code) or "floor" (CCO counting: floor of the charge).
         output_range: ADC full scale in normalised output units.
         adc_gain_sigma: σ of the per-column relative gain mismatch.
-        adc_offset_sigma: σ of the per-column offset, in LSB.
-        adc_noise: σ of output noise per conversion, in LSB (normalised units if unquantized).
+        adc_offset_sigma: σ of the per-column offset, in normalised output units.
+        adc_noise: σ of output noise per conversion, in normalised output units.
+            Cards give both in LSB of the card's ADC; the loader converts them with the
+            card's bits and range, so that overriding ``adc_bits`` (e.g. None for an
+            unquantized ADC) keeps the same physical noise.
         affine_calibration: fit a per-column digital affine correction from reference MVMs.
         calibration_vectors: number of reference input vectors for that fit.
         drift_compensation: "none", "global" or "per_column".
@@ -264,6 +272,14 @@ def load_tile_config(name_or_path: Any, **overrides: Any) -> TileConfig:
             v, s = _parse_section(data[section], section, where)
             values.update(v)
             sources.update(s)
+    for key in ("adc_noise", "adc_offset_sigma"):  # LSB in the card -> normalised units
+        if key in values:
+            bits = values.get("adc_bits", TileConfig.adc_bits)
+            if bits is None:
+                raise CardError(f"{where}: adc.{'noise' if key == 'adc_noise' else 'offset_sigma'}"
+                                " is given in LSB, which needs adc.bits (not 'none')")
+            full = values.get("output_range", TileConfig.output_range)
+            values[key] = values[key] * full / 2 ** (bits - 1)
     cfg = TileConfig(name=name, description=str(card.get("description", "")), sources=sources,
                      **values)
     return cfg.with_(**overrides) if overrides else cfg

@@ -318,7 +318,7 @@ class Tile:
         cfg = self.config
         bits = cfg.adc_bits
         lsb = cfg.output_range / 2 ** (bits - 1) if bits is not None else 1.0
-        sigma = cfg.adc_noise * lsb
+        sigma = cfg.adc_noise
         noisy = sigma > 0 or var is not None
         dt = self.dtype
         seed = draw_seed(rng) if noisy else np.uint64(0)
@@ -326,7 +326,7 @@ class Tile:
         sat = np.empty(y.shape[0], dtype=np.int64)
         var = var if var is not None else np.empty((0, 0), dt)
         gain = self.adc_gain_.astype(dt)
-        offset = (self.adc_offset_ * lsb).astype(dt)
+        offset = self.adc_offset_.astype(dt)
         n = y.shape[0]
         cuts = [0, n // 2, n] if n >= 64 else [0, n]
 

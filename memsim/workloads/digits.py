@@ -89,7 +89,7 @@ def hwa_noise(tile: Any = "hermes-core", device: Any = "pcm-hermes-2dev", *,
     out_sigma = 0.0
     if cfg.adc_bits is not None:
         lsb = cfg.output_range / 2 ** (cfg.adc_bits - 1)
-        out_sigma = float(np.hypot(lsb / np.sqrt(12), cfg.adc_noise * lsb) / cfg.output_range)
+        out_sigma = float(np.hypot(lsb / np.sqrt(12), cfg.adc_noise) / cfg.output_range)
     return HWANoise(weight_sigma=weight_sigma, dac_bits=cfg.dac_bits, out_sigma=out_sigma,
                     output_range=cfg.output_range)
 
@@ -119,7 +119,7 @@ def _graph(kind: str, p: dict[str, np.ndarray]) -> Graph:
 def _train(kind: str, noise: HWANoise | None, seed: int, epochs: int) -> dict[str, np.ndarray]:
     try:
         import torch
-        import torch.nn.functional as F  # noqa: N812
+        import torch.nn.functional as F
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError("training the built-in digits models needs PyTorch "
                            "(pip install 'memsim[torch]'); a cached model needs nothing") from exc
