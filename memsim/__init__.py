@@ -3,6 +3,7 @@
 from memsim.cards import CardError
 from memsim.crossbar import Tile, TileConfig, load_tile
 from memsim.devices import Device, DeviceState, list_devices, load_device
+from memsim.mapping import Graph, MappedNetwork, map_network
 
 __version__ = "0.1.0"
 
@@ -10,10 +11,13 @@ __all__ = [
     "CardError",
     "Device",
     "DeviceState",
+    "Graph",
+    "MappedNetwork",
     "Tile",
     "TileConfig",
     "__version__",
     "list_devices",
     "load_device",
     "load_tile",
+    "map_network",
 ]

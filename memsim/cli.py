@@ -207,6 +207,38 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_mapping_report(rep: dict) -> str:
+    lines = [f"memsim map {rep['network']}: tile {rep['tile']} ({rep['tile_rows']}x"
+             f"{rep['tile_cols']}), device {rep['device']}", ""]
+    rows = [[layer["name"], layer["op"], " + ".join(f"{r}x{c}" for r, c in layer["matrices"]),
+             str(layer["tiles"]), f"{100 * layer['utilization']:.1f} %",
+             str(layer["mvms_per_inference"]), str(layer["tile_mvms_per_inference"])]
+            for layer in rep["layers"]]
+    lines.append(_table(["layer", "op", "matrix", "tiles", "utilization", "MVMs/inf",
+                         "tile MVMs/inf"], rows, left=3))
+    lines += ["", f"total: {rep['total_weights']} weights on {rep['total_tiles']} tiles "
+                  f"({100 * rep['utilization']:.1f} % of their cells), "
+                  f"{rep['total_tile_mvms_per_inference']} tile MVMs per inference"]
+    digital = ", ".join(f"{d['name']} ({d['op']})" for d in rep["digital"])
+    lines.append(f"runs digitally: {digital or 'nothing'}")
+    return "\n".join(lines)
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from memsim.mapping import map_network
+    from memsim.workloads import list_workloads, load_workload
+
+    if args.list or not args.network:
+        print("\n".join(list_workloads()))
+        return 0
+    graph = load_workload(args.network, np.random.default_rng(args.seed))
+    rep = map_network(graph, tile=args.tile, device=args.device).report()
+    print(json.dumps(rep, indent=2) if args.json else format_mapping_report(rep))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memsim",
@@ -240,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256, help="input vectors (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_cmd_tile)
+
+    p = sub.add_parser("map", help="mapping report of a network on tiles",
+                       description="Map a network onto crossbar tiles and print, per layer, the "
+                       "matrix shape, tiles, utilization and MVMs per inference, with totals and "
+                       "the layers that run digitally.")
+    p.add_argument("network", nargs="?", help="network name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the built-in networks and exit")
+    p.add_argument("--tile", default="hermes-core")
+    p.add_argument("--device", default="pcm-hermes-2dev")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_map)
 
     p = sub.add_parser("drift", help="digits accuracy from 1 s to 10 years after programming",
                        description="Map the digits model on a tile and measure its test "

@@ -65,3 +65,24 @@ def test_too_few_devices(capsys):
 def test_python_dash_m(argv):
     out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True)
     assert "memsim" in out.stdout
+
+
+def test_map_report(capsys):
+    pytest.importorskip("torch", reason="the digits models are trained with torch")
+    assert main(["map", "digits-cnn", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [layer["name"] for layer in rep["layers"]] == ["conv1", "conv2", "fc"]
+    assert [layer["matrices"] for layer in rep["layers"]] == [[[9, 8]], [[72, 16]], [[64, 10]]]
+    assert rep["total_tiles"] == 3 and rep["total_weights"] == 9 * 8 + 72 * 16 + 64 * 10
+    assert main(["map", "digits-mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "64x100" in out and "runs digitally: flatten0 (flatten), relu0 (relu)" in out
+
+
+def test_tile_cli_json(capsys):
+    assert main(["tile", "generic-256", "--device", "ideal", "--json", "--batch", "16"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    errs = {(r["drift_compensation"], r["time"]): r["relative_error"] for r in data["accuracy"]}
+    assert len(errs) == 9
+    assert all(e < 0.05 for e in errs.values())  # ideal device: only 8-bit converters
+    assert data["parameters"]["adc_bits"] == "8"

@@ -1,1 +1,31 @@
 """Workloads: the built-in digits models and layer-shape definitions of known networks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memsim.mapping.graph import Graph
+
+__all__ = ["list_workloads", "load_workload"]
+
+_DIGITS = ("digits-mlp", "digits-cnn")
+
+
+def list_workloads() -> list[str]:
+    """Names accepted by :func:`load_workload`."""
+    from memsim.workloads.shapes import NETWORKS
+
+    return [*_DIGITS, *sorted(NETWORKS)]
+
+
+def load_workload(name: str, rng: np.random.Generator | None = None) -> Graph:
+    """A network by name: trained digits models, or layer shapes with random weights."""
+    if name in _DIGITS:
+        from memsim.workloads.digits import digits_model
+
+        return digits_model(name.split("-")[1])
+    from memsim.workloads.shapes import NETWORKS, load_network
+
+    if name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; known: {', '.join(list_workloads())}")
+    return load_network(name, rng if rng is not None else np.random.default_rng(0))
