@@ -8,30 +8,16 @@ and the tile tests compare the two. Compiler options live here, in one place.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
 from memsim._random import _normal, row_state
 
-# Sequential kernels, run side by side on row blocks by a small Python thread pool (they
-# release the GIL): numba's OpenMP pool spinning beside BLAS's made the path 2x slower.
+# Sequential kernels. On this 2-vCPU machine parallel versions did not pay: numba's OpenMP
+# pool spinning beside BLAS's made the path 2x slower, and two Python threads on row blocks
+# were slower than one (measured with benchmarks/bench_tile.py).
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
-
-_POOL = ThreadPoolExecutor(max_workers=2)
-
-
-def in_threads(calls) -> None:
-    """Run compiled (nogil) kernel calls side by side; results never depend on the split,
-    because every row draws from its own stream."""
-    calls = list(calls)
-    if len(calls) == 1:
-        calls[0]()
-        return
-    for f in [_POOL.submit(c) for c in calls]:
-        f.result()
-
 
 @numba.njit(**_JIT)
 def dac_kernel(x, inv_scale, n_steps, out):  # pragma: no cover - compiled

@@ -31,7 +31,6 @@ network for every input vector (slow; a reference).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,9 +212,7 @@ class Tile:
             out = np.empty((2, *self.shape_), dtype=dt)
             f = np.asarray(self.factors, dtype=np.float64)
             seed = draw_seed(rng)
-            _k.in_threads(
-                (lambda p=p: _k.slow_read_kernel(mean, slow, f, 1.0 / u, seed, att, p, p + 1,
-                                                 out)) for p in (0, 1))
+            _k.slow_read_kernel(mean, slow, f, 1.0 / u, seed, att, 0, 2, out)
             raw = out * u if cfg.ir_drop == "exact" else None
             return _Read(gp=out[0], gn=out[1], sp=fast_p, sn=fast_n,
                          gp_raw=None if raw is None else raw[0].astype(np.float64),
@@ -327,15 +324,8 @@ class Tile:
         var = var if var is not None else np.empty((0, 0), dt)
         gain = self.adc_gain_.astype(dt)
         offset = self.adc_offset_.astype(dt)
-        n = y.shape[0]
-        cuts = [0, n // 2, n] if n >= 64 else [0, n]
-
-        def rows(lo: int, hi: int):
-            return lambda: _k.adc_kernel(y[lo:hi], var[lo:hi] if var.size else var, noisy,
-                                         seed, lo, gain, offset, lsb, sigma * sigma, bits or 0,
-                                         cfg.adc_mode == "floor", out[lo:hi], sat[lo:hi])
-
-        _k.in_threads(rows(lo, hi) for lo, hi in itertools.pairwise(cuts))
+        _k.adc_kernel(y, var, noisy, seed, 0, gain, offset, lsb, sigma * sigma, bits or 0,
+                      cfg.adc_mode == "floor", out, sat)
         self.saturation_.conversions += y.size
         self.saturation_.saturated += int(sat.sum())
         return out, sat > 0
