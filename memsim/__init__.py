@@ -1,6 +1,7 @@
 """memsim: analog in-memory computing with memristive devices, from device to chip."""
 
 from memsim.cards import CardError
+from memsim.chip import load_chip
 from memsim.crossbar import Tile, TileConfig, load_tile
 from memsim.devices import Device, DeviceState, list_devices, load_device
 from memsim.mapping import Graph, MappedNetwork, map_network
@@ -17,6 +18,7 @@ __all__ = [
     "TileConfig",
     "__version__",
     "list_devices",
+    "load_chip",
     "load_device",
     "load_tile",
     "map_network",

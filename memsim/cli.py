@@ -239,6 +239,70 @@ def _cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_dir(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.out) if args.out else Path("memsim-out") / "studies" / name
+
+
+def _study_report(spec, store, out: Path, quick: bool, extra: dict | None = None) -> dict:
+    from memsim.studies.report import write_report
+
+    keys = [p.key for p in spec.points(quick=quick)]
+    df = store.to_dataframe(keys)
+    if df.empty:
+        raise ValueError(f"study {spec.name!r} has no results in {store.path} yet: run it first")
+    info = {"size": "quick" if quick else "full", "seeds per point": df["seed_index"].nunique(),
+            "results store": str(store.path)}
+    info.update(extra or {})
+    return write_report(df, study=spec.name + ("-quick" if quick else ""),
+                        description=spec.description, params=list(spec.grid), out_dir=out,
+                        extra=info, metrics=list(spec.metrics))
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    import memsim.studies.evaluate  # noqa: F401  (registers the evaluators)
+    from memsim.studies.runner import run_study
+    from memsim.studies.spec import load_study
+    from memsim.studies.store import ResultStore
+
+    spec = load_study(args.file)
+    out = _study_dir(args, spec.name)
+    store = ResultStore.for_study(out, spec.name)
+    if args.action == "run":
+        workers = args.workers
+        summary = run_study(spec, out_dir=out, quick=args.quick, scheduler=args.scheduler,
+                            workers=workers, progress=True)
+        print(summary)
+        if summary.computed or summary.already_done:
+            rep = _study_report(spec, store, out, args.quick,
+                                {"wall time of this run (s)": f"{summary.wall_s:.1f}"})
+            print(f"report: {rep['markdown']} and {rep['html']}")
+        if summary.interrupted:
+            return 130
+        return 1 if summary.failed else 0
+    rep = _study_report(spec, store, out, args.quick)
+    if args.action == "show":
+        head, body = rep["table"]
+        if args.json:
+            agg = rep["aggregate"]
+            print(agg.to_json(orient="records", indent=2))
+        else:
+            print(f"study {spec.name}: {spec.description}")
+            print(_table(head, body, left=len(spec.grid)))
+        return 0
+    print(f"report: {rep['markdown']} and {rep['html']}")
+    for f in rep["figures"]:
+        print(f"figure: {f}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from memsim.studies.demo import format_demo, run_demo
+
+    result = run_demo(Path(args.out), seeds=args.seeds)
+    print(json.dumps(result, indent=2) if args.json else format_demo(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memsim",
@@ -284,6 +348,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of random weights")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_map)
+
+    p = sub.add_parser("demo", help="the digits CNN on the HERMES chip: accuracy, latency, "
+                       "energy", description="Map the digits CNN onto the HERMES 64-core chip; "
+                       "report accuracy at 1 s, 1 day and 1 year, latency and energy per "
+                       "inference (with digital baselines), and write an energy/accuracy "
+                       "figure over ADC resolution.")
+    p.add_argument("--out", default="memsim-out/demo", help="output folder")
+    p.add_argument("--seeds", type=int, default=3, help="programming seeds (default 3)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(func=_cmd_demo)
+
+    from memsim.chip.cli import add_parser as add_chip_parser
+
+    add_chip_parser(sub)
+
+    p = sub.add_parser("study", help="parameter studies: run, show, report",
+                       description="Run a study file (studies/*.toml or a path): every grid "
+                       "point and seed, resumable, serially or on Dask; show its table; write "
+                       "its figures and report.")
+    p.add_argument("action", choices=["run", "show", "report"])
+    p.add_argument("file", help="study name (studies/NAME.toml) or path")
+    p.add_argument("--quick", action="store_true", help="the study's [quick] size")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a local Dask cluster (default: one per core; "
+                   "0 = serial in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of an existing Dask scheduler (tcp://host:port)")
+    p.add_argument("--out", help="folder for the results store and report "
+                   "(default memsim-out/studies/NAME)")
+    p.add_argument("--json", action="store_true", help="with show: the table as JSON")
+    p.set_defaults(func=_cmd_study)
 
     p = sub.add_parser("drift", help="digits accuracy from 1 s to 10 years after programming",
                        description="Map the digits model on a tile and measure its test "

@@ -403,6 +403,19 @@ def _parse_section(table: Any, section: str, where: str) -> tuple[dict, dict]:
     return values, sources
 
 
+_OPTIONAL = {"cores": {"weight_slices"}}
+_SCHEME_FIELDS = {"pwm": {"pwm_unit_time", "phase_overhead", "mvm_overhead"},
+                  "bit_serial": {"cycle_time", "mvm_overhead"}}
+
+
+def _required(section: str, data: Mapping[str, Any]) -> list[str]:
+    """Fields a card must give (nothing falls back to a silent default)."""
+    if section == "timing":
+        scheme = data["timing"].get("input_scheme", "pwm")
+        return ["input_scheme", *sorted(_SCHEME_FIELDS.get(scheme, set()))]
+    return [k for k in _SCHEMA[section] if k not in _OPTIONAL.get(section, set())]
+
+
 def _parse_energy(table: Any, name: str, where: str) -> EnergyTable:
     if not isinstance(table, Mapping):
         raise CardError(f"{where}: [energy] must be a table")
@@ -466,12 +479,13 @@ def load_chip_config(name_or_path: str | Path, **overrides: Any) -> ChipConfig:
     sources: dict[str, str] = {}
     for section in _SCHEMA:
         if section not in data:
-            if section in ("cores", "timing", "network", "energy"):
-                raise CardError(f"{where}: section [{section}] is missing")
-            continue
+            raise CardError(f"{where}: section [{section}] is missing")
         v, s = _parse_section(data[section], section, where)
         values.update(v)
         sources.update(s)
+        for key in _required(section, data):
+            if key not in data[section]:
+                raise CardError(f"{where}: {section}.{key} is missing")
     for prefix in ("gdu", "io"):
         r, c = values.pop(f"{prefix}_row", 0), values.pop(f"{prefix}_col", 0)
         values[f"{prefix}_position"] = (r, c)

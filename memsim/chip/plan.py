@@ -22,12 +22,20 @@ unit, or I/O port) where it lives to the cores that read it. A producer's home h
 channel interval of its column block (and, when the layer is replicated, the spatial share
 of its replica); a reader block needs the channel interval of its rows. A message carries
 size · (channel overlap) · (spatial overlap) bytes.
+
+Counts per MVM of a block of r used rows and c used columns, with P phases (bit cycles) and
+S weight slices: r·P·S DAC line drives, r·c·P·S cell reads, c·P·S ADC conversions (lines and
+converters of unused rows and columns are taken as gated off), c·(affine + fused activation +
+P·S − 1) local digital ops, and r + c activations (partial sums) through the core's buffers.
+
+Pipelining is per layer and inference: a job starts when all its inputs for that inference
+have arrived (no line-buffer streaming inside an inference, so the latency is an upper
+bound); successive inferences overlap on different layers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +91,7 @@ class Message:
     kind: str  # "act", "psum", "in", "out", "h"
     from_io: bool = False
     to_io: bool = False
+    late: bool = False  # awaited by a running job (partial sums), not needed to start it
     links: tuple[int, ...] = ()
     time_s: float = 0.0
     mesh_hops: int = 0
@@ -91,8 +100,9 @@ class Message:
 
 @dataclass
 class Entity:
-    """A unit of per-inference work: kind "A" (core: digital pre-work, MVMs, post), "B" (home:
-    partial sums and chain), "G" (global unit), "I" (inputs from I/O), "O" (outputs done)."""
+    """A unit of per-inference work: kind "A" (a core: digital pre-work, MVMs with their
+    post-processing, and at a home the partial sums of the other row blocks and the digital
+    chain), "G" (global unit), "I" (inputs from I/O), "O" (outputs done)."""
 
     index: int
     kind: str
@@ -104,21 +114,15 @@ class Entity:
     post_time_s: float = 0.0  # local digital unit time per MVM (pipelined behind the array)
     pre_time_s: float = 0.0
     chain_time_s: float = 0.0
+    late_time_s: float = 0.0  # after the late messages (partial sums) have arrived
     gdu_time_s: float = 0.0
     chip: int = 0
     n_in: int = 0
+    n_late: int = 0
     msgs: list[int] = field(default_factory=list)
     local: list[int] = field(default_factory=list)  # successors without a message
     counts: dict[str, float] = field(default_factory=dict)
     ops: float = 0.0  # arithmetic ops (2 per MAC) of its MVMs
-
-    def busy_time_s(self) -> float:
-        if self.kind == "A":
-            return self.pre_time_s + pipeline_time(self.n_mvm, self.mvm_time_s,
-                                                   self.post_time_s) + self.chain_time_s
-        if self.kind == "B":
-            return self.chain_time_s
-        return self.gdu_time_s
 
 
 def pipeline_time(n: int, a: float, d: float) -> float:
@@ -199,7 +203,8 @@ def analyse(net: MappedNetwork) -> _Analysis:
             site[n.name] = ("io",)
         elif n.op in WEIGHT_OPS:
             site[n.name] = ("gdu",) if n.op in RECURRENT else ("out", n.name)
-        elif len(n.inputs) == 1 and site[n.inputs[0]][0] in ("out", "gdu"):
+        elif len(n.inputs) == 1 and site[n.inputs[0]] is not None \
+                and site[n.inputs[0]][0] in ("out", "gdu"):
             site[n.name] = site[n.inputs[0]]
         else:
             site[n.name] = None
@@ -289,16 +294,17 @@ def _replicas(net: MappedNetwork, cfg: ChipConfig, replicate: Any, capacity: int
         raise ValueError(f"replicate = {replicate!r}; allowed: None, 'auto' or a dict "
                          "{layer: copies}")
     spare = capacity - sum(by_name[n].tiles for n in layers)
-    blocked: set[str] = set()
+    # the pipeline stage time of a layer is its MVMs per copy: copy the slowest layer while
+    # its tiles fit in the spare cores and it is the bottleneck (not a recurrent layer)
     while True:
-        cand = [n for n in layers if n not in blocked and by_name[n].op not in RECURRENT
+        cand = [n for n in layers if by_name[n].op not in RECURRENT
                 and reps[n] < by_name[n].mvms_per_inference]
         if not cand:
             break
         worst = max(cand, key=lambda n: math.ceil(by_name[n].mvms_per_inference / reps[n]))
         slowest = max(math.ceil(by_name[n].mvms_per_inference / reps[n]) for n in layers)
         if math.ceil(by_name[worst].mvms_per_inference / reps[worst]) < slowest:
-            break  # the bottleneck cannot be replicated any more: stop
+            break  # the bottleneck cannot be copied: more copies elsewhere gain nothing
         if by_name[worst].tiles > spare:
             break
         reps[worst] += 1
@@ -336,15 +342,17 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
                          "conversion energy and time are undefined on a chip")
     cfg.energy[adc_key]  # clear error if the table lacks this width
 
-    # which digital nodes belong to this plan (reprogramming segments)
+    first_segment = bool(layers) and layers[0] == all_layers[0]
+
+    # which digital nodes belong to this plan (re-programming runs layer groups in turn)
     def inside(node: str) -> bool:
         s = a.site[node]
         if s[0] in ("out", "in"):
             return s[1] in inside_w
         if s[0] == "io":
             return False
-        return _gdu_owner(node) in inside_w or (_gdu_owner(node) is None
-                                                and layers == all_layers[:len(layers)])
+        owner = _gdu_owner(node)  # a global-unit node runs with its latest producer
+        return owner in inside_w if owner is not None else first_segment
 
     owner_cache: dict[str, str | None] = {}
 
@@ -451,8 +459,8 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
             jobs[j].core = core_of_pos[pos_list[p]]
             if jobs[j].r0 == 0:
                 homes_placed.append(pos_list[p])
-        layer_anchor[name] = [pos_of_core[jobs[home_of[jobs[j].home_key]].core]
-                              for j in by_layer[name]]
+        layer_anchor[name] = list(dict.fromkeys(
+            pos_of_core[jobs[home_of[jobs[j].home_key]].core] for j in by_layer[name]))
 
     # -- entities ----------------------------------------------------------------------------
     ents: list[Entity] = []
@@ -472,13 +480,16 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
 
     def add_msg(src_e: Entity, src: tuple[int, int, int], dst_e: Entity,
                 dst: tuple[int, int, int], nbytes: float, kind: str, *,
-                from_io: bool = False, to_io: bool = False) -> None:
+                from_io: bool = False, to_io: bool = False, late: bool = False) -> None:
         if nbytes <= 0:
             return
-        m = Message(src, dst, dst_e.index, nbytes, kind, from_io, to_io)
+        m = Message(src, dst, dst_e.index, nbytes, kind, from_io, to_io, late=late)
         msgs.append(m)
         src_e.msgs.append(len(msgs) - 1)
-        dst_e.n_in += 1
+        if late:
+            dst_e.n_late += 1
+        else:
+            dst_e.n_in += 1
 
     def link_local(e_from: Entity, e_to: Entity) -> None:
         e_from.local.append(e_to.index)
@@ -490,9 +501,6 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
     ops_total = 0.0
     # per-core job entities for each weight layer
     layer_jobs_ents: dict[str, list[tuple[Job, Entity]]] = {}
-
-    def gdu_chip() -> int:
-        return 0
 
     for name in layers:
         lm = by_name[name]
@@ -513,10 +521,9 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
         for job in jl:
             n_row_blocks[job.home_key] = n_row_blocks.get(job.home_key, 0) + 1
         per_step: list[list[tuple[Job, Entity]]] = []
-        homes_b: list[dict[tuple, Entity]] = []
         for t in range(steps):
             step_ents = []
-            bmap: dict[tuple, Entity] = {}
+            home_ent: dict[tuple, Entity] = {}
             for job in jl:
                 rows, cols = job.r1 - job.r0, job.c1 - job.c0
                 n_mvm = 1 if rec else job.n_mvm
@@ -530,41 +537,37 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
                 out_share = (job.out_ch[1] - job.out_ch[0]) * (job.sp[1] - job.sp[0])
                 chain_here = chain_total * out_share if (is_home and not split and not rec) \
                     else 0.0
+                late = 0.0
+                if is_home and split:  # reduce the partial sums, then activation and chain
+                    late = (n_row_blocks[job.home_key] - 1) * cols * n_mvm
+                    if not rec:
+                        late += chain_total * out_share + fused_per_out * cols * n_mvm
                 e = new("A", f"{name}" + (f" t{t}" if rec else ""), layer=name, core=job.core,
                         n_mvm=n_mvm, mvm_time_s=mvm_time, post_time_s=post / ldpu_rate,
                         pre_time_s=pre / ldpu_rate, chain_time_s=chain_here / ldpu_rate,
-                        chip=job.core // cfg.cores)
+                        late_time_s=late / ldpu_rate, chip=job.core // cfg.cores)
                 out_bytes = cols * (ps_b if split or rec else act_b)
                 e.counts = {
                     "dac_conversion": n_mvm * phases * rows * slices,
                     "array_cell_read": n_mvm * phases * rows * cols * slices,
                     adc_key: n_mvm * phases * cols * slices,
-                    "local_digital_op": n_mvm * post + pre + chain_here,
+                    "local_digital_op": n_mvm * post + pre + chain_here + late,
                     "buffer_byte": n_mvm * (rows * act_b + out_bytes),
                 }
                 e.ops = 2.0 * rows * cols * n_mvm
                 ops_total += e.ops
                 step_ents.append((job, e))
-                if is_home and (split or rec):
-                    red = (n_row_blocks[job.home_key] - 1) * cols * n_mvm
-                    b_chain = 0.0 if rec else chain_total * out_share + \
-                        fused_per_out * cols * n_mvm
-                    b = new("B", f"{name} reduce" + (f" t{t}" if rec else ""), layer=name,
-                            core=job.core, chain_time_s=(red + b_chain) / ldpu_rate,
-                            chip=job.core // cfg.cores)
-                    b.counts = {"local_digital_op": red + b_chain}
-                    bmap[job.home_key] = b
-                    link_local(e, b)
+                if is_home:
+                    home_ent[job.home_key] = e
             for job, e in step_ents:
-                if n_row_blocks[job.home_key] > 1 and job.r0 != 0:
-                    b = bmap[job.home_key]
-                    add_msg(e, pos_of_core[job.core], b, pos_of_core[b.core],
-                            (job.c1 - job.c0) * ps_b * e.n_mvm, "psum")
+                if job.r0 != 0:  # partial sums to the home, awaited after its own MVMs
+                    h = home_ent[job.home_key]
+                    add_msg(e, pos_of_core[job.core], h, pos_of_core[h.core],
+                            (job.c1 - job.c0) * ps_b * e.n_mvm, "psum", late=True)
             if t:  # sequential time steps on the same core
                 for (_, e_prev), (_, e) in zip(per_step[-1], step_ents, strict=True):
                     link_local(e_prev, e)
             per_step.append(step_ents)
-            homes_b.append(bmap)
         layer_jobs_ents[name] = per_step[0]
         if rec:
             hidden = g.nodes[name].params["weight_hh"].shape[1]
@@ -572,12 +575,11 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
             prev_gate = None
             for t in range(steps):
                 gate = new("G", f"{name} gates t{t}", layer=name,
-                           gdu_time_s=GATE_OPS[node.op] * hidden / gdu_rate, chip=gdu_chip())
+                           gdu_time_s=GATE_OPS[node.op] * hidden / gdu_rate, chip=0)
                 gate.counts = {"global_digital_op": GATE_OPS[node.op] * hidden}
                 for job, e in per_step[t]:
                     if job.r0 == 0:
-                        src = homes_b[t].get(job.home_key, e)
-                        add_msg(src, pos_of_core[job.core], gate, (0, *cfg.gdu_position),
+                        add_msg(e, pos_of_core[job.core], gate, (0, *cfg.gdu_position),
                                 (job.c1 - job.c0) * ps_b, "psum")
                 if prev_gate is not None:
                     link_local(prev_gate, gate)
@@ -593,8 +595,7 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
         hl = []
         for job, e in per_step[0]:
             if job.r0 == 0:
-                src = homes_b[0].get(job.home_key, e)
-                hl.append((src, pos_of_core[job.core], job.out_ch, job.sp))
+                hl.append((e, pos_of_core[job.core], job.out_ch, job.sp))
         holders[name] = hl
         for n in chain:
             holders[n] = hl
@@ -604,7 +605,7 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
               and inside(n)]
     for n in gnodes:
         ops = node_ops(g.nodes[n], a.shapes)
-        e = new("G", n, layer=n, gdu_time_s=ops / gdu_rate, chip=gdu_chip())
+        e = new("G", n, layer=n, gdu_time_s=ops / gdu_rate, chip=0)
         e.counts = {"global_digital_op": ops}
         gdu_ent[n] = e
         holders[n] = [(e, (0, *cfg.gdu_position), (0.0, 1.0), (0.0, 1.0))]
@@ -748,7 +749,7 @@ def _buffer_warnings(cfg: ChipConfig, msgs: list[Message], ents: list[Entity]) -
     incoming: dict[int, float] = {}
     for m in msgs:
         core = ents[m.dst].core
-        if core >= 0:
+        if core >= 0 and m.kind == "act":  # partial sums and recurrent state are streamed
             incoming[core] = incoming.get(core, 0.0) + m.nbytes
     out = []
     for core, nbytes in sorted(incoming.items()):
@@ -796,5 +797,3 @@ def peak_plan(cfg: ChipConfig, mvms_per_core: int, tile: TileConfig | None = Non
     return Plan("peak", ents, [], list(range(cores)), 1, {"mvm": list(range(cores))},
                 {"mvm": 1}, ops, 0, [], [], [], [0], 1, ["mvm"])
 
-
-Check = Callable[[str], bool]

@@ -77,11 +77,12 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
     env = _Env()
     ents = plan.entities
     msgs = plan.messages
-    cores = {c: simpy.Resource(env, 1) for c in plan.cores_used}
+    # older inferences first when several jobs wait for a core or a global unit
+    cores = {c: simpy.PriorityResource(env, 1) for c in plan.cores_used}
     ldpu = {c: simpy.Resource(env, 1) for c in plan.cores_used} if granularity == "mvm" \
         else {}
     links = [simpy.Resource(env, 1) for _ in range(plan.n_links)]
-    gdu = simpy.Resource(env, cfg.gdu_units)
+    gdu = simpy.PriorityResource(env, cfg.gdu_units)
     tokens = simpy.Resource(env, in_flight)
     n_in0 = [e.n_in for e in ents]
     need: dict[int, list[int]] = {}
@@ -114,6 +115,22 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
         if left[e] == 0:
             env.process(run_entity(i, e))
 
+    late_left: dict[tuple[int, int], int] = {}
+    late_ev: dict[tuple[int, int], Any] = {}
+
+    def late_event(i: int, e: int):
+        key = (i, e)
+        if key not in late_ev:
+            late_ev[key] = env.event()
+            late_left[key] = ents[e].n_late
+        return late_ev[key]
+
+    def arrive_late(i: int, e: int) -> None:
+        ev = late_event(i, e)
+        late_left[(i, e)] -= 1
+        if late_left[(i, e)] == 0:
+            ev.succeed()
+
     def emit(i: int, e: int) -> None:
         ent = ents[e]
         for m in ent.msgs:
@@ -130,9 +147,10 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
         ent = ents[e]
         kind = ent.kind
         if kind == "A":
-            with cores[ent.core].request() as req:
+            with cores[ent.core].request(priority=i) as req:
                 yield req
                 t0 = env.now
+                waited = 0.0
                 if ent.pre_time_s:
                     yield env.timeout(ent.pre_time_s)
                 if exact and ent.n_mvm:
@@ -146,20 +164,25 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
                                                     ent.post_time_s))
                 if ent.chain_time_s:
                     yield env.timeout(ent.chain_time_s)
-                busy[ent.core] += env.now - t0
+                if ent.n_late:  # a home keeps its core until the partial sums are in
+                    t_wait = env.now
+                    yield late_event(i, e)
+                    late_ev.pop((i, e))
+                    late_left.pop((i, e))
+                    waited = env.now - t_wait
+                    if record and waited:
+                        timeline.append((f"core{ent.core}", t0, t_wait, f"{ent.label} i{i}"))
+                        t0w = env.now
+                    if ent.late_time_s:
+                        yield env.timeout(ent.late_time_s)
+                busy[ent.core] += env.now - t0 - waited
                 if record:
-                    timeline.append((f"core{ent.core}", t0, env.now, f"{ent.label} i{i}"))
-        elif kind == "B":
-            with cores[ent.core].request() as req:
-                yield req
-                t0 = env.now
-                if ent.chain_time_s:
-                    yield env.timeout(ent.chain_time_s)
-                busy[ent.core] += env.now - t0
-                if record and env.now > t0:
-                    timeline.append((f"core{ent.core}", t0, env.now, f"{ent.label} i{i}"))
+                    start = t0w if (ent.n_late and waited) else t0
+                    if env.now > start:
+                        timeline.append((f"core{ent.core}", start, env.now,
+                                         f"{ent.label} i{i}"))
         elif kind == "G":
-            with gdu.request() as req:
+            with gdu.request(priority=i) as req:
                 yield req
                 t0 = env.now
                 if ent.gdu_time_s:
@@ -191,7 +214,10 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
         if record:
             transfers.append((_where(plan, m.src, m.from_io), _where_dst(plan, m), t0, t1,
                               env.now, f"{m.kind} {m.nbytes:.0f} B i{i}"))
-        arrive(i, m.dst)
+        if m.late:
+            arrive_late(i, m.dst)
+        else:
+            arrive(i, m.dst)
 
     def admit():
         for i in range(inferences):

@@ -139,6 +139,60 @@ class MappedNetwork:
 
         return self.graph.forward(x, matmul)
 
+    def calibrate_adc(self, x: Any, *, quantile: float = 0.999, margin: float = 1.2
+                      ) -> dict[str, float]:
+        """Set every tile's ADC full scale from calibration data, as a chip's per-layer ADC
+        gain calibration does: the ``quantile`` of |normalised column output| (per phase in
+        4-phase mode) over the batch ``x``, times ``margin``. Converter noise and offsets
+        given in LSB keep their size in LSB. Call it before :meth:`program` (the tiles' affine
+        calibration at programming uses the ADC). Returns the new range of each tile."""
+        if self.programmed_:
+            raise RuntimeError("calibrate_adc() must come before program(): the affine "
+                               "calibration done at programming time uses the ADC range")
+        if not 0 < quantile <= 1 or margin <= 0:
+            raise ValueError(f"quantile = {quantile} must be in (0, 1] and margin = {margin} > 0")
+        inputs: dict[tuple[str, str], np.ndarray] = {}
+
+        def capture(node: str, key: str, a: np.ndarray) -> np.ndarray:
+            inputs[(node, key)] = a if (node, key) not in inputs else \
+                np.concatenate([inputs[(node, key)], a])
+            return a @ dict(self.graph.nodes[node].matrices())[key]
+
+        self.graph.forward(x, capture)
+        ranges = {}
+        for layer in self.layers:
+            mats = dict(self.graph.nodes[layer.name].matrices())
+            for m in layer.matrices:
+                a = inputs[(layer.name, m.key)]
+                w = mats[m.key]
+                for b in m.blocks:
+                    tile = b.tile
+                    cfg = tile.config
+                    xb = a[:, b.r0:b.r1]
+                    if cfg.input_scaling == "fixed":
+                        xn = np.clip(xb / cfg.input_range, -1, 1)
+                    else:
+                        s = np.max(np.abs(xb), axis=1, keepdims=True)
+                        xn = xb / np.where(s > 0, s, 1.0)
+                    wb = w[b.r0:b.r1, b.c0:b.c1]
+                    sw = np.max(np.abs(wb), axis=0) if cfg.weight_scaling == "per_column" \
+                        else np.full(wb.shape[1], np.max(np.abs(wb)))
+                    wn = wb / np.where(sw > 0, sw, 1.0)
+                    if cfg.encoding == "pwm_4phase":
+                        xp, xm = np.maximum(xn, 0), np.maximum(-xn, 0)
+                        wp, wm = np.maximum(wn, 0), np.maximum(-wn, 0)
+                        ys = np.concatenate([xp @ wp, xp @ wm, xm @ wp, xm @ wm])
+                    else:
+                        ys = xn @ wn
+                    full = float(np.quantile(np.abs(ys), quantile)) * margin
+                    full = max(full, 1e-6)
+                    k = full / cfg.output_range
+                    tile.config = cfg.with_(output_range=full, adc_noise=cfg.adc_noise * k,
+                                            adc_offset_sigma=cfg.adc_offset_sigma * k)
+                    ranges[f"{layer.name}/{m.key}/{b.r0}:{b.c0}"] = full
+        self.adc_calibrated_ = True
+        return ranges
+
     def reference(self, x: Any) -> np.ndarray:
         """The exact (float64) output of the same graph, weights as trained."""
         return self.graph.forward(x)

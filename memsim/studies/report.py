@@ -196,14 +196,18 @@ def table_rows(agg, params: list[str], metrics: list[str]) -> tuple[list[str], l
 
 
 def write_report(df, *, study: str, description: str, params: list[str], out_dir: Path,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the figures, ``<study>.md`` and ``<study>.html``; returns their paths."""
+                 extra: dict[str, Any] | None = None,
+                 metrics: list[str] | None = None) -> dict[str, Any]:
+    """Write the figures, ``<study>.md`` and ``<study>.html``; returns their paths.
+
+    ``metrics``: the columns of the table (default: every known metric present); the
+    figures use whatever metrics the results hold."""
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = [m for m in METRIC_ORDER if m in df.columns]
-    agg = aggregate(df, params, metrics)
+    present = [m for m in METRIC_ORDER if m in df.columns]
+    agg = aggregate(df, params, present)
     if "energy_j" in agg and "accuracy" in agg:
         agg["pareto"] = pareto_mask(agg["energy_j"], agg["accuracy"])
     figs = {
@@ -215,7 +219,8 @@ def write_report(df, *, study: str, description: str, params: list[str], out_dir
             agg, params, out_dir / f"{study}-analog-digital.png"),
     }
     figs = {k: v for k, v in figs.items() if v is not None}
-    head, body = table_rows(agg, params, metrics)
+    shown = [m for m in (metrics or present) if m in agg.columns]
+    head, body = table_rows(agg, params, shown)
     if "pareto" in agg:
         head.append("Pareto")
         for row, flag in zip(body, agg["pareto"], strict=True):

@@ -1,0 +1,206 @@
+"""Layer-shape definitions of known networks as memsim Graphs with random weights.
+
+These are for timing and energy (the chip scheduler needs shapes, not trained values) and
+for mapping studies; the weights are random (He-normal, from the ``rng`` you pass), batch
+norms have random statistics. Published parameter counts are checked in the tests.
+
+- ``resnet9-cifar10``: the DAWNBench ResNet-9 of D. Page ("How to train your ResNet", 2018):
+  prep conv 64, layer1 conv 128 + max-pool + residual (2 × conv 128), layer2 conv 256 +
+  max-pool, layer3 conv 512 + max-pool + residual (2 × conv 512), max-pool 4, fc 10;
+  every conv 3×3 with batch norm and ReLU, no conv bias. ≈ 6.57 M parameters.
+- ``resnet32-cifar10``: He et al., CVPR 2016, Sec. 4.2: 3×3 conv 16, three stages of five
+  basic blocks (16, 32, 64 channels, stride 2 at the stage starts), option-A shortcuts
+  (stride-2 subsampling and zero-padded channels, no parameters), global average pool,
+  fc 10. ≈ 0.46 M parameters.
+- ``alexnet``: Krizhevsky et al., NIPS 2012, the original two-tower layout as grouped
+  convolutions (conv2, conv4, conv5 with 2 groups), 227×227 input, fc 4096-4096-1000;
+  local response normalisation and dropout are left out (no weights, not on crossbars).
+  ≈ 61.0 M parameters.
+- ``lenet5``: LeNet-5 on 32×32 inputs in its common form (LeCun et al., Proc. IEEE 1998,
+  with full C3 connectivity and a linear output): conv 6@5×5, avg-pool, conv 16@5×5,
+  avg-pool, fc 120-84-10, tanh. 61 706 parameters.
+- ``lstm``: a single-layer LSTM over a sequence plus a linear head (e.g. sequential MNIST
+  rows: 28 steps of 28 features, 128 hidden units, 10 classes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from memsim.mapping.graph import Graph
+
+__all__ = ["NETWORKS", "alexnet", "lenet5", "load_network", "lstm_model", "parameter_count",
+           "resnet9_cifar10", "resnet32_cifar10"]
+
+
+def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+
+
+def _conv(g: Graph, rng: np.random.Generator, x: str, c_in: int, c_out: int, k: int, *,
+          stride: int = 1, padding: int = 0, groups: int = 1, bias: bool = True,
+          name: str | None = None) -> str:
+    fan_in = c_in // groups * k * k
+    w = _he(rng, (c_out, c_in // groups, k, k), fan_in)
+    b = rng.standard_normal(c_out) * 0.01 if bias else None
+    return g.conv2d(x, w, b, stride=stride, padding=padding, groups=groups, name=name)
+
+
+def _bn(g: Graph, rng: np.random.Generator, x: str, c: int, name: str | None = None) -> str:
+    return g.batchnorm(x, mean=rng.standard_normal(c) * 0.1,
+                       var=rng.uniform(0.5, 1.5, size=c),
+                       weight=rng.uniform(0.8, 1.2, size=c),
+                       bias=rng.standard_normal(c) * 0.1, name=name)
+
+
+def _linear(g: Graph, rng: np.random.Generator, x: str, n_in: int, n_out: int, *,
+            bias: bool = True, name: str | None = None) -> str:
+    w = _he(rng, (n_out, n_in), n_in)
+    b = rng.standard_normal(n_out) * 0.01 if bias else None
+    return g.linear(x, w, b, name=name)
+
+
+def resnet9_cifar10(rng: np.random.Generator) -> Graph:
+    """DAWNBench ResNet-9 (Page 2018) for 3×32×32 CIFAR-10 images."""
+    g = Graph((3, 32, 32), name="resnet9-cifar10")
+
+    def conv_bn(x: str, c_in: int, c_out: int, name: str) -> str:
+        h = _conv(g, rng, x, c_in, c_out, 3, padding=1, bias=False, name=name)
+        return g.relu(_bn(g, rng, h, c_out, name=f"{name}_bn"), name=f"{name}_relu")
+
+    h = conv_bn(g.input, 3, 64, "prep")
+    h = g.maxpool2d(conv_bn(h, 64, 128, "layer1"), 2, name="layer1_pool")
+    r = conv_bn(conv_bn(h, 128, 128, "res1a"), 128, 128, "res1b")
+    h = g.add(h, r, name="res1_add")
+    h = g.maxpool2d(conv_bn(h, 128, 256, "layer2"), 2, name="layer2_pool")
+    h = g.maxpool2d(conv_bn(h, 256, 512, "layer3"), 2, name="layer3_pool")
+    r = conv_bn(conv_bn(h, 512, 512, "res3a"), 512, 512, "res3b")
+    h = g.add(h, r, name="res3_add")
+    h = g.flatten(g.maxpool2d(h, 4, name="pool"), name="flatten")
+    g.set_output(_linear(g, rng, h, 512, 10, bias=False, name="fc"))
+    return g
+
+
+def _shortcut_a(c_out: int) -> Callable[[np.ndarray], np.ndarray]:
+    """He et al. option A: stride-2 subsampling, zero-padded extra channels."""
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        y = x[:, :, ::2, ::2]
+        pad = c_out - y.shape[1]
+        return np.pad(y, ((0, 0), (pad // 2, pad - pad // 2), (0, 0), (0, 0)))
+
+    return fn
+
+
+def resnet32_cifar10(rng: np.random.Generator) -> Graph:
+    """ResNet-32 for CIFAR-10 (He et al. 2016, 6n+2 layers with n = 5)."""
+    g = Graph((3, 32, 32), name="resnet32-cifar10")
+    h = g.relu(_bn(g, rng, _conv(g, rng, g.input, 3, 16, 3, padding=1, bias=False,
+                                 name="conv1"), 16, name="bn1"), name="relu1")
+    c_in = 16
+    for stage, c in enumerate((16, 32, 64), start=1):
+        for block in range(5):
+            stride = 2 if (block == 0 and stage > 1) else 1
+            p = f"s{stage}b{block}"
+            y = _conv(g, rng, h, c_in, c, 3, stride=stride, padding=1, bias=False,
+                      name=f"{p}_conv1")
+            y = g.relu(_bn(g, rng, y, c, name=f"{p}_bn1"), name=f"{p}_relu1")
+            y = _conv(g, rng, y, c, c, 3, padding=1, bias=False, name=f"{p}_conv2")
+            y = _bn(g, rng, y, c, name=f"{p}_bn2")
+            sc = h if stride == 1 and c_in == c else g.external(
+                (h,), _shortcut_a(c), f"option-A shortcut: subsample 2, pad to {c} channels",
+                name=f"{p}_shortcut")
+            h = g.relu(g.add(y, sc, name=f"{p}_add"), name=f"{p}_relu2")
+            c_in = c
+    h = g.flatten(g.global_avgpool(h, name="pool"), name="flatten")
+    g.set_output(_linear(g, rng, h, 64, 10, name="fc"))
+    return g
+
+
+def alexnet(rng: np.random.Generator, num_classes: int = 1000) -> Graph:
+    """AlexNet (Krizhevsky et al. 2012), two-tower layout as groups, 3×227×227 input."""
+    g = Graph((3, 227, 227), name="alexnet")
+    h = g.relu(_conv(g, rng, g.input, 3, 96, 11, stride=4, name="conv1"), name="relu1")
+    h = g.maxpool2d(h, 3, 2, name="pool1")
+    h = g.relu(_conv(g, rng, h, 96, 256, 5, padding=2, groups=2, name="conv2"), name="relu2")
+    h = g.maxpool2d(h, 3, 2, name="pool2")
+    h = g.relu(_conv(g, rng, h, 256, 384, 3, padding=1, name="conv3"), name="relu3")
+    h = g.relu(_conv(g, rng, h, 384, 384, 3, padding=1, groups=2, name="conv4"), name="relu4")
+    h = g.relu(_conv(g, rng, h, 384, 256, 3, padding=1, groups=2, name="conv5"), name="relu5")
+    h = g.flatten(g.maxpool2d(h, 3, 2, name="pool5"), name="flatten")
+    h = g.relu(_linear(g, rng, h, 256 * 6 * 6, 4096, name="fc6"), name="relu6")
+    h = g.relu(_linear(g, rng, h, 4096, 4096, name="fc7"), name="relu7")
+    g.set_output(_linear(g, rng, h, 4096, num_classes, name="fc8"))
+    return g
+
+
+def lenet5(rng: np.random.Generator) -> Graph:
+    """LeNet-5 (LeCun et al. 1998) on 1×32×32 inputs, common full-connectivity form."""
+    g = Graph((1, 32, 32), name="lenet5")
+    h = g.activation(_conv(g, rng, g.input, 1, 6, 5, name="c1"), "tanh", name="tanh1")
+    h = g.avgpool2d(h, 2, name="s2")
+    h = g.activation(_conv(g, rng, h, 6, 16, 5, name="c3"), "tanh", name="tanh3")
+    h = g.flatten(g.avgpool2d(h, 2, name="s4"), name="flatten")
+    h = g.activation(_linear(g, rng, h, 400, 120, name="c5"), "tanh", name="tanh5")
+    h = g.activation(_linear(g, rng, h, 120, 84, name="f6"), "tanh", name="tanh6")
+    g.set_output(_linear(g, rng, h, 84, 10, name="output"))
+    return g
+
+
+def lstm_model(rng: np.random.Generator, input_size: int = 28, hidden: int = 128,
+               steps: int = 28, classes: int = 10, layers: int = 1) -> Graph:
+    """``layers`` stacked LSTM layers over ``steps`` × ``input_size`` inputs, then a linear
+    head on the last step (default: sequential-MNIST-style rows)."""
+    for name, v in (("input_size", input_size), ("hidden", hidden), ("steps", steps),
+                    ("classes", classes), ("layers", layers)):
+        if not (isinstance(v, int) and v >= 1):
+            raise ValueError(f"lstm_model: {name} = {v!r} must be an integer >= 1")
+    g = Graph((steps, input_size), name="lstm")
+    h = g.input
+    n_in = input_size
+    scale = np.float32(1.0 / np.sqrt(hidden))
+    for k in range(layers):
+        w_ih = rng.uniform(-scale, scale, size=(4 * hidden, n_in))
+        w_hh = rng.uniform(-scale, scale, size=(4 * hidden, hidden))
+        b_ih = rng.uniform(-scale, scale, size=4 * hidden)
+        b_hh = rng.uniform(-scale, scale, size=4 * hidden)
+        h = g.lstm(h, w_ih, w_hh, b_ih, b_hh, name=f"lstm{k}")
+        n_in = hidden
+    h = g.last_step(h, name="last")
+    g.set_output(_linear(g, rng, h, hidden, classes, name="head"))
+    return g
+
+
+NETWORKS: dict[str, Callable[[np.random.Generator], Graph]] = {
+    "resnet9-cifar10": resnet9_cifar10,
+    "resnet32-cifar10": resnet32_cifar10,
+    "alexnet": alexnet,
+    "lenet5": lenet5,
+    "lstm": lstm_model,
+}
+
+
+def load_network(name: str, rng: np.random.Generator) -> Graph:
+    """The Graph of a known network with random weights drawn from ``rng``."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    try:
+        build = NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r}; known networks: "
+                         f"{', '.join(NETWORKS)}") from None
+    return build(rng)
+
+
+def parameter_count(graph: Graph) -> int:
+    """Trainable parameters: weights, biases, and batch-norm scale and shift (not the
+    running statistics), as published parameter counts are given."""
+    total = 0
+    for node in graph.nodes.values():
+        for key, value in node.params.items():
+            if node.op == "batchnorm" and key in ("mean", "var"):
+                continue
+            total += int(value.size)
+    return total
