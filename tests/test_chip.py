@@ -443,7 +443,16 @@ def test_cli_report_and_figures(capsys, tmp_path):
 
 def test_cli_does_not_fit_message(capsys):
     with pytest.raises(ValueError, match="fit='multi-chip'"):
-        cli(["chip", "--network", "resnet9-cifar10", "--no-figures", "--digital", "none"])
+        cli(["chip", "--network", "resnet9-cifar10", "--no-figures", "--digital", "none",
+             "--fit", "error"])
+
+
+def test_cli_default_fit_says_it_uses_several_chips(capsys):
+    cli(["chip", "--network", "resnet9-cifar10", "--no-figures", "--digital", "none",
+         "--inferences", "3", "--json"])
+    captured = capsys.readouterr()
+    assert "needs 111 cores but hermes-64core has 64: simulating 2 chips" in captured.err
+    assert json.loads(captured.out)["chips"] == 2
 
 
 @pytest.mark.slow
