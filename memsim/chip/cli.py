@@ -17,7 +17,8 @@ __all__ = ["add_parser", "format_calibration", "format_run", "run_chip_command"]
 
 
 def _helpers():
-    from memsim.cli import _table, engineering  # lazy: memsim.cli imports this module
+    from memsim._format import engineering
+    from memsim._format import table as _table
 
     return _table, engineering
 

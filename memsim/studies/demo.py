@@ -89,7 +89,8 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
 
 
 def format_demo(r: dict[str, Any]) -> str:
-    from memsim.cli import _table, engineering
+    from memsim._format import engineering
+    from memsim._format import table as _table
 
     lines = [f"memsim demo: {r['network']} on {r['chip']} ({r['tile']} cores, device "
              f"{r['device']})", "",

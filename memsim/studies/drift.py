@@ -74,7 +74,7 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
 
 def format_drift_table(result: dict[str, Any], columns: tuple[str, ...] | None = None) -> str:
     """Text table: mean ± σ accuracy (%) per configuration at the chosen times."""
-    from memsim.cli import _table
+    from memsim._format import table as _table
 
     labels = result["times"]
     keep = [k for k, label in enumerate(labels) if columns is None or label in columns]
