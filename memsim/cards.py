@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "As",
     "CardError",
     "Field",
     "Quantity",
     "card_dir",
     "find_card",
     "list_cards",
+    "parse_section",
     "read_card",
     "take_quantity",
     "to_si",
@@ -50,6 +52,12 @@ _UNITS: dict[str, dict[str, float]] = {
     "velocity": {"m/s": 1.0, "nm/s": 1e-9},
     "energy": {"J": 1.0, "pJ": 1e-12, "nJ": 1e-9, "fJ": 1e-15},
     "dimensionless": {"1": 1.0, "%": 1e-2},
+    "frequency": {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9},
+    "data_rate": {"B/s": 1.0, "kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12},
+    "op_rate": {"FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "OP/s": 1.0,
+                "GOP/s": 1e9, "TOP/s": 1e12},
+    "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "µW": 1e-6},
+    "data_size": {"B": 1.0, "kB": 1e3, "KiB": 1024.0, "MB": 1e6, "MiB": 1024.0**2},
 }
 
 
@@ -83,6 +91,7 @@ class Field:
     required: bool = True
     default: float | None = None
     integer: bool = False
+    none: bool = False  # the string "none" is accepted and means None (e.g. unquantized)
 
     def range_text(self) -> str:
         left = "(" if self.lo_open else "["
@@ -180,3 +189,50 @@ def take_quantity(table: Mapping[str, Any], field: Field, where: str) -> Quantit
         raise CardError(f"{where}.source must be a non-empty string naming the source")
     si = to_si(value, str(table["unit"]), field.dimension, where=f"{where}: ")
     return Quantity(field.check(si, where), source)
+
+
+@dataclass(frozen=True)
+class As:
+    """A schema entry stored under another attribute name than its card key."""
+
+    attr: str
+    spec: Any
+
+
+def parse_section(table: Any, section: str, schema: Mapping[str, Any],
+                  where: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validate one card section against ``schema`` (key -> spec).
+
+    A spec is a :class:`Field` (a ``{value, unit, source}`` quantity, converted to SI), a
+    tuple of allowed strings (a mode), ``bool`` (true/false), or :class:`As` wrapping one of
+    those with the attribute name to store it under. Returns (values, sources).
+    """
+    if not isinstance(table, Mapping):
+        raise CardError(f"{where}: [{section}] must be a table")
+    unknown = set(table) - set(schema)
+    if unknown:
+        raise CardError(f"{where}: [{section}] has unknown fields {sorted(unknown)}; allowed: "
+                        f"{sorted(schema)}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, raw in table.items():
+        spec = schema[key]
+        attr = key
+        if isinstance(spec, As):
+            attr, spec = spec.attr, spec.spec
+        place = f"{where}: {section}.{key}"
+        if spec is bool:
+            if not isinstance(raw, bool):
+                raise CardError(f"{place} = {raw!r} must be true or false")
+            values[attr] = raw
+        elif isinstance(spec, tuple):
+            if raw not in spec:
+                raise CardError(f"{place} = {raw!r} is unknown; allowed: {list(spec)}")
+            values[attr] = raw
+        elif spec.none and raw == "none":
+            values[attr] = None
+        else:
+            q = take_quantity(raw, spec, place)
+            values[attr] = int(q.value) if spec.integer else q.value
+            sources[attr] = q.source
+    return values, sources

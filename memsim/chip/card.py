@@ -28,66 +28,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from memsim.cards import _UNITS, CardError, Field, read_card, take_quantity
+from memsim.cards import As, CardError, Field, parse_section, read_card, take_quantity
 from memsim.crossbar.config import TileConfig, load_tile_config
 
 __all__ = ["ACTIONS", "COMPONENTS", "ChipConfig", "EnergyTable", "load_chip_config",
            "load_energy_table", "take"]
 
-# Dimensions that memsim.cards does not know; same {value, unit, source} form.
-_EXTRA_UNITS: dict[str, dict[str, float]] = {
-    "frequency": {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9},
-    "data_rate": {"B/s": 1.0, "kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12},
-    "op_rate": {"FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "OP/s": 1.0,
-                "GOP/s": 1e9, "TOP/s": 1e12},
-    "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "µW": 1e-6},
-    "data_size": {"B": 1.0, "kB": 1e3, "KiB": 1024.0, "MB": 1e6, "MiB": 1024.0**2},
-}
-_SI_NAME = {"frequency": "Hz", "data_rate": "B/s", "op_rate": "FLOP/s", "power": "W",
-            "data_size": "B"}
-
-
 def take(table: Any, spec: Field, where: str) -> tuple[float, str]:
-    """Validate one ``{value, unit, source}`` table; returns (SI value, source).
-
-    Dimensions of :mod:`memsim.cards` go through :func:`memsim.cards.take_quantity`; the
-    chip's extra dimensions (frequency, data rate, op rate, power, data size) are checked
-    here the same way.
-    """
-    if spec.dimension in _UNITS:
-        q = take_quantity(table, spec, where)
-        return q.value, q.source
-    if not isinstance(table, Mapping):
-        raise CardError(f"{where} must be a table with 'value', 'unit' and 'source', got "
-                        f"{table!r}")
-    extra = set(table) - {"value", "unit", "source"}
-    if extra:
-        raise CardError(f"{where} has unknown keys {sorted(extra)}; allowed: value, unit, source")
-    for key in ("value", "unit", "source"):
-        if key not in table:
-            raise CardError(f"{where} is missing '{key}'")
-    value = table["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CardError(f"{where}.value = {value!r} is not a number")
-    source = table["source"]
-    if not isinstance(source, str) or not source.strip():
-        raise CardError(f"{where}.source must be a non-empty string naming the source")
-    units = _EXTRA_UNITS[spec.dimension]
-    unit = str(table["unit"])
-    if unit not in units:
-        raise CardError(f"{where}: unit {unit!r} is not a unit of {spec.dimension}; allowed: "
-                        f"{sorted(units)}")
-    si = float(value) * units[unit]
-    below = si < spec.lo or (spec.lo_open and si == spec.lo)
-    above = si > spec.hi or (spec.hi_open and si == spec.hi)
-    if not math.isfinite(si) or below or above:
-        left = "(" if spec.lo_open else "["
-        right = ")" if spec.hi_open else "]"
-        raise CardError(f"{where} = {si:g} is out of range; allowed {left}{spec.lo:g}, "
-                        f"{spec.hi:g}{right} {_SI_NAME[spec.dimension]}")
-    if spec.integer and si != int(si):
-        raise CardError(f"{where} = {value!r} must be an integer")
-    return si, source
+    """Validate one ``{value, unit, source}`` table; returns (SI value, source)."""
+    q = take_quantity(table, spec, where)
+    return q.value, q.source
 
 
 # -- energy table -------------------------------------------------------------------------------
@@ -301,66 +251,60 @@ class ChipConfig:
 _INT = {"dimension": "dimensionless", "integer": True}
 
 
-@dataclass(frozen=True)
-class _As:
-    attr: str
-    spec: Any
-
-
 _SCHEMA: dict[str, dict[str, Any]] = {
     "cores": {
-        "count": _As("cores", Field(lo=1, hi=1 << 20, **_INT)),
+        "count": As("cores", Field(lo=1, hi=1 << 20, **_INT)),
         "grid_rows": Field(lo=1, hi=1 << 12, **_INT),
         "grid_cols": Field(lo=1, hi=1 << 12, **_INT),
         "weight_slices": Field(lo=1, hi=64, **_INT),
     },
     "timing": {
         "input_scheme": INPUT_SCHEMES,
-        "pwm_unit_time": _As("pwm_unit_time_s", Field(dimension="time", lo=0, hi=1e-3,
+        "pwm_unit_time": As("pwm_unit_time_s", Field(dimension="time", lo=0, hi=1e-3,
                                                       lo_open=True)),
-        "phase_overhead": _As("phase_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
-        "cycle_time": _As("cycle_time_s", Field(dimension="time", lo=0, hi=1e-3,
+        "phase_overhead": As("phase_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
+        "cycle_time": As("cycle_time_s", Field(dimension="time", lo=0, hi=1e-3,
                                                 lo_open=True)),
-        "mvm_overhead": _As("mvm_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
+        "mvm_overhead": As("mvm_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
     },
     "local_digital": {
-        "lanes": _As("ldpu_lanes", Field(lo=1, hi=1 << 16, **_INT)),
-        "clock": _As("ldpu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
+        "lanes": As("ldpu_lanes", Field(lo=1, hi=1 << 16, **_INT)),
+        "clock": As("ldpu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
                                             lo_open=True)),
         "affine_ops_per_output": Field(lo=0, hi=64, **_INT),
     },
     "global_digital": {
-        "units": _As("gdu_units", Field(lo=1, hi=1 << 12, **_INT)),
-        "lanes": _As("gdu_lanes", Field(lo=1, hi=1 << 16, **_INT)),
-        "clock": _As("gdu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
+        "units": As("gdu_units", Field(lo=1, hi=1 << 12, **_INT)),
+        "lanes": As("gdu_lanes", Field(lo=1, hi=1 << 16, **_INT)),
+        "clock": As("gdu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
                                            lo_open=True)),
-        "row": _As("gdu_row", Field(lo=0, hi=1 << 12, **_INT)),
-        "col": _As("gdu_col", Field(lo=0, hi=1 << 12, **_INT)),
+        "row": As("gdu_row", Field(lo=0, hi=1 << 12, **_INT)),
+        "col": As("gdu_col", Field(lo=0, hi=1 << 12, **_INT)),
     },
     "network": {
-        "link_bandwidth": _As("link_bandwidth_Bps", Field(dimension="data_rate", lo=0,
+        "link_bandwidth": As("link_bandwidth_Bps", Field(dimension="data_rate", lo=0,
                                                           hi=1e15, lo_open=True)),
-        "hop_latency": _As("hop_latency_s", Field(dimension="time", lo=0, hi=1e-3)),
+        "hop_latency": As("hop_latency_s", Field(dimension="time", lo=0, hi=1e-3)),
         "activation_bytes": Field(lo=1, hi=8, **_INT),
         "partial_sum_bytes": Field(lo=1, hi=8, **_INT),
     },
     "io": {
-        "bandwidth": _As("io_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
+        "bandwidth": As("io_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
                                                    lo_open=True)),
-        "latency": _As("io_latency_s", Field(dimension="time", lo=0, hi=1.0)),
-        "row": _As("io_row", Field(lo=0, hi=1 << 12, **_INT)),
-        "col": _As("io_col", Field(lo=0, hi=1 << 12, **_INT)),
+        "latency": As("io_latency_s", Field(dimension="time", lo=0, hi=1.0)),
+        "row": As("io_row", Field(lo=0, hi=1 << 12, **_INT)),
+        "col": As("io_col", Field(lo=0, hi=1 << 12, **_INT)),
     },
     "buffers": {
-        "input_buffer": _As("input_buffer_bytes", Field(dimension="data_size", lo=0, hi=1e12,
+        "input_buffer": As("input_buffer_bytes", Field(dimension="data_size", lo=0, hi=1e12,
                                                         lo_open=True)),
-        "output_buffer": _As("output_buffer_bytes", Field(dimension="data_size", lo=0,
+        "output_buffer": As("output_buffer_bytes", Field(dimension="data_size", lo=0,
                                                           hi=1e12, lo_open=True)),
     },
     "programming": {
-        "time_per_device": _As("program_time_per_device_s",
+        "time_per_device": As("program_time_per_device_s",
                                Field(dimension="time", lo=0, hi=1.0, lo_open=True)),
-        "parallel_devices": _As("program_parallel_devices", Field(lo=1, hi=1 << 20, **_INT)),
+        "parallel_devices": As("program_parallel_devices", Field(lo=1, hi=1 << 20, **_INT)),
     },
 }
 _ENERGY: dict[str, Field] = {
@@ -375,32 +319,6 @@ _ENERGY: dict[str, Field] = {
     "static_power_per_core": Field(dimension="power", lo=0, hi=1e3),
 }
 _ADC_ENERGY = Field(dimension="energy", lo=0, hi=1e-6, lo_open=True)
-
-
-def _parse_section(table: Any, section: str, where: str) -> tuple[dict, dict]:
-    if not isinstance(table, Mapping):
-        raise CardError(f"{where}: [{section}] must be a table")
-    schema = _SCHEMA[section]
-    unknown = set(table) - set(schema)
-    if unknown:
-        raise CardError(f"{where}: [{section}] has unknown fields {sorted(unknown)}; allowed: "
-                        f"{sorted(schema)}")
-    values, sources = {}, {}
-    for key, raw in table.items():
-        spec = schema[key]
-        attr = key
-        if isinstance(spec, _As):
-            attr, spec = spec.attr, spec.spec
-        place = f"{where}: {section}.{key}"
-        if isinstance(spec, tuple):
-            if raw not in spec:
-                raise CardError(f"{place} = {raw!r} is unknown; allowed: {list(spec)}")
-            values[attr] = raw
-        else:
-            value, source = take(raw, spec, place)
-            values[attr] = int(value) if spec.integer else value
-            sources[attr] = source
-    return values, sources
 
 
 _OPTIONAL = {"cores": {"weight_slices"}}
@@ -480,7 +398,7 @@ def load_chip_config(name_or_path: str | Path, **overrides: Any) -> ChipConfig:
     for section in _SCHEMA:
         if section not in data:
             raise CardError(f"{where}: section [{section}] is missing")
-        v, s = _parse_section(data[section], section, where)
+        v, s = parse_section(data[section], section, _SCHEMA[section], where)
         values.update(v)
         sources.update(s)
         for key in _required(section, data):

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from memsim.cards import CardError, Field, read_card, take_quantity
+from memsim.cards import As, CardError, Field, parse_section, read_card
 
 __all__ = ["IDEAL_CONVERTERS", "TileConfig", "load_tile_config"]
 
@@ -167,14 +167,6 @@ class TileConfig:
 
 
 # -- card parsing ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _As:
-    """A card key stored under another TileConfig attribute name."""
-
-    attr: str
-    spec: Any
-
-
 _INT = {"dimension": "dimensionless", "integer": True}
 _SCHEMA: dict[str, dict[str, Any]] = {
     "array": {
@@ -183,75 +175,42 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "devices_per_polarity": Field(lo=1, hi=2, **_INT),
         "significance": Field(dimension="dimensionless", lo=1.0, hi=1e3),
         "weight_scaling": WEIGHT_SCALINGS,
-        "read_voltage": _As("read_voltage_v",
+        "read_voltage": As("read_voltage_v",
                             Field(dimension="voltage", lo=0, hi=10, lo_open=True)),
-        "wire_resistance": _As("wire_resistance_ohm",
+        "wire_resistance": As("wire_resistance_ohm",
                                Field(dimension="resistance", lo=0, hi=1e4)),
         "ir_drop": IR_DROP_MODES,
     },
     "dac": {
-        "bits": _As("dac_bits", Field(lo=2, hi=24, **_INT)),
+        "bits": As("dac_bits", Field(lo=2, hi=24, none=True, **_INT)),
         "encoding": ENCODINGS,
         "input_scaling": INPUT_SCALINGS,
         "input_range": Field(dimension="dimensionless", lo=0, hi=1e12, lo_open=True),
-        "noise": _As("dac_noise", Field(dimension="dimensionless", lo=0, hi=1)),
+        "noise": As("dac_noise", Field(dimension="dimensionless", lo=0, hi=1)),
         "max_retries": Field(lo=0, hi=16, **_INT),
     },
     "adc": {
-        "bits": _As("adc_bits", Field(lo=1, hi=24, **_INT)),
-        "mode": _As("adc_mode", ADC_MODES),
+        "bits": As("adc_bits", Field(lo=1, hi=24, none=True, **_INT)),
+        "mode": As("adc_mode", ADC_MODES),
         "output_range": Field(dimension="dimensionless", lo=0, hi=1 << 16, lo_open=True),
-        "gain_sigma": _As("adc_gain_sigma", Field(dimension="dimensionless", lo=0, hi=1)),
-        "offset_sigma": _As("adc_offset_sigma",
+        "gain_sigma": As("adc_gain_sigma", Field(dimension="dimensionless", lo=0, hi=1)),
+        "offset_sigma": As("adc_offset_sigma",
                             Field(dimension="dimensionless", lo=0, hi=1e3)),
-        "noise": _As("adc_noise", Field(dimension="dimensionless", lo=0, hi=1e3)),
+        "noise": As("adc_noise", Field(dimension="dimensionless", lo=0, hi=1e3)),
     },
     "digital": {
         "affine_calibration": bool,
         "calibration_vectors": Field(lo=2, hi=1 << 20, **_INT),
         "drift_compensation": DRIFT_COMPENSATIONS,
-        "calibration_time": _As("calibration_time_s", Field(dimension="time", lo=0, hi=1e9)),
-        "noise_window": _As("noise_window_s",
+        "calibration_time": As("calibration_time_s", Field(dimension="time", lo=0, hi=1e9)),
+        "noise_window": As("noise_window_s",
                             Field(dimension="time", lo=0, hi=1e9, lo_open=True)),
     },
     "timing": {
-        "mvm_time": _As("mvm_time_s", Field(dimension="time", lo=0, hi=1, lo_open=True)),
-        "mvm_energy": _As("mvm_energy_j", Field(dimension="energy", lo=0, hi=1, lo_open=True)),
+        "mvm_time": As("mvm_time_s", Field(dimension="time", lo=0, hi=1, lo_open=True)),
+        "mvm_energy": As("mvm_energy_j", Field(dimension="energy", lo=0, hi=1, lo_open=True)),
     },
 }
-
-
-def _parse_section(table: Any, section: str, where: str) -> tuple[dict, dict]:
-    if not isinstance(table, Mapping):
-        raise CardError(f"{where}: [{section}] must be a table")
-    schema = _SCHEMA[section]
-    unknown = set(table) - set(schema)
-    if unknown:
-        raise CardError(f"{where}: [{section}] has unknown fields {sorted(unknown)}; allowed: "
-                        f"{sorted(schema)}")
-    values, sources = {}, {}
-    for key, raw in table.items():
-        spec = schema[key]
-        attr = key
-        if isinstance(spec, _As):
-            attr, spec = spec.attr, spec.spec
-        place = f"{where}: {section}.{key}"
-        if spec is bool:
-            if not isinstance(raw, bool):
-                raise CardError(f"{place} = {raw!r} must be true or false")
-            values[attr] = raw
-        elif isinstance(spec, tuple):  # a choice of mode strings
-            if raw not in spec:
-                raise CardError(f"{place} = {raw!r} is unknown; allowed: {list(spec)}")
-            values[attr] = raw
-        else:
-            if raw == "none" and attr in ("dac_bits", "adc_bits"):
-                values[attr] = None
-                continue
-            q = take_quantity(raw, spec, place)
-            values[attr] = int(q.value) if spec.integer else q.value
-            sources[attr] = q.source
-    return values, sources
 
 
 def load_tile_config(name_or_path: Any, **overrides: Any) -> TileConfig:
@@ -269,7 +228,7 @@ def load_tile_config(name_or_path: Any, **overrides: Any) -> TileConfig:
     sources: dict[str, str] = {}
     for section in _SCHEMA:
         if section in data:
-            v, s = _parse_section(data[section], section, where)
+            v, s = parse_section(data[section], section, _SCHEMA[section], where)
             values.update(v)
             sources.update(s)
     for key in ("adc_noise", "adc_offset_sigma"):  # LSB in the card -> normalised units
