@@ -16,6 +16,7 @@ through gradient); and output noise of the ADC's quantization (LSB/√12) and co
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -33,8 +34,11 @@ MODELS = ("mlp", "cnn")
 _VERSION = 1
 
 
+@functools.lru_cache(maxsize=4)
 def load_digits_split(seed: int = 0, test_fraction: float = 0.3):
-    """(x_train, y_train, x_test, y_test); x is (N, 1, 8, 8) in [0, 1], stratified split."""
+    """(x_train, y_train, x_test, y_test); x is (N, 1, 8, 8) in [0, 1], stratified split.
+
+    Cached per process; the arrays are read-only."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -42,7 +46,10 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.3):
     x = (data.images / 16.0).astype(np.float64)[:, None]
     x_tr, x_te, y_tr, y_te = train_test_split(x, data.target, test_size=test_fraction,
                                               random_state=seed, stratify=data.target)
-    return x_tr, y_tr, x_te, y_te
+    out = (x_tr, y_tr, x_te, y_te)
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)
