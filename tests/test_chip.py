@@ -461,3 +461,18 @@ def test_resnet9_hundred_inferences_two_chips():
     net = chip.map(load_network("resnet9-cifar10", np.random.default_rng(0)))
     run = chip.simulate(net, inferences=100, fit="multi-chip")
     assert run.throughput_per_s > 1000 and run.tops_per_w > 1
+
+
+def test_array_read_energy_follows_the_input_window():
+    """PWM inputs: the array conducts for 2^(b-1) unit times, so fewer DAC bits read with
+    proportionally less array energy (the card's value is for its own 8-bit tile)."""
+    from memsim.mapping import Graph, map_network
+
+    rng = np.random.default_rng(0)
+    g = Graph((64,), "mlp")
+    g.set_output(g.linear(g.relu(g.linear(g.input, rng.standard_normal((32, 64)))),
+                          rng.standard_normal((10, 32))))
+    chip = mc.load_chip("hermes-64core")
+    arr = {b: chip.simulate(map_network(g, tile="hermes-core", device="ideal", dac_bits=b),
+                            inferences=2).energy_breakdown["array"] for b in (8, 6)}
+    assert arr[6] == pytest.approx(arr[8] * 2**5 / 2**7, rel=1e-9)

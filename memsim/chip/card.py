@@ -232,6 +232,21 @@ class ChipConfig:
         window = 2 ** (t.dac_bits - 1) * self.pwm_unit_time_s
         return t.phases * (window + self.phase_overhead_s) + self.mvm_overhead_s
 
+    def read_window_factor(self, tile: TileConfig | None = None) -> float:
+        """Array read energy of an MVM with ``tile``'s inputs relative to the card's own tile.
+
+        The array conducts while the inputs are applied: for PWM inputs that is the pulse
+        window, 2^(b−1) unit times for b DAC bits; bit-serial inputs take b cycles. The
+        card's ``array_cell_read`` energy is for its own tile's DAC bits, so reading with
+        other DAC bits scales it by the ratio of the windows."""
+        t = tile or self.tile
+        ref, bits = self.tile.dac_bits, t.dac_bits
+        if ref is None or bits is None:
+            return 1.0
+        if self.input_scheme == "bit_serial":
+            return bits / ref
+        return 2.0 ** (bits - 1) / 2.0 ** (ref - 1)
+
     def with_(self, **changes: Any) -> ChipConfig:
         """A copy with some fields changed (validated again). ``encoding``, ``dac_bits`` and
         ``adc_bits`` change the core's tile."""

@@ -330,6 +330,7 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
     mvm_time = cfg.mvm_time_s(tile)
     phases = cfg.phases(tile)
     slices = cfg.weight_slices
+    window = cfg.read_window_factor(tile)
     reps = _replicas(net, cfg, replicate, capacity, layers, mvm_time)
     need = sum(by_name[n].tiles * reps[n] for n in layers)
     if need > capacity:
@@ -549,7 +550,7 @@ def build_plan(net: MappedNetwork, cfg: ChipConfig, *, chips: int = 1,
                 out_bytes = cols * (ps_b if split or rec else act_b)
                 e.counts = {
                     "dac_conversion": n_mvm * phases * rows * slices,
-                    "array_cell_read": n_mvm * phases * rows * cols * slices,
+                    "array_cell_read": n_mvm * phases * rows * cols * slices * window,
                     adc_key: n_mvm * phases * cols * slices,
                     "local_digital_op": n_mvm * post + pre + chain_here + late,
                     "buffer_byte": n_mvm * (rows * act_b + out_bytes),
@@ -784,7 +785,8 @@ def peak_plan(cfg: ChipConfig, mvms_per_core: int, tile: TileConfig | None = Non
                    post_time_s=post / (cfg.ldpu_lanes * cfg.ldpu_clock_hz))
         n = mvms_per_core
         e.counts = {"dac_conversion": n * phases * rows * s,
-                    "array_cell_read": n * phases * rows * cols * s,
+                    "array_cell_read": n * phases * rows * cols * s
+                    * cfg.read_window_factor(tile),
                     adc_key: n * phases * cols * s, "local_digital_op": n * post,
                     "buffer_byte": n * (rows + cols) * cfg.activation_bytes}
         e.ops = 2.0 * rows * cols * n
