@@ -14,7 +14,7 @@ axis or fixed):
 - ``inferences``: pipelined inferences simulated on the chip (default 20);
 - ``fit``: what the chip does with a network larger than itself ("error", "multi-chip",
   "reprogram"; default "error");
-- ``accuracy``: false skips the functional path (energy-only studies);
+- ``measure_accuracy``: false skips the functional path (energy-only studies);
 - ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class).
 
 Accuracy is measured on the digits test set for the digits workloads (NaN for layer-shape
@@ -39,7 +39,7 @@ _TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices
               "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
               "significance", "ir_drop", "adc_noise", "affine_calibration")
 _KNOWN = {"workload", "chip", "tile", "device", "time_s", "noise_scale", "training",
-          "adc_calibration", "accuracy", "fit",
+          "adc_calibration", "measure_accuracy", "fit",
           "inferences", "digital", "batch", "test_samples", *_TILE_KEYS}
 
 
@@ -117,7 +117,7 @@ def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, float]:
                       "fit": config.get("fit", "error"),
                       "digital": list(digital)}, sort_keys=True)
     metrics = dict(_chip_metrics(key))
-    if not config.get("accuracy", True):
+    if not config.get("measure_accuracy", True):
         return metrics
     if config["workload"].startswith("digits-"):
         acc, sat = _digits_accuracy(config, overrides, seed)

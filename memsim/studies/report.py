@@ -49,12 +49,22 @@ def _label(row, params: list[str]) -> str:
     return ", ".join(f"{p}={row[p]}" for p in params if p != "_point")
 
 
+def _energy_unit(values: np.ndarray) -> tuple[float, str]:
+    """(factor, unit) that shows typical energies as numbers near 1..1000."""
+    typical = float(np.nanmedian(np.abs(values))) if len(values) else 1.0
+    for factor, unit in ((1e12, "pJ"), (1e9, "nJ"), (1e6, "µJ"), (1e3, "mJ")):
+        if typical * factor < 1e3:
+            return factor, unit
+    return 1.0, "J"
+
+
 def _plot_pareto(agg, params, path: Path) -> Path | None:
-    if not {"energy_j", "accuracy"} <= set(agg.columns):
+    if not {"energy_j", "accuracy"} <= set(agg.columns) or agg["accuracy"].isna().any():
         return None
     import matplotlib.pyplot as plt
 
-    e = agg["energy_j"].to_numpy() * 1e6
+    scale, unit = _energy_unit(agg["energy_j"].to_numpy())
+    e = agg["energy_j"].to_numpy() * scale
     a = agg["accuracy"].to_numpy() * 100
     mask = pareto_mask(e, a)
     fig, ax = plt.subplots(figsize=(7, 4.6))
@@ -67,7 +77,7 @@ def _plot_pareto(agg, params, path: Path) -> Path | None:
         ax.annotate(_label(agg.iloc[i], params), (e[i], a[i]), fontsize=6,
                     xytext=(4, -8), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("energy per inference (µJ)")
+    ax.set_xlabel(f"energy per inference ({unit})")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("energy / accuracy trade-off")
     ax.grid(alpha=0.3)
@@ -152,13 +162,14 @@ def _plot_analog_digital(agg, params, path: Path) -> Path | None:
     names = {"energy_j": "analog (chip)", "digital_gpu_energy_j": "digital GPU-class",
              "digital_cpu_energy_j": "digital CPU-class"}
     width = 0.8 / len(cols)
+    scale, unit = _energy_unit(agg[cols].to_numpy().ravel())
     for k, c in enumerate(cols):
-        ax.bar(np.arange(len(agg)) + k * width, agg[c].to_numpy() * 1e6, width, label=names[c])
+        ax.bar(np.arange(len(agg)) + k * width, agg[c].to_numpy() * scale, width, label=names[c])
     ax.set_xticks(np.arange(len(agg)) + 0.4 - width / 2,
                   [_label(r, params) or "default" for _, r in agg.iterrows()], rotation=30,
                   ha="right", fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("energy per inference (µJ)")
+    ax.set_ylabel(f"energy per inference ({unit})")
     ax.set_title("analog vs digital energy per inference")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -208,7 +219,7 @@ def write_report(df, *, study: str, description: str, params: list[str], out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     present = [m for m in METRIC_ORDER if m in df.columns]
     agg = aggregate(df, params, present)
-    if "energy_j" in agg and "accuracy" in agg:
+    if "energy_j" in agg and "accuracy" in agg and agg["accuracy"].notna().all():
         agg["pareto"] = pareto_mask(agg["energy_j"], agg["accuracy"])
     figs = {
         "Energy/accuracy Pareto front": _plot_pareto(agg, params, out_dir / f"{study}-pareto.png"),
