@@ -338,7 +338,7 @@ def test_bad_weights_and_inputs():
     tile.program(np.ones((8, 4)), rng)
     with pytest.raises(ValueError, match=r"does not match the 8 programmed rows"):
         tile.matvec(np.ones((2, 7)), 1.0, rng)
-    with pytest.raises(ValueError, match=r"input contains NaN"):
+    with pytest.raises(ValueError, match=r"input contains 8 NaN or infinite"):
         tile.matvec(np.full((1, 8), np.nan), 1.0, rng)
     with pytest.raises(ValueError, match=r"t = -1"):
         tile.matvec(np.ones((1, 8)), -1.0, rng)

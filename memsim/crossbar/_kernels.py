@@ -37,6 +37,33 @@ def dac_kernel(x, inv_scale, n_steps, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
+def input_scan_kernel(x, fixed_range, sx):  # pragma: no cover - compiled
+    """Per-row input scale and checks in one pass over x (any float dtype).
+
+    sx[b] = fixed_range if fixed_range > 0, else max_i |x[b, i]| (1 for an all-zero row).
+    Returns (non-finite entries, entries beyond the fixed range)."""
+    b_count, r_count = x.shape
+    bad = 0
+    clipped = 0
+    for b in range(b_count):
+        m = 0.0
+        for i in range(r_count):
+            v = abs(x[b, i])
+            if not math.isfinite(v):
+                bad += 1
+            elif v > m:
+                m = v
+        if fixed_range > 0:
+            sx[b] = fixed_range
+            for i in range(r_count):
+                if abs(x[b, i]) > fixed_range:
+                    clipped += 1
+        else:
+            sx[b] = m if m > 0 else 1.0
+    return bad, clipped
+
+
+@numba.njit(**_JIT)
 def adc_kernel(y, var, noisy, seed, row0, gain, offset, lsb, sigma2, bits, floor_mode, out,
                sat_row):  # pragma: no cover - compiled
     """ADC of column outputs with read noise, mismatch and converter noise, fused.

@@ -361,7 +361,9 @@ class Tile:
         self._require_programmed()
         rng = check_generator(rng)
         cfg = self.config
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
         one = x.ndim == 1
         if one:
             x = x[None, :]
@@ -369,8 +371,13 @@ class Tile:
             raise ValueError(f"tile {cfg.name!r}: input of shape {np.shape(x)} does not match "
                              f"the {self.shape_[0]} programmed rows (expected (batch, "
                              f"{self.shape_[0]}))")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"tile {cfg.name!r}: input contains NaN or infinite values")
+        x = np.ascontiguousarray(x)
+        sx = np.empty(x.shape[0])
+        bad, clipped = _k.input_scan_kernel(
+            x, cfg.input_range if cfg.input_scaling == "fixed" else 0.0, sx)
+        if bad:
+            raise ValueError(f"tile {cfg.name!r}: input contains {bad} NaN or infinite "
+                             "value(s)")
         t = check_time(t)
         if t < self.programmed_at_s_:
             raise ValueError(f"tile {cfg.name!r}: t = {t:g} s is before the tile was programmed "
@@ -379,12 +386,7 @@ class Tile:
         self.saturation_ = Saturation()
         read = self._read(t_since, rng)
 
-        if cfg.input_scaling == "fixed":
-            sx = np.full(x.shape[0], cfg.input_range)
-            self.saturation_.inputs_clipped = int(np.count_nonzero(np.abs(x) > cfg.input_range))
-        else:
-            sx = np.max(np.abs(x), axis=1)
-            sx = np.where(sx > 0, sx, 1.0)
+        self.saturation_.inputs_clipped = int(clipped)
         y, sat = self._convert(self._dac(x, rng, 1.0 / sx), read, rng)
         if cfg.input_scaling == "clip_retry":
             todo = np.flatnonzero(sat)
