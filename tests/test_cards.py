@@ -168,3 +168,11 @@ def test_negative_noise_scale():
     dev = memsim.load_device("pcm-generic")
     with pytest.raises(ValueError, match=r"noise scale programming_scale = -1\.0 must be >= 0"):
         dev.with_noise(programming=-1.0)
+
+
+@pytest.mark.parametrize("name", list_cards("crossbars"))
+def test_every_number_in_a_tile_chip_or_digital_card_has_unit_and_source(name):
+    data = tomllib.loads((ROOT / "crossbars" / f"{name}.toml").read_text())
+    assert _numbers_without_source(data) == []
+    for table in _tables_with_value(data):
+        assert "unit" in table, table
