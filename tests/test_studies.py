@@ -61,3 +61,16 @@ def test_demo(tmp_path, capsys):
     assert r["chip_run"]["energy_j"] > 0 and r["chip_run"]["latency_s"] > 0
     assert r["digital"]["digital-gpu"]["energy_j"] > r["chip_run"]["energy_j"]
     assert (tmp_path / "demo-adc-bits-pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_array_size_can_be_swept():
+    """Smaller arrays split the layers into more tiles: more partial sums, more energy."""
+    from memsim.studies.evaluate import evaluate_point
+
+    base = {"workload": "digits-mlp", "chip": "hermes-64core", "tile": "hermes-core",
+            "device": "pcm-hermes-2dev", "time_s": 1.0, "test_samples": 100}
+    small = evaluate_point({**base, "rows": 32, "cols": 32}, 1)
+    large = evaluate_point({**base, "rows": 256, "cols": 256}, 1)
+    assert small["energy_j"] > large["energy_j"]
+    assert small["latency_s"] > large["latency_s"]
+    assert 0.8 < small["accuracy"] <= 1 and 0.8 < large["accuracy"] <= 1

@@ -248,9 +248,10 @@ class ChipConfig:
         return 2.0 ** (bits - 1) / 2.0 ** (ref - 1)
 
     def with_(self, **changes: Any) -> ChipConfig:
-        """A copy with some fields changed (validated again). ``encoding``, ``dac_bits`` and
-        ``adc_bits`` change the core's tile."""
-        tile_keys = {"encoding", "dac_bits", "adc_bits"}
+        """A copy with some fields changed (validated again). ``encoding``, ``dac_bits``,
+        ``adc_bits``, ``rows`` and ``cols`` change the core's tile (an array-size study:
+        per-cell, per-row and per-column energies of the card then apply to the new size)."""
+        tile_keys = {"encoding", "dac_bits", "adc_bits", "rows", "cols"}
         tile_changes = {k: changes.pop(k) for k in list(changes) if k in tile_keys}
         names = {f.name for f in fields(self)}
         unknown = set(changes) - names

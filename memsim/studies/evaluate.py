@@ -63,7 +63,8 @@ def _chip_metrics(key: str) -> dict[str, float]:
     cfg = json.loads(key)
     graph = load_workload(cfg["workload"], np.random.default_rng(0))
     net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
-    chip = memsim.load_chip(cfg["chip"])
+    geometry = {k: cfg["overrides"][k] for k in ("rows", "cols") if k in cfg["overrides"]}
+    chip = memsim.load_chip(cfg["chip"], **geometry)  # cores with the swept array size
     run = chip.simulate(net, inferences=cfg["inferences"], record=False, fit=cfg["fit"])
     out = {"latency_s": run.latency_s, "throughput_per_s": run.throughput_per_s,
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
