@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from memsim.cards import CardError, Field, read_card
-from memsim.chip.card import take
+from memsim.cards import As, CardError, Field, parse_section, read_card
 from memsim.chip.plan import node_ops
 from memsim.mapping.graph import WEIGHT_OPS, Graph
 
@@ -152,25 +151,25 @@ class DigitalEstimate:
                 "tops_per_w": self.tops_per_w}
 
 
-_SCHEMA: dict[str, dict[str, tuple[str, Field]]] = {
+_SCHEMA: dict[str, dict[str, As]] = {
     "compute": {
-        "peak": ("peak_flops", Field(dimension="op_rate", lo=0, hi=1e18, lo_open=True)),
-        "efficiency": ("efficiency", Field(dimension="dimensionless", lo=0, hi=1,
+        "peak": As("peak_flops", Field(dimension="op_rate", lo=0, hi=1e18, lo_open=True)),
+        "efficiency": As("efficiency", Field(dimension="dimensionless", lo=0, hi=1,
                                            lo_open=True)),
-        "bytes_per_value": ("bytes_per_value", Field(dimension="dimensionless", lo=1, hi=8,
+        "bytes_per_value": As("bytes_per_value", Field(dimension="dimensionless", lo=1, hi=8,
                                                      integer=True)),
     },
     "memory": {
-        "bandwidth": ("memory_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
+        "bandwidth": As("memory_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
                                                     lo_open=True)),
     },
     "energy": {
-        "per_flop": ("energy_per_flop_j", Field(dimension="energy", lo=0, hi=1e-6)),
-        "per_dram_byte": ("energy_per_dram_byte_j", Field(dimension="energy", lo=0, hi=1e-6)),
-        "static_power": ("static_power_w", Field(dimension="power", lo=0, hi=1e5)),
+        "per_flop": As("energy_per_flop_j", Field(dimension="energy", lo=0, hi=1e-6)),
+        "per_dram_byte": As("energy_per_dram_byte_j", Field(dimension="energy", lo=0, hi=1e-6)),
+        "static_power": As("static_power_w", Field(dimension="power", lo=0, hi=1e5)),
     },
     "overhead": {
-        "per_layer": ("per_layer_overhead_s", Field(dimension="time", lo=0, hi=1.0)),
+        "per_layer": As("per_layer_overhead_s", Field(dimension="time", lo=0, hi=1.0)),
     },
 }
 
@@ -190,18 +189,13 @@ def load_digital(name_or_path: str | Path) -> DigitalConfig:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for section, schema in _SCHEMA.items():
-        table = data.get(section)
-        if not isinstance(table, Mapping):
+        if not isinstance(data.get(section), Mapping):
             raise CardError(f"{where}: section [{section}] is missing")
-        extra = set(table) - set(schema)
-        if extra:
-            raise CardError(f"{where}: [{section}] has unknown fields {sorted(extra)}; "
-                            f"allowed: {sorted(schema)}")
-        for key, (attr, spec) in schema.items():
-            if key not in table:
-                raise CardError(f"{where}: {section}.{key} is missing")
-            value, source = take(table[key], spec, f"{where}: {section}.{key}")
-            values[attr] = int(value) if spec.integer else value
-            sources[attr] = source
+        v, src = parse_section(data[section], section, schema, where)
+        missing = set(schema) - set(data[section])
+        if missing:
+            raise CardError(f"{where}: {section}.{sorted(missing)[0]} is missing")
+        values.update(v)
+        sources.update(src)
     return DigitalConfig(name=name, description=str(card.get("description", "")),
                          sources=sources, **values)
