@@ -36,6 +36,24 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
+def interleaved(fn, base, repeats: int) -> tuple[float, float, float]:
+    """Median time of fn, of base, and median of the per-pair ratios fn/base, timing the two
+    alternately so that both see the same machine (a shared machine's speed drifts)."""
+    fn()
+    base()
+    t_fn, t_base, ratios = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        base()
+        t1 = time.perf_counter()
+        fn()
+        t2 = time.perf_counter()
+        t_base.append(t1 - t0)
+        t_fn.append(t2 - t1)
+        ratios.append((t2 - t1) / (t1 - t0))
+    return float(np.median(t_fn)), float(np.median(t_base)), float(np.median(ratios))
+
+
 def peak_bytes(fn) -> int:
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -83,10 +101,7 @@ def main(argv=None) -> dict:
     def gemm():
         return x @ w
 
-    t_gemm = median_time(gemm, args.repeats)
-    t_memsim = median_time(memsim_forward, args.repeats)
-    t_gemm_after = median_time(gemm, args.repeats)  # the machine may have changed meanwhile
-    t_gemm = min(t_gemm, t_gemm_after)
+    t_memsim, t_gemm, ratio = interleaved(memsim_forward, gemm, args.repeats)
     peak = peak_bytes(memsim_forward)
     peak_gemm = peak_bytes(gemm)
     t_aihwkit = aihwkit_time(w, x, args.repeats)
@@ -95,7 +110,7 @@ def main(argv=None) -> dict:
         "shape": [BATCH, ROWS, COLS],
         "gemm_float32_ms": t_gemm * 1e3,
         "memsim_tile_ms": t_memsim * 1e3,
-        "memsim_over_gemm": t_memsim / t_gemm,
+        "memsim_over_gemm": ratio,
         "memsim_peak_mib": peak / 2**20,
         "gemm_peak_mib": peak_gemm / 2**20,
         "aihwkit_ms": None if t_aihwkit is None else t_aihwkit * 1e3,

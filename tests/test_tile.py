@@ -436,3 +436,58 @@ def test_card_noise_in_lsb_is_kept_when_the_adc_is_made_unquantized():
     assert cfg.adc_offset_sigma == pytest.approx(1.0 * lsb)  # card: 1 LSB
     unq = memsim.crossbar.load_tile_config("hermes-core", adc_bits=None)
     assert unq.adc_noise == cfg.adc_noise  # same physical noise, not 0.5 "units"
+
+
+@pytest.mark.parametrize("cols", [256, 7, 1])
+def test_adc_kernel_noise_is_standard_normal_for_even_and_odd_columns(cols):
+    """The fused kernel's noise alone (y = 0, unit variance, unquantized): N(0, 1) in every
+    column, including an odd last column, uncorrelated between the two halves of a pair."""
+    from memsim.crossbar import _kernels as K
+
+    rows = 400_000 // cols
+    y = np.zeros((rows, cols), dtype=np.float32)
+    var = np.full((rows, cols), 0.75, dtype=np.float32)  # + σ² = 0.25 of the converter
+    one = np.ones(cols, dtype=np.float32)
+    out = np.empty((rows, cols))
+    sat = np.zeros(rows, dtype=np.int64)
+    K.adc_kernel(y, var, True, np.uint64(11), 0, one, one, np.zeros(cols, np.float32), 1.0,
+                 0.25, 0, False, 1.0, np.ones(cols), np.zeros(cols), np.ones(rows), out, sat)
+    assert not sat.any()
+    z = out.ravel()
+    n = z.size
+    assert abs(z.mean()) < Z / math.sqrt(n)
+    assert abs(z.var() - 1) < Z * math.sqrt(2 / n)
+    from scipy import stats
+
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+    last = out[:, -1]  # the odd column, or the sin half of the last pair
+    assert abs(last.var() - 1) < Z * math.sqrt(2 / rows)
+    h = cols // 2
+    if h:
+        a, b = out[:, :h].ravel(), out[:, h:2 * h].ravel()
+        assert abs(np.mean(a * b)) < Z / math.sqrt(a.size)
+        assert abs(np.mean(a * a * b * b) - 1) < Z * math.sqrt(8 / a.size)
+
+
+def test_slow_read_noise_is_a_state_at_each_time():
+    """Reads at one time share the slow 1/f noise; a new time or redraw=True draws anew."""
+    dev = memsim.load_device("pcm-hermes-1dev").with_noise(programming=0.0, drift_spread=0.0)
+    cfg = TileConfig(name="t", rows=32, cols=8, **IDEAL)
+    tile = load_tile(cfg, device=dev).program(np.full((32, 8), 0.5), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = np.ones((1, 32))
+    t = 3600.0
+    g1 = tile._read(t, rng).w.copy()
+    np.testing.assert_array_equal(tile._read(t, rng).w, g1)  # the same state at t
+    assert not np.array_equal(tile._read(t, rng, redraw=True).w, g1)
+    g2 = tile._read(t, rng).w.copy()  # the redrawn state is the one kept
+    assert not np.array_equal(tile._read(2 * t, rng).w, g2)
+    np.testing.assert_array_equal(tile._read(t, rng).w, g2)
+    # through matvec: a window shorter than the read time makes all 1/f noise slow, and the
+    # converters are ideal, so equal states give equal outputs
+    slow = TileConfig(name="t", rows=32, cols=8, noise_window_s=1e-9, **IDEAL)
+    tile = load_tile(slow, device=dev).program(np.full((32, 8), 0.5), np.random.default_rng(0))
+    assert tile._read(t, rng).s is None  # no per-MVM noise left
+    y1 = tile.matvec(x, t, rng)
+    np.testing.assert_array_equal(tile.matvec(x, t, rng), y1)
+    assert not np.array_equal(tile.matvec(x, t, rng, redraw=True), y1)

@@ -1,8 +1,14 @@
 """Fused element-wise kernels of the tile's hot path (numba).
 
-Private: arrays in, arrays out; the public :class:`memsim.crossbar.Tile` validates inputs
-and allocates outputs. The slow, obvious versions these replace live in ``tests/naive.py``
-and the tile tests compare the two. Compiler options live here, in one place.
+Private: arrays in, arrays out; the public :class:`memsim.crossbar.Tile` validates inputs,
+allocates outputs and splits a batch into row chunks that threads run side by side (see
+:mod:`memsim._parallel`). Every kernel works on a range of rows and draws its noise from
+counter-based streams indexed by the *global* row, so results do not depend on how a batch
+is chunked or on the thread count. The slow, obvious versions these replace live in
+``tests/naive.py`` and the tile tests compare the two. Compiler options live here.
+
+The loops are written so that LLVM vectorises them (no branches in the inner loops, no
+integer ``math.floor``); ``error_model="numpy"`` drops the division checks that would stop it.
 """
 
 from __future__ import annotations
@@ -11,103 +17,238 @@ import math
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
-from memsim._random import _normal, row_state
+from memsim._random import _GAMMA, _box_muller_parts, _mix, normals_f32, row_state
 
-# Sequential kernels. On this 2-vCPU machine parallel versions did not pay: numba's OpenMP
-# pool spinning beside BLAS's made the path 2x slower, and two Python threads on row blocks
-# were slower than one (measured with benchmarks/bench_tile.py).
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+# Fused multiply-add allowed (one rounding instead of two), nothing else of fast-math.
+_JIT_FMA = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+
+
+def _as(like, value):  # pragma: no cover - replaced by the overload in compiled code
+    """``value`` cast to the element type of the array ``like`` (float32 or float64)."""
+    return like.dtype.type(value)
+
+
+@overload(_as, jit_options=dict(inline="always"))
+def _as_overload(like, value):  # pragma: no cover - compile time
+    if like.dtype == types.float32:
+        return lambda like, value: np.float32(value)
+    return lambda like, value: np.float64(value)
+
+
+_LANES = 16  # independent partial maxima: a max reduction LLVM can vectorise without fast-math
+
 
 @numba.njit(**_JIT)
-def dac_kernel(x, inv_scale, n_steps, out):  # pragma: no cover - compiled
-    """out = round(clip(x · inv_scale, −1, 1) · n)/n per sample row (n <= 0: unquantized)."""
+def scan_dac_kernel(x, fixed_range, n_steps, xq, x2, sx, counts):  # pragma: no cover
+    """Input scaling, checks and DAC for the rows of ``x`` (any float dtype), in one pass.
+
+    Per row b: s = fixed_range if > 0, sx[b] as given if < 0, else max_i |x[b, i]| (1 for an
+    all-zero row); xq = round(clip(x / s, −1, 1) · n)/n (n <= 0: unquantized) in xq's
+    precision; x2 = xq² (the input of the read-noise variance product) when x2 has rows.
+    sx[b] = s. counts[0] += non-finite entries, counts[1] += entries beyond the fixed range.
+    """
     b_count, r_count = x.shape
-    for b in range(b_count):
-        s = inv_scale[b]
-        for i in range(r_count):
-            v = x[b, i] * s
-            if v > 1.0:
-                v = 1.0
-            elif v < -1.0:
-                v = -1.0
-            if n_steps > 0:
-                v = np.rint(v * n_steps) / n_steps
-            out[b, i] = v
-
-
-@numba.njit(**_JIT)
-def input_scan_kernel(x, fixed_range, sx):  # pragma: no cover - compiled
-    """Per-row input scale and checks in one pass over x (any float dtype).
-
-    sx[b] = fixed_range if fixed_range > 0, else max_i |x[b, i]| (1 for an all-zero row).
-    Returns (non-finite entries, entries beyond the fixed range)."""
-    b_count, r_count = x.shape
+    want_sq = x2.shape[0] > 0
+    quantize = n_steps > 0
+    n = _as(xq, n_steps)
+    inv_n = _as(xq, 1.0 / n_steps if quantize else 1.0)
+    one = _as(xq, 1.0)
+    big = np.finfo(x.dtype).max
+    part = np.zeros(_LANES, dtype=x.dtype)
+    full = r_count - r_count % _LANES
     bad = 0
     clipped = 0
     for b in range(b_count):
-        m = 0.0
-        for i in range(r_count):
+        part[:] = 0
+        nb = 0
+        for i0 in range(0, full, _LANES):
+            for k in range(_LANES):
+                v = abs(x[b, i0 + k])
+                nb += not (v <= big)
+                part[k] = v if v > part[k] else part[k]
+        m = part.max()
+        for i in range(full, r_count):
             v = abs(x[b, i])
-            if not math.isfinite(v):
-                bad += 1
-            elif v > m:
-                m = v
+            nb += not (v <= big)
+            m = v if v > m else m
+        bad += nb
         if fixed_range > 0:
-            sx[b] = fixed_range
+            s = fixed_range
             for i in range(r_count):
-                if abs(x[b, i]) > fixed_range:
-                    clipped += 1
+                clipped += abs(x[b, i]) > fixed_range
+        elif fixed_range < 0:
+            s = sx[b]
         else:
-            sx[b] = m if m > 0 else 1.0
-    return bad, clipped
+            s = np.float64(m) if m > 0 else 1.0
+        sx[b] = s
+        inv = _as(xq, 1.0 / s)
+        if quantize and want_sq:
+            for i in range(r_count):
+                v = np.rint(min(max(_as(xq, x[b, i]) * inv, -one), one) * n) * inv_n
+                xq[b, i] = v
+                x2[b, i] = v * v
+        elif quantize:
+            for i in range(r_count):
+                xq[b, i] = np.rint(min(max(_as(xq, x[b, i]) * inv, -one), one) * n) * inv_n
+        elif want_sq:
+            for i in range(r_count):
+                v = min(max(_as(xq, x[b, i]) * inv, -one), one)
+                xq[b, i] = v
+                x2[b, i] = v * v
+        else:
+            for i in range(r_count):
+                xq[b, i] = min(max(_as(xq, x[b, i]) * inv, -one), one)
+    counts[0] += bad
+    counts[1] += clipped
 
 
 @numba.njit(**_JIT)
-def adc_kernel(y, var, noisy, seed, row0, gain, offset, lsb, sigma2, bits, floor_mode, out,
-               sat_row):  # pragma: no cover - compiled
-    """ADC of column outputs with read noise, mismatch and converter noise, fused.
+def input_noise_kernel(xq, x2, sigma, seed, row0):  # pragma: no cover - compiled
+    """DAC output noise: xq += σ ξ per entry (stream of global row row0 + b), x2 = xq²."""
+    b_count, r_count = xq.shape
+    z = np.empty(r_count + (r_count & 1), dtype=np.float32)
+    want_sq = x2.shape[0] > 0
+    for b in range(b_count):
+        normals_f32(row_state(seed, row0 + b), z)
+        for i in range(r_count):
+            xq[b, i] += sigma * z[i]
+            if want_sq:
+                x2[b, i] = xq[b, i] * xq[b, i]
+
+
+@numba.njit(inline="always", **_JIT_FMA)
+def _convert_one(v, inv_lsb, lsb, lo, hi, quantize, floor_mode):  # pragma: no cover
+    """(ADC output value, 1 if the conversion saturated else 0), branch-free."""
+    q = v * inv_lsb
+    c = np.floor(q) if floor_mode else np.rint(q)
+    out = min(max(c, lo), hi) * lsb
+    return (out if quantize else v), ((c < lo) + (c > hi) if quantize else 0)
+
+
+@numba.njit(**_JIT_FMA)
+def adc_kernel(y, var, noisy, seed, row0, gain1, gain1_sq, offset, lsb, sigma2, bits,
+               floor_mode, sign, col_mul, col_add, row_scale, out, sat_row):  # pragma: no cover
+    """Read noise + ADC + the digital unit, fused, for a block of column outputs.
 
     v = y (1 + γ_j) + δ_j + √(var (1 + γ_j)² + σ²) ξ; code = floor or round(v/LSB), clipped
-    to the signed code range; out = code·LSB (or v when bits == 0: unquantized).
-    sat_row[b] counts the saturated conversions of sample b. ``var`` may be empty (0, 0).
-    ξ ~ N(0, 1) is drawn in place (memsim._random, stream of row row0 + b from ``seed``) when
-    ``noisy``: read noise and converter noise are independent Gaussians, so one draw of
-    their summed variance is exact in distribution.
+    to the signed code range; q = code·LSB (or v when bits == 0: unquantized), in y's
+    precision; out[b, j] = (q · col_mul[j] + col_add[j]) · row_scale[b]. ``gain1`` = 1 + γ
+    and ``gain1_sq`` = (1 + γ)² per column; ``var`` may be empty (0, 0): no read noise.
+    sat_row[b] += saturated conversions. ``sign`` is unused (see adc_accumulate_kernel).
+
+    Noise (when ``noisy``): read noise and converter noise are independent Gaussians, so one
+    draw of their summed variance is exact in distribution. Row b uses the stream of global
+    row row0 + b of ``seed``; its k-th output gives one Box-Muller pair (r, θ) whose cos part
+    goes to column k and sin part to column k + C//2 (an odd last column takes the cos part
+    of pair C//2). The radius and the column's σ share one square root: σξ = √(σ² r²) cos θ.
+    The loop body has no data-dependent branches, so LLVM vectorises it.
     """
     b_count, c_count = y.shape
-    has_var = var.shape[0] > 0
-    lo = -(2.0 ** (bits - 1)) if bits > 0 else 0.0
-    hi = 2.0 ** (bits - 1) - 1.0 if bits > 0 else 0.0
-    inv_lsb = 1.0 / lsb
-    z = np.zeros(c_count)
+    h = c_count // 2
+    vstep = 1 if var.shape[0] > 0 else 0  # no variance: one row of zeros, reused
+    if vstep == 0:
+        var = np.zeros((1, c_count), dtype=y.dtype)
+    quantize = bits > 0
+    lo = _as(y, -(2.0 ** (bits - 1)) if quantize else 0.0)
+    hi = _as(y, 2.0 ** (bits - 1) - 1.0 if quantize else 0.0)
+    lsb_ = _as(y, lsb)
+    inv_lsb = _as(y, 1.0 / lsb)
+    s2 = _as(y, sigma2)
     for b in range(b_count):
         count = 0
-        if noisy:  # the row's normals first: a tight loop, then a vectorisable one
+        rs = row_scale[b]
+        vb = b * vstep
+        if noisy:
             state = row_state(seed, row0 + b)
+            for k in range(h):
+                state += _GAMMA
+                r2, cs, sn = _box_muller_parts(_mix(state))
+                j = k + h
+                v1 = y[b, k] * gain1[k] + offset[k]
+                v2 = y[b, j] * gain1[j] + offset[j]
+                v1 += math.sqrt((var[vb, k] * gain1_sq[k] + s2) * r2) * cs
+                v2 += math.sqrt((var[vb, j] * gain1_sq[j] + s2) * r2) * sn
+                q1, n1 = _convert_one(v1, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+                q2, n2 = _convert_one(v2, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+                count += n1 + n2
+                out[b, k] = (q1 * col_mul[k] + col_add[k]) * rs
+                out[b, j] = (q2 * col_mul[j] + col_add[j]) * rs
+            if c_count & 1:
+                j = c_count - 1
+                state += _GAMMA
+                r2, cs, sn = _box_muller_parts(_mix(state))
+                v1 = y[b, j] * gain1[j] + offset[j]
+                v1 += math.sqrt((var[vb, j] * gain1_sq[j] + s2) * r2) * cs
+                q1, n1 = _convert_one(v1, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+                count += n1
+                out[b, j] = (q1 * col_mul[j] + col_add[j]) * rs
+        else:
             for j in range(c_count):
-                state, z[j] = _normal(state)
-        for j in range(c_count):
-            g1 = 1.0 + gain[j]
-            v = y[b, j] * g1 + offset[j]
-            if noisy:
-                sd2 = sigma2
-                if has_var:
-                    sd2 += var[b, j] * g1 * g1
-                v += math.sqrt(sd2) * z[j]
-            if bits > 0:
-                q = v * inv_lsb
-                c = math.floor(q) if floor_mode else np.rint(q)
-                if c < lo:
-                    c = lo
-                    count += 1
-                elif c > hi:
-                    c = hi
-                    count += 1
-                out[b, j] = c * lsb
-            else:
-                out[b, j] = v
-        sat_row[b] = count
+                q1, n1 = _convert_one(y[b, j] * gain1[j] + offset[j], inv_lsb, lsb_, lo, hi,
+                                      quantize, floor_mode)
+                count += n1
+                out[b, j] = (q1 * col_mul[j] + col_add[j]) * rs
+        sat_row[b] += count
+
+
+@numba.njit(**_JIT_FMA)
+def adc_accumulate_kernel(y, var, noisy, seed, row0, gain1, gain1_sq, offset, lsb, sigma2,
+                          bits, floor_mode, sign, col_mul, col_add, row_scale, out,
+                          sat_row):  # pragma: no cover
+    """As :func:`adc_kernel` (same noise streams) but out[b, j] += sign · q: the 4-phase mode
+    sums its four conversions, calibration reads raw ADC values. col_mul, col_add and
+    row_scale are unused. Kept as a twin of adc_kernel rather than a flag, so that neither
+    hot loop carries the other's branch."""
+    b_count, c_count = y.shape
+    h = c_count // 2
+    vstep = 1 if var.shape[0] > 0 else 0  # no variance: one row of zeros, reused
+    if vstep == 0:
+        var = np.zeros((1, c_count), dtype=y.dtype)
+    quantize = bits > 0
+    lo = _as(y, -(2.0 ** (bits - 1)) if quantize else 0.0)
+    hi = _as(y, 2.0 ** (bits - 1) - 1.0 if quantize else 0.0)
+    lsb_ = _as(y, lsb)
+    inv_lsb = _as(y, 1.0 / lsb)
+    s2 = _as(y, sigma2)
+    sign_ = _as(y, sign)
+    for b in range(b_count):
+        count = 0
+        vb = b * vstep
+        if noisy:
+            state = row_state(seed, row0 + b)
+            for k in range(h):
+                state += _GAMMA
+                r2, cs, sn = _box_muller_parts(_mix(state))
+                j = k + h
+                v1 = y[b, k] * gain1[k] + offset[k]
+                v2 = y[b, j] * gain1[j] + offset[j]
+                v1 += math.sqrt((var[vb, k] * gain1_sq[k] + s2) * r2) * cs
+                v2 += math.sqrt((var[vb, j] * gain1_sq[j] + s2) * r2) * sn
+                q1, n1 = _convert_one(v1, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+                q2, n2 = _convert_one(v2, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+                count += n1 + n2
+                out[b, k] += sign_ * q1
+                out[b, j] += sign_ * q2
+            if c_count & 1:
+                j = c_count - 1
+                state += _GAMMA
+                r2, cs, sn = _box_muller_parts(_mix(state))
+                v1 = y[b, j] * gain1[j] + offset[j]
+                v1 += math.sqrt((var[vb, j] * gain1_sq[j] + s2) * r2) * cs
+                q1, n1 = _convert_one(v1, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+                count += n1
+                out[b, j] += sign_ * q1
+        else:
+            for j in range(c_count):
+                q1, n1 = _convert_one(y[b, j] * gain1[j] + offset[j], inv_lsb, lsb_, lo, hi,
+                                      quantize, floor_mode)
+                count += n1
+                out[b, j] += sign_ * q1
+        sat_row[b] += count
 
 
 @numba.njit(**_JIT)
@@ -121,30 +262,27 @@ def digital_kernel(y, col_mul, col_add, row_scale, out):  # pragma: no cover - c
 
 
 @numba.njit(**_JIT)
-def slow_read_kernel(mean, slow, factors, inv_unit, seed, att, p0, p1,
-                     out):  # pragma: no cover - compiled
-    """out[p] = Σ_k f_k max(0, mean[k, p] + slow[k, p] ξ) · inv_unit (· att[p] if given).
+def slow_read_kernel(mean, slow, seed, i0, i1, gp, gn, w, colsum):  # pragma: no cover
+    """Conductances of device rows i0 <= i < i1 with their slow read noise, per batch.
 
-    mean, slow: (instances, 2, rows, cols) in S; the per-device slow read noise is drawn
-    here (one stream per device row), clipped at 0 per device as the device model does.
-    Only polarities p0 <= p < p1 are filled (so that two threads can share the work).
+    mean, slow: (instances, 2, rows, cols) per device, already multiplied by the device's
+    share of the cell (significance factor), the normalisation 1/g_unit and the IR-drop
+    attenuation (all positive, so the clipping at 0 commutes with them). Writes
+    gp[i] = Σ_k max(0, mean[k, 0, i] + slow[k, 0, i] ξ) (gn likewise with polarity 1),
+    w = gp − gn and adds the column sums of gp + gn to ``colsum`` (float64).
+    ξ: one float32 stream per device row (instance k, polarity p, row i) of ``seed``.
     """
     n_inst, _, rows, cols = mean.shape
-    has_att = att.shape[0] > 0
-    z = np.zeros(cols)
-    for p in range(p0, p1):
-        for i in range(rows):
+    z = np.empty(cols + (cols & 1), dtype=np.float32)
+    for i in range(i0, i1):
+        for p in range(2):
+            acc = gp if p == 0 else gn
             for j in range(cols):
-                out[p, i, j] = 0.0
+                acc[i, j] = 0.0
             for k in range(n_inst):
-                state = row_state(seed, (k * 2 + p) * rows + i)
+                normals_f32(row_state(seed, (k * 2 + p) * rows + i), z)
                 for j in range(cols):
-                    state, z[j] = _normal(state)
-                f = factors[k] * inv_unit
-                for j in range(cols):
-                    g = mean[k, p, i, j] + slow[k, p, i, j] * z[j]
-                    if g > 0.0:
-                        out[p, i, j] += f * g
-            if has_att:
-                for j in range(cols):
-                    out[p, i, j] *= att[p, i, j]
+                    acc[i, j] += max(mean[k, p, i, j] + slow[k, p, i, j] * z[j], 0.0)
+        for j in range(cols):
+            w[i, j] = gp[i, j] - gn[i, j]
+            colsum[j] += np.float64(gp[i, j]) + np.float64(gn[i, j])

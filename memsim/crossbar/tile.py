@@ -65,10 +65,18 @@ class _Read:
 
     gp: np.ndarray  # (r, c) positive array
     gn: np.ndarray  # (r, c) negative array
+    w: np.ndarray  # (r, c) gp − gn, the differential weights the 1-phase product uses
     sp: np.ndarray  # (r, c) per-MVM noise variance of the positive array
     sn: np.ndarray  # (r, c) per-MVM noise variance of the negative array
+    s: np.ndarray | None  # sp + sn, or None when there is no per-MVM read noise
+    readout: np.ndarray  # (c,) float64 column sums of gp + gn (drift-compensation readout)
+    readout_sd: np.ndarray  # (c,) float64 σ of that readout's per-MVM noise
     gp_raw: np.ndarray | None = None  # siemens, for the exact IR-drop solve
     gn_raw: np.ndarray | None = None
+
+
+_NO_ROWS = np.empty((0, 0), dtype=np.float32)
+_NO_COLS = np.empty(0)
 
 
 class Tile:
@@ -145,6 +153,7 @@ class Tile:
             states = [msp, dev.program(dev.g_min_s + u_lsp * self.g_range_s, rng)]
         self.states_ = states
         self._attenuation: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._reads: dict[float, _Read] = {}
         self._parts: dict[float, Any] = {}
         self.shape_ = w.shape
         self.weights_ = w
@@ -170,8 +179,12 @@ class Tile:
             self.reference_readout_ = self._readout(read, rng)
         if cfg.affine_calibration:
             k = cfg.calibration_vectors
-            x = self._dac(rng.uniform(-1.0, 1.0, size=(k, self.shape_[0])), rng)
-            measured = self._convert(x, read, rng)[0].astype(np.float64)
+            seeds = rng.integers(0, 2**64, size=5, dtype=np.uint64)
+            x, x2, _ = self._dac(rng.uniform(-1.0, 1.0, size=(k, self.shape_[0])),
+                                 np.ones(k), True, seeds[4], 0, read.s is not None)
+            measured = np.zeros((k, self.shape_[1]), dtype=self.dtype)
+            self._convert(x, x2, read, seeds, 0, None, measured)
+            measured = measured.astype(np.float64)
             ideal = x.astype(np.float64) @ (self.weights_ / self.weight_scale_)
             a = np.empty(self.shape_[1])
             b = np.empty(self.shape_[1])
@@ -190,13 +203,34 @@ class Tile:
         if not hasattr(self, "states_"):
             raise RuntimeError(f"tile {self.config.name!r} is not programmed: call program()")
 
-    def _read(self, t_since: float, rng: np.random.Generator) -> _Read:
-        """Conductances at ``t_since`` (s since programming), normalised, with noise maps.
+    def _read(self, t_since: float, rng: np.random.Generator, *, redraw: bool = False
+              ) -> _Read:
+        """The tile's conductances at ``t_since`` (s since programming), normalised, with
+        their per-MVM noise maps.
+
+        The conductances include the read noise slower than the card's noise window (the
+        1/f noise below 1/window): a realization of the devices' state at that time. It is
+        drawn at the first read at a time and kept for later reads at the same time, as
+        reads within one noise window see the same slow noise (aihwkit's ``drift_weights``
+        likewise draws it once per inference time); ``redraw`` draws a new one. Faster noise
+        is drawn per MVM in :meth:`matvec`.
+        """
+        read = None if redraw else self._reads.get(t_since)
+        if read is None:
+            read = self._draw_read(t_since, rng)
+            self._reads.pop(t_since, None)
+            if len(self._reads) >= 2:  # a few times at most: 3 arrays of the tile each
+                self._reads.pop(next(iter(self._reads)))
+            self._reads[t_since] = read
+        return read
+
+    def _draw_read(self, t_since: float, rng: np.random.Generator) -> _Read:
+        """Draw the conductances at ``t_since`` (see :meth:`_read`).
 
         When the device model splits a read into a deterministic mean and Gaussian noise
         (``Device.mvm_read_parts``: PCM drift with 1/f noise), the mean and σ maps are
-        computed once per time since programming and cached; each batch then only draws the
-        slow noise of every device (one fused pass). Otherwise the device reads directly.
+        computed once per time since programming and cached, and the slow noise of every
+        device is drawn in one fused pass. Otherwise the device reads directly.
         """
         cfg = self.config
         u = self.g_unit_s
@@ -208,30 +242,37 @@ class Tile:
                 self._parts.pop(next(iter(self._parts)))
             self._parts[t_since] = cached
         if cached is not False:
-            mean, slow, fast_p, fast_n, att = cached
-            out = np.empty((2, *self.shape_), dtype=dt)
-            f = np.asarray(self.factors, dtype=np.float64)
+            mean, slow, sp, sn, s, readout_sd = cached
+            r, c = self.shape_
+            gp, gn, w = (np.empty((r, c), dtype=dt) for _ in range(3))
             seed = draw_seed(rng)
-            _k.slow_read_kernel(mean, slow, f, 1.0 / u, seed, att, 0, 2, out)
-            raw = out * u if cfg.ir_drop == "exact" else None
-            return _Read(gp=out[0], gn=out[1], sp=fast_p, sn=fast_n,
-                         gp_raw=None if raw is None else raw[0].astype(np.float64),
-                         gn_raw=None if raw is None else raw[1].astype(np.float64))
+
+            readout = np.zeros(c)
+            _k.slow_read_kernel(mean, slow, seed, 0, r, gp, gn, w, readout)
+            exact = cfg.ir_drop == "exact"
+            return _Read(gp=gp, gn=gn, w=w, sp=sp, sn=sn, s=s, readout=readout,
+                         readout_sd=readout_sd,
+                         gp_raw=gp.astype(np.float64) * u if exact else None,
+                         gn_raw=gn.astype(np.float64) * u if exact else None)
         dev = self.device
         gp = gn = sp = sn = 0.0
         for f, state in zip(self.factors, self.states_, strict=True):
-            g, s = dev.read_for_mvm(state, t_since, rng, window_s=cfg.noise_window_s)
+            g, sd = dev.read_for_mvm(state, t_since, rng, window_s=cfg.noise_window_s)
             gp = gp + f * g[0]
             gn = gn + f * g[1]
-            sp = sp + (f * s[0]) ** 2
-            sn = sn + (f * s[1]) ** 2
+            sp = sp + (f * sd[0]) ** 2
+            sn = sn + (f * sd[1]) ** 2
         raw_p, raw_n = gp, gn
         if cfg.ir_drop == "approx":
             att = self._attenuation_for(t_since, gp, gn)
             gp = gp * att[0]
             gn = gn * att[1]
-        return _Read(gp=(gp / u).astype(dt), gn=(gn / u).astype(dt),
-                     sp=(sp / u**2).astype(dt), sn=(sn / u**2).astype(dt),
+        gp, gn = (gp / u).astype(dt), (gn / u).astype(dt)
+        sp, sn = (sp / u**2).astype(dt), (sn / u**2).astype(dt)
+        s = sp + sn
+        return _Read(gp=gp, gn=gn, w=gp - gn, sp=sp, sn=sn, s=s if s.any() else None,
+                     readout=gp.sum(0, dtype=np.float64) + gn.sum(0, dtype=np.float64),
+                     readout_sd=np.sqrt(s.sum(0, dtype=np.float64)),
                      gp_raw=raw_p if cfg.ir_drop == "exact" else None,
                      gn_raw=raw_n if cfg.ir_drop == "exact" else None)
 
@@ -250,48 +291,57 @@ class Tile:
         return att
 
     def _read_parts(self, t_since: float):
-        """Cached per time: (mean, slow σ) per device, fast variance maps, attenuation."""
+        """Cached per time: per-device (mean, slow σ) scaled to normalised units (with the
+        cell's significance factors and the IR-drop attenuation), the fast variance maps and
+        the readout noise σ; False when the device model cannot be split that way."""
         parts = [self.device.mvm_read_parts(s, t_since, window_s=self.config.noise_window_s)
                  for s in self.states_]
         if any(p is None for p in parts):
             return False
-        mean = np.stack([p[0] for p in parts])  # (instances, 2, r, c)
-        slow = np.stack([p[1] for p in parts])
         f = np.asarray(self.factors)[:, None, None, None]
+        mean = np.stack([p[0] for p in parts])  # (instances, 2, r, c), siemens
+        slow = np.stack([p[1] for p in parts])
         fast = ((f * np.stack([p[2] for p in parts])) ** 2).sum(0) / self.g_unit_s**2
-        dt = self.dtype
+        scale = f / self.g_unit_s
         if self.config.ir_drop == "approx":
             g_sum = (f * mean).sum(0)
-            att = np.stack(self._attenuation_for(t_since, g_sum[0], g_sum[1]))
-        else:
-            att = np.empty((0, 0, 0))
-        return (np.ascontiguousarray(mean), np.ascontiguousarray(slow),
-                fast[0].astype(dt), fast[1].astype(dt), att)
+            scale = scale * np.stack(self._attenuation_for(t_since, g_sum[0], g_sum[1]))
+        dt = self.dtype
+        sp, sn = fast[0].astype(dt), fast[1].astype(dt)
+        s = sp + sn
+        return (np.ascontiguousarray(mean * scale, dtype=dt),
+                np.ascontiguousarray(slow * scale, dtype=dt),
+                sp, sn, s if s.any() else None, np.sqrt(s.sum(0, dtype=np.float64)))
 
     def _readout(self, read: _Read, rng: np.random.Generator) -> np.ndarray:
         """Drift-compensation readout: all-ones input on both arrays, per column."""
-        total = read.gp.sum(0, dtype=np.float64) + read.gn.sum(0, dtype=np.float64)
-        sd = np.sqrt(read.sp.sum(0, dtype=np.float64) + read.sn.sum(0, dtype=np.float64))
-        if np.any(sd > 0):
-            total = total + sd * rng.standard_normal(total.shape)
+        total = read.readout
+        if np.any(read.readout_sd > 0):
+            total = total + read.readout_sd * rng.standard_normal(total.shape)
         return total
 
-    def _dac(self, x: np.ndarray, rng: np.random.Generator,
-             inv_scale: np.ndarray | None = None) -> np.ndarray:
-        """Scale (per sample), clip to [−1, 1], quantize to the DAC's signed steps."""
-        cfg = self.config
-        if inv_scale is None:
-            inv_scale = np.ones(x.shape[0])
-        n = float(2 ** (cfg.dac_bits - 1) - 1) if cfg.dac_bits is not None else 0.0
-        out = np.empty(x.shape, dtype=self.dtype)
-        _k.dac_kernel(np.ascontiguousarray(x), np.ascontiguousarray(inv_scale, np.float64),
-                      n, out)
-        if cfg.dac_noise:
-            out += (cfg.dac_noise * rng.standard_normal(out.shape)).astype(self.dtype)
-        return out
+    def _dac(self, x: np.ndarray, scale: np.ndarray, given: bool, seed: np.uint64, row0: int,
+             want_sq: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scale, clip to [−1, 1], quantize to the DAC's signed steps, add input noise.
 
-    def _analog(self, x: np.ndarray, g: np.ndarray, s: np.ndarray,
-                raw: tuple | None) -> tuple[np.ndarray, np.ndarray | None]:
+        ``scale`` (per row) is used if ``given``, else filled from the card's input scaling.
+        Returns (x_q, x_q² or empty, counts of non-finite and of clipped entries)."""
+        cfg = self.config
+        n = float(2 ** (cfg.dac_bits - 1) - 1) if cfg.dac_bits is not None else 0.0
+        if given:
+            mode = -1.0
+        else:
+            mode = cfg.input_range if cfg.input_scaling == "fixed" else 0.0
+        xq = np.empty(x.shape, dtype=self.dtype)
+        x2 = np.empty(x.shape, dtype=self.dtype) if want_sq else _NO_ROWS.astype(self.dtype)
+        counts = np.zeros(2, dtype=np.int64)
+        _k.scan_dac_kernel(x, mode, n, xq, x2, scale, counts)
+        if cfg.dac_noise:
+            _k.input_noise_kernel(xq, x2, cfg.dac_noise, seed, row0)
+        return xq, x2, counts
+
+    def _analog(self, x: np.ndarray, x2: np.ndarray | None, g: np.ndarray,
+                s: np.ndarray | None, raw: tuple | None):
         """Column outputs x @ g and their per-MVM read-noise variance (x²) @ s.
 
         ``raw``: for the exact IR-drop mode, ((G_siemens, sign), ...) of the arrays whose
@@ -306,57 +356,74 @@ class Tile:
             y = (y / (self.config.read_voltage_v * self.g_unit_s)).astype(self.dtype)
         else:
             y = x @ g
-        var = np.square(x) @ s if s.any() else None
+        var = x2 @ s if s is not None else _NO_ROWS.astype(self.dtype)
         return y, var
 
-    def _adc(self, y: np.ndarray, var: np.ndarray | None,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Read noise + ADC: values in normalised units and saturations per sample."""
+    def _convert(self, xq: np.ndarray, x2: np.ndarray, read: _Read, seeds: np.ndarray,
+                 row0: int, digital: tuple | None, out: np.ndarray) -> np.ndarray:
+        """DAC output → analog → ADC (→ digital unit), for 1 or 4 phases.
+
+        ``digital`` = (col_mul, col_add, row_scale): out receives the digital unit's output;
+        None: out (zeros) receives the ADC values in normalised units (summed over the four
+        phases). ``seeds``: one per phase; row0: the global row of xq's first row.
+        Returns the saturated conversions per row.
+        """
         cfg = self.config
         bits = cfg.adc_bits
         lsb = cfg.output_range / 2 ** (bits - 1) if bits is not None else 1.0
         sigma = cfg.adc_noise
-        noisy = sigma > 0 or var is not None
         dt = self.dtype
-        seed = draw_seed(rng) if noisy else np.uint64(0)
-        out = np.empty(y.shape, dtype=dt)
-        sat = np.empty(y.shape[0], dtype=np.int64)
-        var = var if var is not None else np.empty((0, 0), dt)
-        gain = self.adc_gain_.astype(dt)
+        gain1 = (1.0 + self.adc_gain_).astype(dt)
+        gain1_sq = gain1 * gain1
         offset = self.adc_offset_.astype(dt)
-        _k.adc_kernel(y, var, noisy, seed, 0, gain, offset, lsb, sigma * sigma, bits or 0,
-                      cfg.adc_mode == "floor", out, sat)
-        self.saturation_.conversions += y.size
-        self.saturation_.saturated += int(sat.sum())
-        return out, sat > 0
+        sat = np.zeros(xq.shape[0], dtype=np.int64)
+        floor = cfg.adc_mode == "floor"
 
-    def _convert(self, x: np.ndarray, read: _Read, rng: np.random.Generator):
-        """DAC output → analog → ADC, for 1 or 4 phases; returns (y, saturated per sample)."""
-        if self.config.encoding == "pwm_4phase":
-            xp = np.maximum(x, 0)
-            xn = np.maximum(-x, 0)
-            y = None
-            sat = np.zeros(x.shape[0], dtype=bool)
-            exact = read.gp_raw is not None
-            rp = ((read.gp_raw, 1),) if exact else None
-            rn = ((read.gn_raw, 1),) if exact else None
-            for xs, g, s, raw, sign in ((xp, read.gp, read.sp, rp, 1),
-                                        (xp, read.gn, read.sn, rn, -1),
-                                        (xn, read.gp, read.sp, rp, -1),
-                                        (xn, read.gn, read.sn, rn, 1)):
-                v, m = self._adc(*self._analog(xs, g, s, raw), rng)
-                y = sign * v if y is None else y + sign * v
-                sat |= m
-            return y, sat
-        raw = None
-        if read.gp_raw is not None:  # the two arrays are separate networks; currents subtract
-            raw = ((read.gp_raw, 1), (read.gn_raw, -1))
-        return self._adc(*self._analog(x, read.gp - read.gn, read.sp + read.sn, raw), rng)
+        def adc(y, var, seed, sign, mul, add, scale, dest):
+            noisy = sigma > 0 or var.shape[0] > 0
+            kern = _k.adc_kernel if mul.shape[0] else _k.adc_accumulate_kernel
+            kern(y, var, noisy, seed, row0, gain1, gain1_sq, offset, lsb, sigma * sigma,
+                 bits or 0, floor, sign, mul, add, scale, dest, sat)
 
-    def matvec(self, x: Any, t: float, rng: np.random.Generator) -> np.ndarray:
+        if cfg.encoding != "pwm_4phase":
+            raw = None
+            if read.gp_raw is not None:  # separate networks; the currents subtract
+                raw = ((read.gp_raw, 1), (read.gn_raw, -1))
+            y, var = self._analog(xq, x2, read.w, read.s, raw)
+            if digital is None:
+                adc(y, var, seeds[0], 1.0, _NO_COLS, _NO_COLS, _NO_COLS, out)
+            else:
+                adc(y, var, seeds[0], 1.0, *digital, out)
+            return sat
+        xp = np.maximum(xq, 0)
+        xn = np.maximum(-xq, 0)
+        noisy = read.s is not None
+        xp2 = xp * xp if noisy else None
+        xn2 = xn * xn if noisy else None
+        exact = read.gp_raw is not None
+        rp = ((read.gp_raw, 1),) if exact else None
+        rn = ((read.gn_raw, 1),) if exact else None
+        acc = out if digital is None else np.zeros((xq.shape[0], read.gp.shape[1]), dtype=dt)
+        sp = read.sp if noisy else None
+        sn = read.sn if noisy else None
+        for k, (xs, xs2, g, s, raw, sign) in enumerate((
+                (xp, xp2, read.gp, sp, rp, 1.0), (xp, xp2, read.gn, sn, rn, -1.0),
+                (xn, xn2, read.gp, sp, rp, -1.0), (xn, xn2, read.gn, sn, rn, 1.0))):
+            y, var = self._analog(xs, xs2, g, s, raw)
+            adc(y, var, seeds[k], sign, _NO_COLS, _NO_COLS, _NO_COLS, acc)
+        if digital is not None:
+            _k.digital_kernel(acc, *digital, out)
+        return sat
+
+    def matvec(self, x: Any, t: float, rng: np.random.Generator, *,
+               redraw: bool = False) -> np.ndarray:
         """Y = X @ W through the tile at time ``t`` (s; the tile was programmed at ``at_s``).
 
-        X has shape (batch, rows') or (rows',); returns (batch, cols') or (cols',).
+        X has shape (batch, rows') or (rows',); returns (batch, cols') or (cols',), float64.
+        Every MVM draws its own fast read noise and converter noise. The read noise slower
+        than the card's noise window is part of the devices' state at ``t``: drawn at the
+        first call at ``t`` and shared by later calls at the same ``t`` (``redraw=True``
+        draws a new realization).
         """
         self._require_programmed()
         rng = check_generator(rng)
@@ -372,37 +439,12 @@ class Tile:
                              f"the {self.shape_[0]} programmed rows (expected (batch, "
                              f"{self.shape_[0]}))")
         x = np.ascontiguousarray(x)
-        sx = np.empty(x.shape[0])
-        bad, clipped = _k.input_scan_kernel(
-            x, cfg.input_range if cfg.input_scaling == "fixed" else 0.0, sx)
-        if bad:
-            raise ValueError(f"tile {cfg.name!r}: input contains {bad} NaN or infinite "
-                             "value(s)")
         t = check_time(t)
         if t < self.programmed_at_s_:
             raise ValueError(f"tile {cfg.name!r}: t = {t:g} s is before the tile was programmed "
                              f"(at {self.programmed_at_s_:g} s)")
         t_since = t - self.programmed_at_s_
-        self.saturation_ = Saturation()
-        read = self._read(t_since, rng)
-
-        self.saturation_.inputs_clipped = int(clipped)
-        y, sat = self._convert(self._dac(x, rng, 1.0 / sx), read, rng)
-        if cfg.input_scaling == "clip_retry":
-            todo = np.flatnonzero(sat)
-            retried = np.zeros(x.shape[0], dtype=bool)
-            for _ in range(cfg.max_retries):
-                if todo.size == 0:
-                    break
-                retried[todo] = True
-                sx[todo] *= 2.0
-                y_r, sat_r = self._convert(self._dac(x[todo], rng, 1.0 / sx[todo]), read, rng)
-                y[todo] = y_r
-                todo = todo[sat_r]
-            self.saturation_.samples_retried = int(retried.sum())
-            sat = np.zeros_like(sat)
-            sat[todo] = True
-        self.saturation_.samples_saturated = int(sat.sum())
+        read = self._read(t_since, rng, redraw=redraw)
 
         a, b = self.affine_
         alpha = 1.0
@@ -414,7 +456,54 @@ class Tile:
             else:
                 alpha = np.where(now > 0, ref / np.where(now > 0, now, 1.0), 1.0)
         col = alpha * self.weight_scale_
-        out = np.empty(y.shape, dtype=np.float64)
-        _k.digital_kernel(y, (a * col).astype(np.float64), (b * col).astype(np.float64),
-                          sx.astype(np.float64), out)
+        col_mul = np.ascontiguousarray(a * col, dtype=np.float64)
+        col_add = np.ascontiguousarray(b * col, dtype=np.float64)
+        retries = cfg.max_retries if cfg.input_scaling == "clip_retry" else 0
+        seeds = rng.integers(0, 2**64, size=(retries + 1, 5), dtype=np.uint64)
+        batch = x.shape[0]
+        out = np.empty((batch, self.shape_[1]), dtype=np.float64)
+        sx = np.empty(batch)
+        want_sq = read.s is not None and cfg.encoding != "pwm_4phase"
+
+        phases = 4 if cfg.encoding == "pwm_4phase" else 1
+        cols = self.shape_[1]
+
+        def chunk(lo: int, hi: int) -> np.ndarray:
+            """Rows lo:hi; returns the counts [non-finite inputs, clipped inputs,
+            conversions, saturated conversions, samples still saturated, samples retried]."""
+            scale = sx[lo:hi]
+            xq, x2, counts = self._dac(x[lo:hi], scale, False, seeds[0, 4], lo, want_sq)
+            if counts[0]:  # non-finite input: matvec raises
+                return np.array([counts[0], 0, 0, 0, 0, 0])
+            dest = out[lo:hi]
+            sat = self._convert(xq, x2, read, seeds[0], lo, (col_mul, col_add, scale), dest)
+            conversions = sat.size * cols * phases
+            saturated = int(sat.sum())
+            todo = np.flatnonzero(sat)
+            retried = np.zeros(sat.size, dtype=bool)
+            for k in range(1, retries + 1):
+                if todo.size == 0:
+                    break
+                retried[todo] = True
+                scale[todo] *= 2.0
+                sub = scale[todo]
+                xq, x2, _ = self._dac(x[lo + todo], sub, True, seeds[k, 4], lo, want_sq)
+                part = np.empty((todo.size, cols))
+                sat_r = self._convert(xq, x2, read, seeds[k], lo, (col_mul, col_add, sub),
+                                      part)
+                dest[todo] = part
+                conversions += sat_r.size * cols * phases
+                saturated += int(sat_r.sum())
+                todo = todo[sat_r > 0]
+            return np.array([0, counts[1], conversions, saturated, todo.size,
+                             int(retried.sum())])
+
+        totals = chunk(0, batch)
+        if totals[0]:
+            raise ValueError(f"tile {cfg.name!r}: input contains {totals[0]} NaN or infinite "
+                             "value(s)")
+        self.saturation_ = Saturation(
+            conversions=int(totals[2]), saturated=int(totals[3]),
+            samples_saturated=int(totals[4]), samples_retried=int(totals[5]),
+            inputs_clipped=int(totals[1]))
         return out[0] if one else out
