@@ -69,7 +69,8 @@ class TileConfig:
         calibration_vectors: number of reference input vectors for that fit.
         drift_compensation: "none", "global" or "per_column".
         calibration_time_s: time after programming of the reference readouts.
-        noise_window_s: 1/f noise faster than 1/window is drawn per MVM, slower once per batch.
+        noise_window_s: 1/f noise faster than 1/window is drawn per MVM, slower once per read
+            time (kept for later reads at that time).
         max_retries: re-scalings per sample in "clip_retry".
         dtype: "float32" (fast) or "float64" arithmetic of the analog path.
         mvm_time_s, mvm_energy_j: per-MVM time and energy of the tile (for the chip model).

@@ -12,7 +12,8 @@ Physics and numerics (normalised units as in :mod:`memsim.crossbar.config`):
    second programs the residual error of the first (program-and-correct); F = 1 splits it
    equally. The column output is y_j = Σ_i x_i (G+_ij − G−_ij)/g_unit, g_unit the conductance
    of weight 1. Conductances come from the device model at the time since this tile was
-   programmed, once per batch (1/f noise slower than 1/noise_window); the faster 1/f noise
+   programmed, once per read time (1/f noise slower than 1/noise_window, kept for later
+   batches at the same time, as aihwkit's ``drift_weights`` does); the faster 1/f noise
    is drawn per MVM and is exact in distribution without rows×cols draws per vector: the
    noise of column j is Gaussian with variance Σ_i σ_ij² x_i², one extra product (x²)·(σ²).
 3. ADC. v = y(1 + γ_j) + δ_j + noise, code = round(v/LSB) or floor(v/LSB) (CCO counting),
@@ -31,6 +32,7 @@ network for every input vector (slow; a reference).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +79,26 @@ class _Read:
 
 _NO_ROWS = np.empty((0, 0), dtype=np.float32)
 _NO_COLS = np.empty(0)
+
+# Scratch arrays of the hot path (DAC outputs, column currents, variances), kept per thread
+# between calls: fresh multi-MiB arrays would cost a page fault per 4 KiB on every call.
+_scratch = threading.local()
+_SCRATCH_MAX_BYTES = 64 * 2**20  # larger arrays are allocated per call
+
+
+def _buffer(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array for internal use only; valid until the next request of
+    ``name`` in this thread."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    if n > _SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype=dtype)
+    store = _scratch.__dict__.setdefault("buffers", {})
+    buf = store.get(name)
+    if buf is None or buf.nbytes < n:
+        buf = np.empty(max(n, 64), dtype=np.uint8)
+        store[name] = buf
+    return buf[:n].view(dtype).reshape(shape)
 
 
 class Tile:
@@ -332,8 +354,8 @@ class Tile:
             mode = -1.0
         else:
             mode = cfg.input_range if cfg.input_scaling == "fixed" else 0.0
-        xq = np.empty(x.shape, dtype=self.dtype)
-        x2 = np.empty(x.shape, dtype=self.dtype) if want_sq else _NO_ROWS.astype(self.dtype)
+        xq = _buffer("xq", x.shape, self.dtype)
+        x2 = _buffer("x2", x.shape, self.dtype) if want_sq else _NO_ROWS.astype(self.dtype)
         counts = np.zeros(2, dtype=np.int64)
         _k.scan_dac_kernel(x, mode, n, xq, x2, scale, counts)
         if cfg.dac_noise:
@@ -355,9 +377,10 @@ class Tile:
             y = sum(sign * solve_exact(gr, v, r, r) for gr, sign in raw)
             y = (y / (self.config.read_voltage_v * self.g_unit_s)).astype(self.dtype)
         else:
-            y = x @ g
-        var = x2 @ s if s is not None else _NO_ROWS.astype(self.dtype)
-        return y, var
+            y = np.matmul(x, g, out=_buffer("y", (x.shape[0], g.shape[1]), self.dtype))
+        if s is None:
+            return y, _NO_ROWS.astype(self.dtype)
+        return y, np.matmul(x2, s, out=_buffer("var", (x2.shape[0], s.shape[1]), self.dtype))
 
     def _convert(self, xq: np.ndarray, x2: np.ndarray, read: _Read, seeds: np.ndarray,
                  row0: int, digital: tuple | None, out: np.ndarray) -> np.ndarray:

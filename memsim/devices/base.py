@@ -217,7 +217,7 @@ class Device(abc.ABC):
                      *, window_s: float) -> tuple[np.ndarray, np.ndarray]:
         """(conductances with the slow read noise, σ of each MVM's fast read noise), at t.
 
-        What a tile needs once per batch; a model may compute both in one pass.
+        What a tile needs once per read time; a model may compute both in one pass.
         """
         return (self.read(state, t, rng, window_s=window_s),
                 self.read_noise_std(state, t, window_s=window_s))
