@@ -24,6 +24,7 @@ import tracemalloc
 
 import numpy as np
 
+import memsim.crossbar.tile as tile_module
 from memsim.crossbar import load_tile
 
 ROWS = COLS = 256
@@ -119,6 +120,7 @@ def main(argv=None) -> dict:
     t_gemm = min(t_gemm, median_time(gemm, args.repeats))  # the machine may have changed
     _, _, ratio = interleaved(memsim_forward, gemm, args.repeats)
     peak = peak_bytes(memsim_forward)
+    scratch = sum(b.nbytes for b in getattr(tile_module._scratch, "buffers", {}).values())
     peak_gemm = peak_bytes(gemm)
     t_aihwkit = aihwkit_time(w, x, args.repeats)
 
@@ -132,6 +134,7 @@ def main(argv=None) -> dict:
         "memsim_redraw_ms": t_redraw * 1e3,
         "memsim_redraw_over_gemm": t_redraw / t_gemm,
         "memsim_peak_mib": peak / 2**20,
+        "memsim_scratch_mib": scratch / 2**20,
         "gemm_peak_mib": peak_gemm / 2**20,
         "aihwkit_ms": None if t_aihwkit is None else t_aihwkit * 1e3,
         "aihwkit_over_memsim": None if t_aihwkit is None else t_aihwkit / t_memsim,
@@ -150,7 +153,8 @@ def main(argv=None) -> dict:
         print(f"  redraw=True          {result['memsim_redraw_ms']:8.2f} ms   "
               f"ratio {result['memsim_redraw_over_gemm']:.2f}x (also draws the slow 1/f noise)")
         print(f"  peak memory          {result['memsim_peak_mib']:8.2f} MiB   "
-              f"(GEMM alone {result['gemm_peak_mib']:.2f} MiB)")
+              f"(GEMM alone {result['gemm_peak_mib']:.2f} MiB), plus "
+              f"{result['memsim_scratch_mib']:.2f} MiB of scratch kept between calls")
         if t_aihwkit is None:
             print("  aihwkit              not installed: comparison skipped")
         else:
