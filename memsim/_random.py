@@ -6,14 +6,15 @@ both on SplitMix64 streams (Steele, Lea & Flood, OOPSLA 2014):
 
 * ``_normal`` (scalar, float64): the ziggurat method of Marsaglia & Tsang (J. Stat. Softw.
   5(8), 2000; 256 layers), exact in double precision including the tail; ~4-10 ns each.
-  Used by :func:`standard_normal` (device programming, slow per-device noise).
+  Used by :func:`standard_normal` (device programming and device-level reads).
 * ``normals_f32`` (vectorised, float32): the Box-Muller transform (Box & Muller, Ann. Math.
   Stat. 29, 1958) with branch-free polynomial log, sin and cos that the compiler turns into
   SIMD code; one 64-bit SplitMix64 output gives two normals (40 bits for the radius, 24 for
   the angle). Exact in distribution up to float32 rounding, except that |z| cannot exceed
   sqrt(80 ln 2) = 7.45 (the smallest 40-bit uniform), a tail of probability 1e-13.
-  ~1 ns each; used for the per-MVM output noise of the tiles, where float32 is the
-  working precision.
+  ~2 ns each on the 2-vCPU development machine; used for the per-MVM noise of the tiles
+  (and the slow per-device noise they draw per read time), where float32 is the working
+  precision.
 
 Randomness stays explicit: the caller's ``numpy.random.Generator`` supplies one 64-bit seed
 per call, and the result depends only on that seed, never on the thread count. Row ``b`` of

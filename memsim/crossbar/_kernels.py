@@ -1,14 +1,17 @@
 """Fused element-wise kernels of the tile's hot path (numba).
 
-Private: arrays in, arrays out; the public :class:`memsim.crossbar.Tile` validates inputs,
-allocates outputs and splits a batch into row chunks that threads run side by side (see
-:mod:`memsim._parallel`). Every kernel works on a range of rows and draws its noise from
-counter-based streams indexed by the *global* row, so results do not depend on how a batch
-is chunked or on the thread count. The slow, obvious versions these replace live in
+Private: arrays in, arrays out; the public :class:`memsim.crossbar.Tile` validates inputs
+and allocates outputs. Kernels draw their noise from counter-based streams indexed by the
+global row (``row0`` + local row), so a block of rows gives the same numbers whether it is
+converted alone or inside a larger batch. The slow, obvious versions these replace live in
 ``tests/naive.py`` and the tile tests compare the two. Compiler options live here.
 
-The loops are written so that LLVM vectorises them (no branches in the inner loops, no
-integer ``math.floor``); ``error_model="numpy"`` drops the division checks that would stop it.
+The loops are written so that LLVM vectorises them (no data-dependent branches in the inner
+loops, no integer ``math.floor``, no array arguments to inlined helpers, which would cost a
+reference-count call per element); ``error_model="numpy"`` drops the division checks that
+would stop it. They run on one thread: on the 2-vCPU development machine every threaded
+variant tried (Python thread pools, numba OpenMP, a spinning numba worker) was slower next
+to the multi-threaded BLAS that runs the GEMMs (see the benchmark notes).
 """
 
 from __future__ import annotations
