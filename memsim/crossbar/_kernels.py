@@ -135,66 +135,30 @@ def _convert_one(v, inv_lsb, lsb, lo, hi, quantize, floor_mode):  # pragma: no c
 @numba.njit(**_JIT_FMA)
 def adc_kernel(y, var, noisy, seed, row0, gain1, gain1_sq, offset, lsb, sigma2, bits,
                floor_mode, sign, col_mul, col_add, row_scale, out, sat_row):  # pragma: no cover
-    """Read noise + ADC + the digital unit, fused, for a block of column outputs.
+    """Read noise + ADC (+ the digital unit), fused, for a block of column outputs.
 
     v = y (1 + γ_j) + δ_j + √(var (1 + γ_j)² + σ²) ξ; code = floor or round(v/LSB), clipped
     to the signed code range; q = code·LSB (or v when bits == 0: unquantized), in y's
-    precision; out[b, j] = (q · col_mul[j] + col_add[j]) · row_scale[b]. ``gain1`` = 1 + γ
-    and ``gain1_sq`` = (1 + γ)² per column; ``var`` may be empty (0, 0): no read noise.
-    sat_row[b] += saturated conversions. ``sign`` is unused (see adc_accumulate_kernel).
+    precision. ``gain1`` = 1 + γ and ``gain1_sq`` = (1 + γ)² per column; ``var`` may be
+    empty (0, 0): no read noise. If ``col_mul`` has entries, the digital unit is applied:
+    out[b, j] = (q · col_mul[j] + col_add[j]) · row_scale[b]; otherwise out[b, j] += sign · q
+    (the 4-phase mode sums its four conversions, calibration reads raw ADC values).
+    sat_row[b] += saturated conversions.
 
     Noise (when ``noisy``): read noise and converter noise are independent Gaussians, so one
     draw of their summed variance is exact in distribution. Row b draws its C numbers with
     :func:`memsim._random.normals_f32` from the stream of global row row0 + b of ``seed``
     (one vectorised pass into a row buffer, then one fused pass over the row; measured
     faster than drawing inside the fused loop). No data-dependent branches: LLVM vectorises
-    both passes.
+    the passes, and the output mode is chosen once per row, outside them.
     """
     b_count, c_count = y.shape
-    z = np.empty(c_count + (c_count & 1), dtype=np.float32)
+    z = np.zeros(c_count + (c_count & 1), dtype=np.float32)
+    q = np.empty(c_count, dtype=y.dtype)
     vstep = 1 if var.shape[0] > 0 else 0  # no variance: one row of zeros, reused
     if vstep == 0:
         var = np.zeros((1, c_count), dtype=y.dtype)
-    quantize = bits > 0
-    lo = _as(y, -(2.0 ** (bits - 1)) if quantize else 0.0)
-    hi = _as(y, 2.0 ** (bits - 1) - 1.0 if quantize else 0.0)
-    lsb_ = _as(y, lsb)
-    inv_lsb = _as(y, 1.0 / lsb)
-    s2 = _as(y, sigma2)
-    for b in range(b_count):
-        count = 0
-        rs = row_scale[b]
-        vb = b * vstep
-        if noisy:
-            normals_f32(row_state(seed, row0 + b), z)
-            for j in range(c_count):
-                v1 = y[b, j] * gain1[j] + offset[j]
-                v1 += math.sqrt(var[vb, j] * gain1_sq[j] + s2) * z[j]
-                q1, n1 = _convert_one(v1, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
-                count += n1
-                out[b, j] = (q1 * col_mul[j] + col_add[j]) * rs
-        else:
-            for j in range(c_count):
-                q1, n1 = _convert_one(y[b, j] * gain1[j] + offset[j], inv_lsb, lsb_, lo, hi,
-                                      quantize, floor_mode)
-                count += n1
-                out[b, j] = (q1 * col_mul[j] + col_add[j]) * rs
-        sat_row[b] += count
-
-
-@numba.njit(**_JIT_FMA)
-def adc_accumulate_kernel(y, var, noisy, seed, row0, gain1, gain1_sq, offset, lsb, sigma2,
-                          bits, floor_mode, sign, col_mul, col_add, row_scale, out,
-                          sat_row):  # pragma: no cover
-    """As :func:`adc_kernel` (same noise streams) but out[b, j] += sign · q: the 4-phase mode
-    sums its four conversions, calibration reads raw ADC values. col_mul, col_add and
-    row_scale are unused. Kept as a twin of adc_kernel rather than a flag, so that neither
-    hot loop carries the other's branch."""
-    b_count, c_count = y.shape
-    z = np.empty(c_count + (c_count & 1), dtype=np.float32)
-    vstep = 1 if var.shape[0] > 0 else 0  # no variance: one row of zeros, reused
-    if vstep == 0:
-        var = np.zeros((1, c_count), dtype=y.dtype)
+    digital = col_mul.shape[0] > 0
     quantize = bits > 0
     lo = _as(y, -(2.0 ** (bits - 1)) if quantize else 0.0)
     hi = _as(y, 2.0 ** (bits - 1) - 1.0 if quantize else 0.0)
@@ -203,22 +167,22 @@ def adc_accumulate_kernel(y, var, noisy, seed, row0, gain1, gain1_sq, offset, ls
     s2 = _as(y, sigma2)
     sign_ = _as(y, sign)
     for b in range(b_count):
-        count = 0
-        vb = b * vstep
-        if noisy:
+        if noisy:  # otherwise z stays 0
             normals_f32(row_state(seed, row0 + b), z)
+        vb = b * vstep
+        count = 0
+        for j in range(c_count):
+            v = y[b, j] * gain1[j] + offset[j]
+            v += math.sqrt(var[vb, j] * gain1_sq[j] + s2) * z[j]
+            q[j], n = _convert_one(v, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
+            count += n
+        if digital:
+            rs = row_scale[b]
             for j in range(c_count):
-                v1 = y[b, j] * gain1[j] + offset[j]
-                v1 += math.sqrt(var[vb, j] * gain1_sq[j] + s2) * z[j]
-                q1, n1 = _convert_one(v1, inv_lsb, lsb_, lo, hi, quantize, floor_mode)
-                count += n1
-                out[b, j] += sign_ * q1
+                out[b, j] = (q[j] * col_mul[j] + col_add[j]) * rs
         else:
             for j in range(c_count):
-                q1, n1 = _convert_one(y[b, j] * gain1[j] + offset[j], inv_lsb, lsb_, lo, hi,
-                                      quantize, floor_mode)
-                count += n1
-                out[b, j] += sign_ * q1
+                out[b, j] += sign_ * q[j]
         sat_row[b] += count
 
 
@@ -233,8 +197,8 @@ def digital_kernel(y, col_mul, col_add, row_scale, out):  # pragma: no cover - c
 
 
 @numba.njit(**_JIT)
-def slow_read_kernel(mean, slow, seed, i0, i1, gp, gn, w, colsum):  # pragma: no cover
-    """Conductances of device rows i0 <= i < i1 with their slow read noise (one draw).
+def slow_read_kernel(mean, slow, seed, gp, gn, w, colsum):  # pragma: no cover
+    """Conductances of every device with its slow read noise (one draw).
 
     mean, slow: (instances, 2, rows, cols) per device, already multiplied by the device's
     share of the cell (significance factor), the normalisation 1/g_unit and the IR-drop
@@ -245,7 +209,7 @@ def slow_read_kernel(mean, slow, seed, i0, i1, gp, gn, w, colsum):  # pragma: no
     """
     n_inst, _, rows, cols = mean.shape
     z = np.empty(cols + (cols & 1), dtype=np.float32)
-    for i in range(i0, i1):
+    for i in range(rows):
         for p in range(2):
             acc = gp if p == 0 else gn
             for j in range(cols):

@@ -203,9 +203,9 @@ class Tile:
             k = cfg.calibration_vectors
             seeds = rng.integers(0, 2**64, size=5, dtype=np.uint64)
             x, x2, _ = self._dac(rng.uniform(-1.0, 1.0, size=(k, self.shape_[0])),
-                                 np.ones(k), True, seeds[4], 0, read.s is not None)
+                                 np.ones(k), True, seeds[4], read.s is not None)
             measured = np.zeros((k, self.shape_[1]), dtype=self.dtype)
-            self._convert(x, x2, read, seeds, 0, None, measured)
+            self._convert(x, x2, read, seeds, None, measured)
             measured = measured.astype(np.float64)
             ideal = x.astype(np.float64) @ (self.weights_ / self.weight_scale_)
             a = np.empty(self.shape_[1])
@@ -270,7 +270,7 @@ class Tile:
             seed = draw_seed(rng)
 
             readout = np.zeros(c)
-            _k.slow_read_kernel(mean, slow, seed, 0, r, gp, gn, w, readout)
+            _k.slow_read_kernel(mean, slow, seed, gp, gn, w, readout)
             exact = cfg.ir_drop == "exact"
             return _Read(gp=gp, gn=gn, w=w, sp=sp, sn=sn, s=s, readout=readout,
                          readout_sd=readout_sd,
@@ -342,7 +342,7 @@ class Tile:
             total = total + read.readout_sd * rng.standard_normal(total.shape)
         return total
 
-    def _dac(self, x: np.ndarray, scale: np.ndarray, given: bool, seed: np.uint64, row0: int,
+    def _dac(self, x: np.ndarray, scale: np.ndarray, given: bool, seed: np.uint64,
              want_sq: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scale, clip to [−1, 1], quantize to the DAC's signed steps, add input noise.
 
@@ -359,7 +359,7 @@ class Tile:
         counts = np.zeros(2, dtype=np.int64)
         _k.scan_dac_kernel(x, mode, n, xq, x2, scale, counts)
         if cfg.dac_noise:
-            _k.input_noise_kernel(xq, x2, cfg.dac_noise, seed, row0)
+            _k.input_noise_kernel(xq, x2, cfg.dac_noise, seed, 0)
         return xq, x2, counts
 
     def _analog(self, x: np.ndarray, x2: np.ndarray | None, g: np.ndarray,
@@ -383,12 +383,12 @@ class Tile:
         return y, np.matmul(x2, s, out=_buffer("var", (x2.shape[0], s.shape[1]), self.dtype))
 
     def _convert(self, xq: np.ndarray, x2: np.ndarray, read: _Read, seeds: np.ndarray,
-                 row0: int, digital: tuple | None, out: np.ndarray) -> np.ndarray:
+                 digital: tuple | None, out: np.ndarray) -> np.ndarray:
         """DAC output → analog → ADC (→ digital unit), for 1 or 4 phases.
 
         ``digital`` = (col_mul, col_add, row_scale): out receives the digital unit's output;
         None: out (zeros) receives the ADC values in normalised units (summed over the four
-        phases). ``seeds``: one per phase; row0: the global row of xq's first row.
+        phases). ``seeds``: one per phase.
         Returns the saturated conversions per row.
         """
         cfg = self.config
@@ -404,9 +404,8 @@ class Tile:
 
         def adc(y, var, seed, sign, mul, add, scale, dest):
             noisy = sigma > 0 or var.shape[0] > 0
-            kern = _k.adc_kernel if mul.shape[0] else _k.adc_accumulate_kernel
-            kern(y, var, noisy, seed, row0, gain1, gain1_sq, offset, lsb, sigma * sigma,
-                 bits or 0, floor, sign, mul, add, scale, dest, sat)
+            _k.adc_kernel(y, var, noisy, seed, 0, gain1, gain1_sq, offset, lsb,
+                          sigma * sigma, bits or 0, floor, sign, mul, add, scale, dest, sat)
 
         if cfg.encoding != "pwm_4phase":
             raw = None
@@ -490,43 +489,29 @@ class Tile:
 
         phases = 4 if cfg.encoding == "pwm_4phase" else 1
         cols = self.shape_[1]
-
-        def chunk(lo: int, hi: int) -> np.ndarray:
-            """Rows lo:hi; returns the counts [non-finite inputs, clipped inputs,
-            conversions, saturated conversions, samples still saturated, samples retried]."""
-            scale = sx[lo:hi]
-            xq, x2, counts = self._dac(x[lo:hi], scale, False, seeds[0, 4], lo, want_sq)
-            if counts[0]:  # non-finite input: matvec raises
-                return np.array([counts[0], 0, 0, 0, 0, 0])
-            dest = out[lo:hi]
-            sat = self._convert(xq, x2, read, seeds[0], lo, (col_mul, col_add, scale), dest)
-            conversions = sat.size * cols * phases
-            saturated = int(sat.sum())
-            todo = np.flatnonzero(sat)
-            retried = np.zeros(sat.size, dtype=bool)
-            for k in range(1, retries + 1):
-                if todo.size == 0:
-                    break
-                retried[todo] = True
-                scale[todo] *= 2.0
-                sub = scale[todo]
-                xq, x2, _ = self._dac(x[lo + todo], sub, True, seeds[k, 4], lo, want_sq)
-                part = np.empty((todo.size, cols))
-                sat_r = self._convert(xq, x2, read, seeds[k], lo, (col_mul, col_add, sub),
-                                      part)
-                dest[todo] = part
-                conversions += sat_r.size * cols * phases
-                saturated += int(sat_r.sum())
-                todo = todo[sat_r > 0]
-            return np.array([0, counts[1], conversions, saturated, todo.size,
-                             int(retried.sum())])
-
-        totals = chunk(0, batch)
-        if totals[0]:
-            raise ValueError(f"tile {cfg.name!r}: input contains {totals[0]} NaN or infinite "
+        xq, x2, counts = self._dac(x, sx, False, seeds[0, 4], want_sq)
+        if counts[0]:
+            raise ValueError(f"tile {cfg.name!r}: input contains {counts[0]} NaN or infinite "
                              "value(s)")
+        sat = self._convert(xq, x2, read, seeds[0], (col_mul, col_add, sx), out)
+        conversions = sat.size * cols * phases
+        saturated = int(sat.sum())
+        todo = np.flatnonzero(sat)
+        retried = np.zeros(sat.size, dtype=bool)
+        for k in range(1, retries + 1):  # clip-aware scaling: halve the gain of saturated rows
+            if todo.size == 0:
+                break
+            retried[todo] = True
+            sx[todo] *= 2.0
+            sub = sx[todo]
+            xq, x2, _ = self._dac(x[todo], sub, True, seeds[k, 4], want_sq)
+            part = np.empty((todo.size, cols))
+            sat_r = self._convert(xq, x2, read, seeds[k], (col_mul, col_add, sub), part)
+            out[todo] = part
+            conversions += sat_r.size * cols * phases
+            saturated += int(sat_r.sum())
+            todo = todo[sat_r > 0]
         self.saturation_ = Saturation(
-            conversions=int(totals[2]), saturated=int(totals[3]),
-            samples_saturated=int(totals[4]), samples_retried=int(totals[5]),
-            inputs_clipped=int(totals[1]))
+            conversions=conversions, saturated=saturated, samples_saturated=int(todo.size),
+            samples_retried=int(retried.sum()), inputs_clipped=int(counts[1]))
         return out[0] if one else out
