@@ -203,22 +203,21 @@ class Graph:
     def lstm(self, x: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
              name=None) -> str:
         """One LSTM layer (PyTorch gate order i, f, g, o); returns the sequence (B, T, H)."""
-        w_ih, w_hh = np.asarray(weight_ih), np.asarray(weight_hh)
-        if w_ih.shape[0] != 4 * w_hh.shape[1] or w_hh.shape[0] != w_ih.shape[0]:
-            raise ValueError(f"LSTM weights must be (4H, in) and (4H, H), got {w_ih.shape} "
-                             f"and {w_hh.shape}")
-        return self._add("lstm", (x,), name, {"weight_ih": w_ih, "weight_hh": w_hh,
-                                               "bias_ih": bias_ih, "bias_hh": bias_hh})
+        return self._recurrent("lstm", 4, x, weight_ih, weight_hh, bias_ih, bias_hh, name)
 
     def gru(self, x: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
             name=None) -> str:
         """One GRU layer (PyTorch gate order r, z, n); returns the sequence (B, T, H)."""
+        return self._recurrent("gru", 3, x, weight_ih, weight_hh, bias_ih, bias_hh, name)
+
+    def _recurrent(self, op: str, gates: int, x: str, weight_ih, weight_hh, bias_ih, bias_hh,
+                   name) -> str:
         w_ih, w_hh = np.asarray(weight_ih), np.asarray(weight_hh)
-        if w_ih.shape[0] != 3 * w_hh.shape[1] or w_hh.shape[0] != w_ih.shape[0]:
-            raise ValueError(f"GRU weights must be (3H, in) and (3H, H), got {w_ih.shape} "
-                             f"and {w_hh.shape}")
-        return self._add("gru", (x,), name, {"weight_ih": w_ih, "weight_hh": w_hh,
-                                              "bias_ih": bias_ih, "bias_hh": bias_hh})
+        if w_ih.shape[0] != gates * w_hh.shape[1] or w_hh.shape[0] != w_ih.shape[0]:
+            raise ValueError(f"{op.upper()} weights must be ({gates}H, in) and ({gates}H, H), "
+                             f"got {w_ih.shape} and {w_hh.shape}")
+        return self._add(op, (x,), name, {"weight_ih": w_ih, "weight_hh": w_hh,
+                                           "bias_ih": bias_ih, "bias_hh": bias_hh})
 
     def last_step(self, x: str, *, name=None) -> str:
         """(B, T, H) → (B, H): the last time step of a sequence."""
