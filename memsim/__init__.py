@@ -1,19 +1,35 @@
 """memsim: analog in-memory computing with memristive devices, from device to chip."""
 
-from memsim.cards import CardError
 from memsim.chip import load_chip
 from memsim.crossbar import Tile, TileConfig, load_tile
 from memsim.devices import Device, DeviceState, list_devices, load_device
+from memsim.errors import (
+    CardError,
+    ConfigError,
+    InputError,
+    MemsimError,
+    NumericalError,
+    StateError,
+    StoreError,
+    StudyError,
+)
 from memsim.mapping import Graph, MappedNetwork, map_network
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CardError",
+    "ConfigError",
     "Device",
     "DeviceState",
     "Graph",
+    "InputError",
     "MappedNetwork",
+    "MemsimError",
+    "NumericalError",
+    "StateError",
+    "StoreError",
+    "StudyError",
     "Tile",
     "TileConfig",
     "__version__",

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memsim.errors import CardError  # re-exported here: memsim.cards.CardError
+
 __all__ = [
     "As",
     "CardError",
@@ -35,10 +37,6 @@ __all__ = [
     "take_quantity",
     "to_si",
 ]
-
-
-class CardError(ValueError):
-    """A card that cannot be used; the message names the card and the field."""
 
 
 # Units by dimension: factor to SI. "1" is dimensionless.
