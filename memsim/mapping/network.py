@@ -20,6 +20,7 @@ import numpy as np
 from memsim.crossbar import Tile, TileConfig, load_tile_config
 from memsim.devices import Device, load_device
 from memsim.devices.base import check_generator, check_time
+from memsim.mapping.description import NetworkDescription, describe_graph
 from memsim.mapping.graph import Graph, Node
 
 __all__ = ["Block", "LayerMap", "MappedNetwork", "MatrixMap", "map_network"]
@@ -92,6 +93,7 @@ class MappedNetwork:
     layers: list[LayerMap]
     digital: list[tuple[str, str]]  # (node name, op or description) run digitally
     shapes: dict[str, tuple[int, ...]]
+    description: NetworkDescription | None = None  # what the chip simulates (no weights)
     programmed_: bool = field(default=False, init=False)
 
     # -- programming and inference --------------------------------------------------------------
@@ -277,4 +279,4 @@ def map_network(model: Any, tile: str | Path | TileConfig = "hermes-core",
                                                                shapes[node.name]),
                                node.inputs, int(np.prod(shapes[node.name]))))
     digital = [(n.name, n.attrs.get("description", n.op)) for n in graph.digital_nodes()]
-    return MappedNetwork(graph, cfg, dev, layers, digital, shapes)
+    return MappedNetwork(graph, cfg, dev, layers, digital, shapes, describe_graph(graph, cfg))
