@@ -44,6 +44,7 @@ __all__ = [
     "LayerDesc",
     "NetworkDescription",
     "NodeDesc",
+    "as_description",
     "cut_matrix",
     "describe_graph",
     "pack_groups",
@@ -326,3 +327,30 @@ def describe_graph(graph: Any, tile: Any) -> NetworkDescription:
         else:
             nodes[n.name] = NodeDesc(n.name, n.op, tuple(n.inputs), out_shape, attrs)
     return NetworkDescription(graph.name, tuple(graph.input_shape), nodes, graph.output, tile)
+
+
+def as_description(obj: Any, tile: Any = None) -> NetworkDescription:
+    """The :class:`NetworkDescription` of ``obj``.
+
+    Accepted: a NetworkDescription (returned as is); a memsim Graph (cut for ``tile``, a
+    TileConfig, which is then required); a MappedNetwork (its description); any object with
+    a ``memsim_description()`` method (the analog torch models of :mod:`memsim.analog`,
+    after one recorded batch).
+    """
+    if isinstance(obj, NetworkDescription):
+        return obj
+    describe = getattr(obj, "memsim_description", None)
+    if callable(describe):
+        return describe()
+    desc = getattr(obj, "description", None)
+    if isinstance(desc, NetworkDescription):
+        return desc
+    from memsim.mapping.graph import Graph
+
+    if isinstance(obj, Graph):
+        if tile is None:
+            raise ConfigError(f"describing graph {obj.name!r} needs the tile it is cut for")
+        return describe_graph(obj, tile)
+    raise ConfigError(
+        f"cannot describe a {type(obj).__name__} for the chip: pass a memsim Graph, a "
+        "MappedNetwork, a NetworkDescription or an analog torch model (memsim.analog)")
