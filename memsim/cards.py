@@ -50,6 +50,7 @@ _UNITS: dict[str, dict[str, float]] = {
     "velocity": {"m/s": 1.0, "nm/s": 1e-9},
     "energy": {"J": 1.0, "pJ": 1e-12, "nJ": 1e-9, "fJ": 1e-15},
     "dimensionless": {"1": 1.0, "%": 1e-2},
+    "lsb": {"LSB": 1.0},  # least significant bits of a converter at its own resolution
     "frequency": {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9},
     "data_rate": {"B/s": 1.0, "kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12},
     "op_rate": {"FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "OP/s": 1.0,
