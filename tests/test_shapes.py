@@ -20,8 +20,11 @@ PUBLISHED = {
 }
 
 
-def _conv_tiles(rows: int, cols: int, size: int = 256) -> int:
-    return math.ceil(rows / size) * math.ceil(cols / size)
+def _conv_tiles(rows: int, cols: int, size: int = 256, kk: int = 9) -> int:
+    """Tiles of an im2col matrix cut at input-channel boundaries (whole k x k channels per
+    tile, as HERMES maps its layers): ceil(channels / channels-per-tile) row tiles."""
+    per = size // kk if kk <= size else 1
+    return math.ceil(math.ceil(rows / kk) / per) * math.ceil(cols / size)
 
 
 # exact counts from the layer shapes (weights + biases + batch-norm scale and shift)
@@ -38,11 +41,12 @@ EXACT = {
 TILES = {
     "resnet9-cifar10": (_conv_tiles(27, 64) + _conv_tiles(576, 128) + 2 * _conv_tiles(1152, 128)
                         + _conv_tiles(1152, 256) + _conv_tiles(2304, 512)
-                        + 2 * _conv_tiles(4608, 512) + _conv_tiles(512, 10)),
+                        + 2 * _conv_tiles(4608, 512) + _conv_tiles(512, 10, kk=1)),
     "resnet32-cifar10": 1 + 10 + 1 + 9 * 2 + 2 + 9 * 3 + 1,
-    "alexnet": (_conv_tiles(363, 96) + 2 * _conv_tiles(1200, 128) + _conv_tiles(2304, 384)
-                + 2 * _conv_tiles(1728, 192) + 2 * _conv_tiles(1728, 128)
-                + _conv_tiles(9216, 4096) + _conv_tiles(4096, 4096) + _conv_tiles(4096, 1000)),
+    "alexnet": (_conv_tiles(363, 96, kk=121) + 2 * _conv_tiles(1200, 128, kk=25)
+                + _conv_tiles(2304, 384) + 2 * _conv_tiles(1728, 192) + 2 * _conv_tiles(1728, 128)
+                + _conv_tiles(9216, 4096, kk=1) + _conv_tiles(4096, 4096, kk=1)
+                + _conv_tiles(4096, 1000, kk=1)),
     "lenet5": 6,
 }
 

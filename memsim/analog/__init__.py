@@ -139,6 +139,8 @@ def analog(model: nn.Module, tile: str | Path | TileConfig = "hermes-core",
     CellModel(cfg, dev)  # a clear error now for a device that does not fit the cell
     if isinstance(hwa, str) and hwa != "auto":
         raise ConfigError(f"hwa = {hwa!r}: use 'auto', an HWANoise or None")
+    if exact and hwa == "auto":
+        hwa = None  # the exact limit trains without hardware noise too
     ctx = _Context(cfg, dev, exact, hwa, hwa_seed=seed)
     ctx.hwa_time_s = float(hwa_time_s)
     ctx.warned = False
@@ -312,3 +314,16 @@ def report(amodel: nn.Module) -> dict[str, Any]:
     if ctx.description is not None:
         out["description"] = ctx.description.report()
     return out
+
+
+class _CallableModule(type(contextlib)):
+    """``memsim.analog`` is this package and, called, :func:`analog` (the README's habit
+    ``memsim.analog(model, ...)`` next to ``import memsim.analog``)."""
+
+    def __call__(self, model: nn.Module, *args: Any, **kwargs: Any) -> nn.Module:
+        return analog(model, *args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -46,7 +46,8 @@ def adc_stage(y, var, has_var, ys_b, ys_u, B, U, K, C, P, seed, noisy, z_given, 
         q = code·lsb  (v itself when bits == 0: unquantized)
 
     ``raw``: out[((b·U + u)·K + k)·C·P + c·P + p] = q (calibration reads);
-    otherwise out[(b·U + u)·C·P + c·P + p] = Σ_k (q·mul + add)·scale.
+    otherwise out[(b·U + u)·C·P + c·P + p] = Σ_k (q·mul + add)·scale, computed in float64
+    and stored in out's precision (the caller's: a float64 input gets a float64 result).
     ``sat[b]`` counts saturated conversions, ``bad[b]`` outputs that are not finite.
     ξ: standard normals from the stream of work item (b, u, k, column block), or from
     ``z`` (same layout as y) when ``z_given`` (tests).
@@ -69,7 +70,7 @@ def adc_stage(y, var, has_var, ys_b, ys_u, B, U, K, C, P, seed, noisy, z_given, 
         c0 = blk * cols_per
         c1 = min(C, c0 + cols_per)
         n = (c1 - c0) * P
-        acc = np.zeros(n, dtype=y.dtype)
+        acc = np.zeros(n, dtype=np.float64)  # the digital unit works in double precision
         zz = np.zeros(n + (n & 1), dtype=np.float32)
         count = 0
         for k in range(K):
@@ -82,15 +83,15 @@ def adc_stage(y, var, has_var, ys_b, ys_u, B, U, K, C, P, seed, noisy, z_given, 
             lo_k = y.dtype.type(lo)
             hi_k = y.dtype.type(hi)
             s2_k = y.dtype.type(s2[uk])
-            sk = y.dtype.type(scale[b * sc_b + uk])
+            sk = scale[b * sc_b + uk]
             obase = ((b * U + u) * K + k) * CP + c0 * P
             for ci in range(c1 - c0):
                 col = uk * C + c0 + ci
                 g1 = y.dtype.type(gain1[col])
                 g1s = y.dtype.type(gain1_sq[col])
                 off = y.dtype.type(offset[col])
-                m = y.dtype.type(mul[col])
-                a = y.dtype.type(add[col])
+                m = mul[col]
+                a = add[col]
                 for p in range(P):
                     e = ci * P + p
                     v = y[ybase + e] * g1 + off
@@ -112,7 +113,7 @@ def adc_stage(y, var, has_var, ys_b, ys_u, B, U, K, C, P, seed, noisy, z_given, 
             obase = (b * U + u) * CP + c0 * P
             nb = 0
             for e in range(n):
-                val = acc[e]
+                val = out.dtype.type(acc[e])  # the caller's precision; overflow is counted
                 out[obase + e] = val
                 nb += not math.isfinite(val)
             bad_item[item] = nb

@@ -22,12 +22,14 @@ i(x) = I(x·V_read)/I(V_read).
   asymmetry does not);
 - PWM 4-phase: every phase at positive polarity: drive x, exact.
 
-How the two polarities combine depends on the bit line (``bitline``): on two "separate"
-arrays both see the input and their currents are subtracted, y = i(x)·(G₊ − G₋); on one
-"shared" bit line (HERMES's 8T4R cell) the G₋ devices are driven at the opposite polarity so
-that their current subtracts on the line, y = i(x)·G₊ + i(−x)·G₋. A symmetric linear cell
-gives y = x·(G₊ − G₋) in every case; an asymmetric one adds a common-mode term on the shared
-line, which 4-phase operation cancels.
+How the two polarities combine depends on ``read_polarity``: with "same" both see the
+input's polarity and their currents are subtracted, y = i(x)·(G₊ − G₋); with "opposite"
+(HERMES's 1-phase mode: a positive input reads G₊ at V− and G₋ at V+, a negative one the
+reverse; Le Gallo et al., npj Unconv. Comput. 1, 11, 2024, Fig. 1) the G₋ devices are read
+at the opposite polarity, so that their current subtracts by itself:
+y = i(x)·G₊ + i(−x)·G₋. A symmetric linear cell gives y = x·(G₊ − G₋) in every case; an
+asymmetric one adds a common-mode term ((1 − a)/2)·|x|·(G₊ + G₋) in the "opposite" scheme,
+which 4-phase operation (every device read at the one polarity V−, ibid. Fig. 1a) cancels.
 """
 
 from __future__ import annotations
@@ -124,15 +126,16 @@ class CellModel:
             return [CompactState.of(DeviceState(g_target_s=t, g_prog_s=t), keep64=True)
                     for _ in range(self.instances)]
         f = self.config.significance
+        keep64 = self.config.dtype == "float64"  # float32 state for a float32 tile
         if self.instances == 1 or f == 1.0:
-            return [CompactState.of(dev.program(self.targets(w), rng))
+            return [CompactState.of(dev.program(self.targets(w), rng), keep64=keep64)
                     for _ in range(self.instances)]
         u_msp = np.clip(w * (f + 1.0) / f, -1.0, 1.0)
         msp = dev.program(self.targets(u_msp), rng)
         u_got = (msp.g_prog_s[0] - msp.g_prog_s[1]) / self.g_range_s
         residual = np.clip(w * (f + 1.0) - f * u_got, -1.0, 1.0)
         lsp = dev.program(self.targets(residual), rng)
-        return [CompactState.of(msp), CompactState.of(lsp)]
+        return [CompactState.of(msp, keep64=keep64), CompactState.of(lsp, keep64=keep64)]
 
     def effective_weights(self, states: list[CompactState]) -> np.ndarray:
         """Normalised weights the programmed cells hold right after programming."""
@@ -190,7 +193,7 @@ class CellModel:
     def symmetric(self) -> bool:
         """True when both polarities see the same drive function (one weight matrix)."""
         cfg = self.config
-        if cfg.encoding == "pwm_4phase" or cfg.bitline == "separate":
+        if cfg.encoding == "pwm_4phase" or cfg.read_polarity == "same":
             return True
         linear = cfg.encoding == "pwm_1phase" or cfg.iv_model == "linear"
         return linear and cfg.read_asymmetry == 1.0

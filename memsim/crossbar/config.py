@@ -53,6 +53,7 @@ DRIFT_COMPENSATIONS = ("none", "global", "per_column")
 IR_DROP_MODES = ("none", "approx", "exact")
 BITLINES = ("separate", "shared")
 IV_MODELS = ("linear", "sinh")
+READ_POLARITIES = ("same", "opposite")
 PHASE_CONVERSIONS = ("accumulate", "separate")
 
 _INT_FIELDS = ("rows", "cols", "devices_per_polarity", "calibration_vectors", "max_retries")
@@ -79,9 +80,14 @@ class TileConfig:
         read_voltage_v: voltage of a full-scale input (IR drop, cell I–V, energy).
         wire_resistance_ohm: wire resistance per cell segment (IR drop).
         ir_drop: "none", "approx" (input-independent attenuation) or "exact" (nodal solve).
-        bitline: "separate" (G+ and G− in two arrays, currents subtracted digitally) or
-            "shared" (both polarities of a cell on one bit line into one ADC, as HERMES's
-            8T4R cell); used by the IR-drop solve.
+        bitline: the wiring the IR-drop solve uses: "separate" (the G+ and G− devices of a
+            column on their own bit lines, the currents combined at the converter) or
+            "shared" (both polarities of a cell on one bit line into one converter).
+        read_polarity: how the G− devices are read in one phase: "same" (at the input's
+            polarity, like the G+ devices; the currents are subtracted) or "opposite" (at the
+            opposite polarity, so that their current subtracts by itself: HERMES's 1-phase
+            mode, where a positive input reads G+ at V− and G− at V+; Le Gallo et al., npj
+            Unconv. Comput. 1, 11, 2024, Fig. 1c).
         iv_model: cell current–voltage relation, "linear" (I = G·V) or "sinh"
             (I = G·V0·sinh(V/V0), normalised to G·V at the read voltage).
         iv_v0_v: V0 of the sinh relation (V).
@@ -128,6 +134,7 @@ class TileConfig:
     wire_resistance_ohm: float = 0.0
     ir_drop: str = "none"
     bitline: str = "separate"
+    read_polarity: str = "same"
     iv_model: str = "linear"
     iv_v0_v: float = 0.25
     read_asymmetry: float = 1.0
@@ -196,6 +203,7 @@ class TileConfig:
                               ("adc_mode", ADC_MODES), ("dtype", ("float32", "float64")),
                               ("drift_compensation", DRIFT_COMPENSATIONS),
                               ("bitline", BITLINES), ("iv_model", IV_MODELS),
+                              ("read_polarity", READ_POLARITIES),
                               ("phase_conversion", PHASE_CONVERSIONS)):
             if getattr(self, name) not in allowed:
                 raise bad(name, getattr(self, name), f"one of {list(allowed)}")
@@ -287,6 +295,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "significance": Field(dimension="dimensionless", lo=1.0, hi=1e3),
         "read_voltage": As("read_voltage_v",
                             Field(dimension="voltage", lo=0, hi=10, lo_open=True)),
+        "read_polarity": READ_POLARITIES,
         "iv_model": IV_MODELS,
         "iv_v0": As("iv_v0_v", Field(dimension="voltage", lo=0, hi=100, lo_open=True)),
         "read_asymmetry": Field(dimension="dimensionless", lo=0, hi=10, lo_open=True),

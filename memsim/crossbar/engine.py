@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from memsim._layout import balanced_cuts
 from memsim.crossbar import _kernels as _k
 from memsim.crossbar import cell as _cell
 from memsim.crossbar.config import TileConfig
@@ -74,23 +75,6 @@ class Saturation:
         for name in ("conversions", "saturated", "samples_saturated", "samples_retried",
                      "inputs_clipped", "inputs"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-def balanced_cuts(n: int, size: int, unit: int = 1) -> list[tuple[int, int]]:
-    """[start, stop) pieces of n items, at most ``size`` each, cut at multiples of ``unit``
-    and as equal as whole units allow (a unit larger than ``size`` is cut inside)."""
-    if unit > size:
-        unit = 1
-    units = -(-n // unit)
-    per = max(1, size // unit)
-    pieces = -(-units // per)
-    base, extra = divmod(units, pieces)
-    out, start = [], 0
-    for i in range(pieces):
-        stop = min(n, start + (base + (i < extra)) * unit)
-        out.append((start, stop))
-        start = stop
-    return out
 
 
 @dataclass
@@ -155,14 +139,16 @@ class _TimeState:
 def adc_stage_torch(y: torch.Tensor, var: torch.Tensor | None, z: torch.Tensor | None,
                     gain1: torch.Tensor, offset: torch.Tensor, lsb: torch.Tensor,
                     s2: torch.Tensor, bits: int, floor_mode: bool, mul: torch.Tensor | None,
-                    add: torch.Tensor | None, scale: torch.Tensor | None
+                    add: torch.Tensor | None, scale: torch.Tensor | None,
+                    out_dtype: torch.dtype = torch.float32
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ADC stage in torch ops (CUDA, and the CPU reference of the numba kernel).
 
     y, var, z: (B, U, K, C, P); gain1, offset, mul, add: (U, K, C); lsb, s2: (U, K);
     scale: (B, U, K). Returns (out, saturated per sample, non-finite per sample): out is
-    (B, U, C, P) = Σ_k (q·mul + add)·scale, or the raw ADC values (B, U, K, C, P) when
-    ``mul`` is None. Same formula as :func:`memsim.crossbar._kernels.adc_stage`.
+    (B, U, C, P) = Σ_k (q·mul + add)·scale (in float64, stored as ``out_dtype``), or the raw
+    ADC values (B, U, K, C, P) when ``mul`` is None. Same formula as
+    :func:`memsim.crossbar._kernels.adc_stage`.
     """
     g1 = gain1[None, :, :, :, None]
     v = y * g1 + offset[None, :, :, :, None]
@@ -182,8 +168,9 @@ def adc_stage_torch(y: torch.Tensor, var: torch.Tensor | None, z: torch.Tensor |
         q = v
     if mul is None:
         return q, sat, torch.zeros_like(sat)
-    out = ((q * mul[None, :, :, :, None] + add[None, :, :, :, None])
-           * scale[:, :, :, None, None]).sum(2)
+    d = torch.float64  # the digital unit in double precision, as the CPU kernel
+    out = ((q.to(d) * mul[None, :, :, :, None].to(d) + add[None, :, :, :, None].to(d))
+           * scale[:, :, :, None, None].to(d)).sum(2).to(out_dtype)
     bad = (~torch.isfinite(out)).flatten(1).sum(1)
     return out, sat, bad
 
@@ -464,17 +451,19 @@ class TileArray:
 
     # -- the forward paths -------------------------------------------------------------------------
     def _digital(self, st: _TimeState) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mul, add) per (G, K, C): affine correction, drift compensation, weight scale."""
+        """(mul, add) per (G, K, C), float64: affine correction, drift compensation, weight
+        scale (weights up to float64's range)."""
         a, b = self.affine_
-        dev, dt = self.torch_device, self.dtype
-        ws = torch.from_numpy(self.weight_scale_).to(dev, dt) * st.alpha
-        return (torch.from_numpy(a).to(dev, dt) * ws, torch.from_numpy(b).to(dev, dt) * ws)
+        dev, d = self.torch_device, torch.float64
+        ws = torch.from_numpy(self.weight_scale_).to(dev, d) * st.alpha.to(d)
+        return (torch.from_numpy(a).to(dev, d) * ws, torch.from_numpy(b).to(dev, d) * ws)
 
     def _adc(self, y: torch.Tensor, var: torch.Tensor | None,
              layout: tuple[int, int, int, int],
              scale: torch.Tensor | None, st: _TimeState | None, rng: np.random.Generator,
              *, raw: bool = False, z: torch.Tensor | None = None,
-             backend: str | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+             backend: str | None = None, out_dtype: torch.dtype | None = None
+             ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """The ADC stage on analog outputs ``y`` of logical shape (B, U=G, K, C, P) stored
         with ``layout`` = (B, sample stride, tile stride, P) (columns and positions
         contiguous). Returns (out, saturated per sample, non-finite per sample)."""
@@ -492,6 +481,7 @@ class TileArray:
         floor = cfg.adc_mode == "floor"
         backend = backend or ("numba" if y.device.type == "cpu" else "torch")
         dt = self.dtype
+        out_dtype = out_dtype or dt
         if backend == "torch":
             dev = y.device
 
@@ -513,7 +503,7 @@ class TileArray:
                 sc = scale.reshape(-1, g.groups, g.K).expand(B, g.groups, g.K)
             out, sat, bad = adc_stage_torch(
                 y5, v5, z if noisy else None, tt(1.0 + gain), tt(offset), tt(lsb), tt(s2), bits,
-                floor, mul, add, sc)
+                floor, mul, add, sc, out_dtype)
             return out, sat.cpu().numpy(), bad.cpu().numpy()
         yf = y.reshape(-1)
         vf = var.reshape(-1) if var is not None else yf[:0]
@@ -526,7 +516,7 @@ class TileArray:
             sc = np.ones(g.groups * g.K)
             sc_b = 0
         else:
-            out = torch.empty((B, g.groups, g.C, P), dtype=dt)
+            out = torch.empty((B, g.groups, g.C, P), dtype=out_dtype)
             mul_n = mul.reshape(-1).cpu().numpy().astype(np.float64)
             add_n = add.reshape(-1).cpu().numpy().astype(np.float64)
             sc = scale.reshape(-1).cpu().numpy().astype(np.float64)
@@ -644,7 +634,8 @@ class TileArray:
             self.set_input_range_from(xt.abs().amax(dim=(0, 3)))
         s, s_view, clipped = self._scale_inputs(xt)
         xq = self.dac(xt, s_view[..., None]).to(self.dtype)
-        out, sat = self._linear_forward(xq, s, st, rng, N)
+        out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else self.dtype
+        out, sat = self._linear_forward(xq, s, st, rng, N, out_dtype)
         retried = np.zeros(N, dtype=bool)
         conversions = N * g.groups * g.K * g.C
         saturated = int(sat.sum())
@@ -658,7 +649,7 @@ class TileArray:
                 s_sub = s[idx] * 2.0
                 s[idx] = s_sub
                 xq_sub = self.dac(xt[idx], s_sub[..., None]).to(self.dtype)
-                part, sat_r = self._linear_forward(xq_sub, s_sub, st, rng, todo.size)
+                part, sat_r = self._linear_forward(xq_sub, s_sub, st, rng, todo.size, out_dtype)
                 out[idx] = part
                 conversions += todo.size * g.groups * g.K * g.C
                 saturated += int(sat_r.sum())
@@ -685,20 +676,22 @@ class TileArray:
         return out
 
     def _linear_forward(self, xq: torch.Tensor, s: torch.Tensor, st: _TimeState,
-                        rng: np.random.Generator, N: int) -> tuple[torch.Tensor, np.ndarray]:
+                        rng: np.random.Generator, N: int, out_dtype: torch.dtype
+                        ) -> tuple[torch.Tensor, np.ndarray]:
         g = self.geom
         cfg = self.config
         if st.gp_raw is not None:  # exact IR drop: a nodal solve per input vector
             y, var = self._analog_exact_ir(xq, st)
         elif cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
-            return self._four_separate(xq, s, st, rng, N)
+            return self._four_separate(xq, s, st, rng, N, out_dtype)
         else:
             y, var = self._analog_linear(xq, st)
-        out, sat, bad = self._adc(y, var, (N, g.C, N * g.C, 1), s, st, rng)
+        out, sat, bad = self._adc(y, var, (N, g.C, N * g.C, 1), s, st, rng,
+                                  out_dtype=out_dtype)
         self._check_output(bad)
         return out.reshape(N, g.groups * g.C), sat
 
-    def _four_separate(self, xq, s, st, rng, N):
+    def _four_separate(self, xq, s, st, rng, N, out_dtype):
         """4-phase PWM with four conversions combined digitally: each sign of input and of
         weight polarity in its own phase, at positive read polarity, converted on its own."""
         g = self.geom
@@ -719,8 +712,8 @@ class TileArray:
             sat += sat_p
             acc = sign * raw if acc is None else acc.add_(raw, alpha=sign)
         mul, add = self._digital(st)
-        out = ((acc[:, :, :, :, 0] * mul[None] + add[None]) * s.reshape(-1, g.groups, g.K)[
-            ..., None]).sum(2)
+        out = ((acc[:, :, :, :, 0].double() * mul[None] + add[None])
+               * s.reshape(-1, g.groups, g.K)[..., None].double()).sum(2).to(out_dtype)
         bad = (~torch.isfinite(out)).flatten(1).sum(1).cpu().numpy()
         self._check_output(bad)
         return out.reshape(N, g.groups * g.C), sat
@@ -750,9 +743,9 @@ class TileArray:
     def _check_output(self, bad: np.ndarray) -> None:
         if bad.any():
             raise NumericalError(
-                f"{self.name}: {int(bad.sum())} output value(s) are not finite numbers (the "
-                f"digital rescaling by input and weight scales overflowed {self.config.dtype}); "
-                "scale the layer's inputs or weights down, or use dtype='float64'")
+                f"{self.name}: {int(bad.sum())} output value(s) are not finite numbers: the "
+                "digital rescaling by the input and weight scales overflowed the output's "
+                "precision; scale the layer's inputs or weights down, or run in float64")
 
     # -- convolution -------------------------------------------------------------------------
     def conv_fast_path(self) -> bool:
@@ -792,7 +785,8 @@ class TileArray:
         y, var = self._conv_analog(xq, st, conv, kk)  # (B, G, K, C, P)
         P = y.shape[-1]
         out, sat, bad = self._adc(y, var, (B, g.groups * g.K * g.C * P, g.C * P, P), s, st,
-                                  rng)
+                                  rng, out_dtype=x.dtype if x.dtype in (
+                                      torch.float32, torch.float64) else self.dtype)
         self._check_output(bad)
         self.saturation_ = Saturation(conversions=B * g.groups * g.K * g.C * P,
                                       saturated=int(sat.sum()),
@@ -883,12 +877,13 @@ class TileArray:
         x4 = x if dims == 2 else x[:, :, None, :]
         ks = tuple(conv["kernel_size"]) if dims == 2 else (1, conv["kernel_size"][0])
 
-        def two(v):
+        def two(v, fill):
             v = tuple(v)
-            return v if dims == 2 else (1, v[0]) if len(v) == 1 else v
+            return v if dims == 2 else (fill, v[0])
 
-        cols = F.unfold(x4, ks, dilation=two(conv["dilation"]), padding=two(conv["padding"]),
-                        stride=two(conv["stride"]))  # (B, G·R, L)
+        cols = F.unfold(x4, ks, dilation=two(conv["dilation"], 1),
+                        padding=two(conv["padding"], 0),
+                        stride=two(conv["stride"], 1))  # (B, G·R, L)
         B, _, L = cols.shape
         flat = cols.transpose(1, 2).reshape(B * L, g.groups * g.R)
         y = self.matvec(flat, t_since, rng, redraw=redraw)  # (B·L, G·C)

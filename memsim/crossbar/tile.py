@@ -39,7 +39,8 @@ class Tile:
 
     Attributes set by :meth:`program` (scikit-learn style, trailing underscore):
         shape_, weights_, weight_scale_, programmed_at_s_, states_ (device states per
-        device instance), adc_gain_, affine_ (a, b per column), reference_readout_;
+        device instance), adc_gain_, adc_offset_, affine_ (a, b per column),
+        reference_readout_, array_ (the engine's TileArray);
         by :meth:`matvec`: saturation_.
     """
 
@@ -86,6 +87,7 @@ class Tile:
         self.programmed_at_s_ = arr.programmed_at_s_
         self.states_ = arr.states_
         self.adc_gain_ = arr.adc_gain_[0, 0]
+        self.adc_offset_ = arr._converter()[2][0, 0]  # normalised output units
         self.affine_ = (arr.affine_[0][0, 0], arr.affine_[1][0, 0])
         ref = arr.reference_readout_
         self.reference_readout_ = None if ref is None else ref[0, 0]

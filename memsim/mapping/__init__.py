@@ -7,24 +7,23 @@ from memsim.mapping.description import (
     LayerDesc,
     NetworkDescription,
     NodeDesc,
+    as_description,
     cut_matrix,
     describe_graph,
     pack_groups,
 )
 from memsim.mapping.graph import Graph, Node, im2col
-from memsim.mapping.network import Block, LayerMap, MappedNetwork, MatrixMap, map_network
+from memsim.mapping.network import MappedNetwork, map_network
 
 __all__ = [
     "ArrayBlock",
-    "Block",
     "Graph",
     "LayerDesc",
-    "LayerMap",
     "MappedNetwork",
-    "MatrixMap",
     "NetworkDescription",
     "Node",
     "NodeDesc",
+    "as_description",
     "cut_matrix",
     "describe_graph",
     "im2col",

@@ -16,11 +16,13 @@ it, so that the chip sees one format:
 - :func:`describe_graph` for a memsim :class:`~memsim.mapping.graph.Graph` (numpy, no torch);
 - the analog torch layers (:mod:`memsim.analog`), which record one batch of the user's model.
 
-Cutting a matrix into blocks (:func:`cut_matrix`). Columns are cut every ``tile.cols``.
-Rows are cut every ``tile.rows`` rounded down to a multiple of ``row_unit``: for a
+Cutting a matrix into blocks (:func:`cut_matrix`), as the tile engine cuts it
+(:func:`memsim._layout.balanced_cuts`): as few row blocks of at most ``tile.rows`` rows as
+whole units allow, as equal as possible, cut at multiples of ``row_unit``: for a
 convolution, ``row_unit`` = kernel positions per input channel (k·k), so that every block
 holds whole input channels, as HERMES maps its 2016-row ResNet-9 layers as 8 blocks of
 252 rows = 28 channels × 3×3 (Le Gallo et al., Nat. Electron. 6, 680, 2023, Methods).
+Columns likewise, at most ``tile.cols`` per block.
 Grouped and depthwise convolutions (:func:`pack_groups`) put several groups in one array
 along its diagonal when a group's matrix is smaller than the array: a depthwise 3×3 layer
 fits 28 channels (9 rows × 1 column each) in one 256×256 array instead of using one array
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from memsim._layout import balanced_cuts
 from memsim.errors import ConfigError
 
 __all__ = [
@@ -211,17 +214,6 @@ class NetworkDescription:
 
 
 # -- cutting matrices into blocks ---------------------------------------------------------------
-def _cuts(n: int, size: int) -> list[tuple[int, int]]:
-    return [(s, min(s + size, n)) for s in range(0, n, size)]
-
-
-def row_block_size(rows: int, row_unit: int) -> int:
-    """Rows per block: the array's rows rounded down to whole units (channels)."""
-    if row_unit > rows:
-        return rows  # a unit larger than the array: cut inside it
-    return rows - rows % row_unit
-
-
 def cut_matrix(shape: tuple[int, int], rows: int, cols: int, *, row_unit: int = 1,
                key: str = "w", first_array: int = 0) -> list[Block]:
     """Blocks of a (R, C) matrix on rows × cols arrays, one block per array; row cuts at
@@ -229,11 +221,10 @@ def cut_matrix(shape: tuple[int, int], rows: int, cols: int, *, row_unit: int = 
     r_total, c_total = int(shape[0]), int(shape[1])
     if r_total <= 0 or c_total <= 0:
         raise ConfigError(f"matrix {key!r} of shape {shape} has no weights")
-    step = row_block_size(rows, max(1, int(row_unit)))
     out = []
     k = first_array
-    for r0, r1 in _cuts(r_total, step):
-        for c0, c1 in _cuts(c_total, cols):
+    for r0, r1 in balanced_cuts(r_total, rows, max(1, int(row_unit))):
+        for c0, c1 in balanced_cuts(c_total, cols):
             out.append(Block(key, r0, r1, c0, c1, k))
             k += 1
     return out
@@ -339,6 +330,12 @@ def as_description(obj: Any, tile: Any = None) -> NetworkDescription:
     """
     if isinstance(obj, NetworkDescription):
         return obj
+    ctx = getattr(obj, "_memsim", None)  # a model converted by memsim.analog
+    if ctx is not None and hasattr(ctx, "description"):
+        if ctx.description is None:
+            raise ConfigError("this analog model has no recorded description yet: call "
+                              "memsim.describe(model, x) with one batch of inputs first")
+        return ctx.description
     describe = getattr(obj, "memsim_description", None)
     if callable(describe):
         return describe()

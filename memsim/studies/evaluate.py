@@ -10,7 +10,8 @@ axis or fixed):
 - ``time_s``: time after programming of the accuracy measurement;
 - ``noise_scale``: scales every noise source of the device (programming, drift spread, read);
 - ``training``: "plain" or "hwa" (digits models only);
-- ``adc_calibration``: set each tile's ADC range from 256 training images (default true);
+- ``adc_calibration``: set the converter ranges from 256 training images after programming
+  (:func:`memsim.calibrate`; default true);
 - ``inferences``: pipelined inferences simulated on the chip (default 20);
 - ``fit``: what the chip does with a network larger than itself ("error", "multi-chip",
   "reprogram"; default "error");
@@ -37,7 +38,8 @@ __all__ = ["evaluate_point"]
 
 _TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices_per_polarity",
               "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
-              "significance", "ir_drop", "adc_noise", "affine_calibration")
+              "significance", "ir_drop", "adc_noise_fs", "adc_noise_lsb", "affine_calibration",
+              "read_asymmetry", "iv_model", "phase_conversion", "bitline")
 _KNOWN = {"workload", "chip", "tile", "device", "time_s", "noise_scale", "training",
           "adc_calibration", "measure_accuracy", "fit",
           "inferences", "digital", "batch", "test_samples", *_TILE_KEYS}
@@ -78,7 +80,8 @@ def _chip_metrics(key: str) -> dict[str, float]:
 
 def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: int) -> float:
     import memsim
-    from memsim.workloads.digits import accuracy, digits_model, hwa_noise, load_digits_split
+    from memsim.workloads.digits import digits_torch, hwa_noise, load_digits_split
+    from memsim.workloads.training import analog_accuracy
 
     kind = config["workload"].split("-", 1)[1]
     device = memsim.load_device(config["device"])
@@ -87,21 +90,19 @@ def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: in
         device = device.with_noise(programming=scale, drift_spread=scale, read=scale)
     training = config.get("training", "plain")
     if training == "hwa":
-        tile = memsim.load_tile(config["tile"], device=device, **overrides)
-        graph = digits_model(kind, hwa=hwa_noise(tile.config, device))
+        tile = memsim.load_tile_config(config["tile"], **overrides)
+        model = digits_torch(kind, hwa=hwa_noise(tile, device))
     elif training == "plain":
-        graph = digits_model(kind)
+        model = digits_torch(kind)
     else:
         raise ValueError(f"training = {training!r}; known: plain, hwa")
     x_tr, _, x_te, y_te = load_digits_split()
     n = int(config.get("test_samples", len(y_te)))
-    net = memsim.map_network(graph, tile=config["tile"], device=device, **overrides)
-    if config.get("adc_calibration", True):
-        net.calibrate_adc(x_tr[:256])  # per-tile ADC range from training data, as on chip
-    prog, run = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    net.program(prog)
-    logits = net.forward(x_te[:n], float(config.get("time_s", 1.0)), run)
-    return accuracy(logits, y_te[:n]), net.saturation_rate()
+    x_cal = x_tr[:256] if config.get("adc_calibration", True) else None
+    res = analog_accuracy(model, x_te[:n], y_te[:n], tile=config["tile"], device=device,
+                          times=[float(config.get("time_s", 1.0))], seeds=1, seed=seed,
+                          x_calibrate=x_cal, **overrides)
+    return float(res["accuracy"][0, 0]), res["saturation_rate"]
 
 
 @register_evaluator("accuracy-energy")
