@@ -101,7 +101,7 @@ def test_float32_model_overflow_is_an_error_naming_the_layer():
         lin.weight.fill_(1.0)  # 8 × 3e38 exceeds float32's 3.4e38
     a = memsim.analog(lin, "hermes-core", "pcm-hermes-2dev")
     memsim.program(a, seed=0)
-    with torch.no_grad(), pytest.raises(memsim.NumericalError, match="'model'"):
+    with torch.no_grad(), pytest.raises(memsim.NumericalError, match="layer 'model'"):
         a(torch.full((1, 8), 3e38))
 
 

@@ -112,8 +112,8 @@ class AnalogModule(nn.Module):
             if ctx.hwa is not None:
                 mats = ctx.hwa.clip_matrices(mats)
             arr = TileArray(ctx.config, ctx.device, tuple(mats.shape[1:]), groups=mats.shape[0],
-                            row_unit=unit, name=f"{self.layer_name}" + (
-                                f"[{key}]" if key != "w" else ""),
+                            row_unit=unit, name=f"layer {self.layer_name!r}" + (
+                                f" matrix {key!r}" if key != "w" else ""),
                             torch_device=dev, exact=ctx.exact)
             arr.program(mats.to("cpu", torch.float64).numpy(), rng, at_s=at_s)
             old = self._arrays.get(key)
@@ -176,7 +176,9 @@ class AnalogModule(nn.Module):
         arrays = {}
         for key, (mats, unit) in self.weight_matrices().items():
             arr = TileArray(ctx.config, ctx.device, tuple(mats.shape[1:]), groups=mats.shape[0],
-                            row_unit=unit, name=self.layer_name, torch_device=self._param_device(),
+                            row_unit=unit, name=f"layer {self.layer_name!r}" + (
+                                f" matrix {key!r}" if key != "w" else ""),
+                            torch_device=self._param_device(),
                             exact=ctx.exact)
             arr.import_state(state["arrays"][key])
             arrays[key] = arr
