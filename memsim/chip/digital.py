@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from memsim.cards import As, CardError, Field, parse_section, read_card
-from memsim.chip.plan import node_ops
-from memsim.mapping.graph import WEIGHT_OPS, Graph
+from memsim.chip.ops import is_view, node_ops
+from memsim.errors import ConfigError
+from memsim.mapping.description import LayerDesc, as_description
 
 __all__ = ["DigitalConfig", "DigitalEstimate", "load_digital"]
 
@@ -65,44 +64,39 @@ class DigitalConfig:
                                 "range; allowed [0, inf)")
 
     def estimate(self, net: Any, batch: int = 1) -> DigitalEstimate:
-        """Time and energy per inference of ``net`` (a Graph or MappedNetwork)."""
-        if not (isinstance(batch, int) and batch >= 1):
-            raise ValueError(f"batch = {batch!r} must be an integer >= 1")
-        graph: Graph = net if isinstance(net, Graph) else net.graph
-        shapes = graph.shapes() if isinstance(net, Graph) else dict(net.shapes)
-        shapes.setdefault("input", graph.input_shape)
+        """Time and energy per inference of ``net`` (anything
+        :func:`~memsim.mapping.description.as_description` accepts)."""
+        if not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
+            raise ConfigError(f"batch = {batch!r} must be an integer >= 1")
+        desc = _describe(net)
+        shapes = desc.shapes
         bpv = self.bytes_per_value
         rate = self.peak_flops * self.efficiency
         t_batch = 0.0
         flops = 0.0
         nbytes = 0.0
         layers = []
-        for node in graph.nodes.values():
+        for node in desc.nodes.values():
             if node.op == "input":
                 continue
-            out = float(np.prod(shapes[node.name]))
-            inp = sum(float(np.prod(shapes[i])) for i in node.inputs)
-            if node.op in WEIGHT_OPS:
-                weights = sum(m.size for _, m in node.matrices())
-                in_shape = shapes[node.inputs[0]]
-                if node.op == "conv2d":
-                    reps = shapes[node.name][1] * shapes[node.name][2]
-                elif node.op == "conv1d":
-                    reps = shapes[node.name][1]
-                elif node.op in ("lstm", "gru"):
-                    reps = in_shape[0]
-                else:
-                    reps = int(np.prod(in_shape[:-1])) if len(in_shape) > 1 else 1
-                f = 2.0 * weights * reps * batch
-                b = weights * bpv + (inp + out) * bpv * batch
+            out = _size(shapes[node.name])
+            inp = sum(_size(shapes[i]) for i in node.inputs)
+            if isinstance(node, LayerDesc):
+                weights = node.weights
+                f = 2.0 * weights * node.mvms_per_inference * batch
+                w_bytes = weights * bpv
+                a_bytes = (inp + out) * bpv * batch
             else:
-                if node.op in ("flatten", "identity", "last_step"):
+                if is_view(node):
                     continue  # a view: no work, no traffic
                 f = node_ops(node, shapes) * batch
-                b = (inp + out) * bpv * batch
+                w_bytes = 0.0
+                a_bytes = (inp + out) * bpv * batch
+            b = w_bytes + a_bytes
             t = max(f / rate, b / self.memory_bandwidth_Bps) + self.per_layer_overhead_s
             layers.append({"name": node.name, "op": node.op, "flops": f / batch,
-                           "bytes": b / batch, "time_s": t,
+                           "bytes": b / batch, "weight_bytes": w_bytes / batch,
+                           "activation_bytes": a_bytes / batch, "time_s": t,
                            "bound": "compute" if f / rate >= b / self.memory_bandwidth_Bps
                            else "memory"})
             t_batch += t
@@ -111,9 +105,21 @@ class DigitalConfig:
         e_compute = flops * self.energy_per_flop_j / batch
         e_memory = nbytes * self.energy_per_dram_byte_j / batch
         e_static = self.static_power_w * t_batch / batch
-        return DigitalEstimate(self.name, graph.name, batch, t_batch, batch / t_batch,
+        return DigitalEstimate(self.name, desc.name, batch, t_batch, batch / t_batch,
                                {"compute": e_compute, "DRAM": e_memory, "static": e_static},
                                flops / batch, nbytes / batch, layers)
+
+
+def _size(shape: tuple[int, ...]) -> float:
+    return float(math.prod(shape)) if shape else 1.0
+
+
+def _describe(net: Any):
+    """The description of ``net``; a Graph is cut for a default tile (the digital engine
+    needs only the matrices and the MVMs per inference, not the cut)."""
+    from memsim.crossbar.config import TileConfig
+
+    return as_description(net, TileConfig())
 
 
 @dataclass

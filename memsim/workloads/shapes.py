@@ -37,8 +37,8 @@ import numpy as np
 
 from memsim.mapping.graph import Graph
 
-__all__ = ["NETWORKS", "alexnet", "lenet5", "load_network", "lstm_model", "parameter_count",
-           "resnet9_cifar10", "resnet9_hermes", "resnet32_cifar10"]
+__all__ = ["NETWORKS", "SETUPS", "alexnet", "lenet5", "load_network", "lstm_model",
+           "parameter_count", "resnet9_cifar10", "resnet9_hermes", "resnet32_cifar10"]
 
 
 def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -206,6 +206,16 @@ NETWORKS: dict[str, Callable[[np.random.Generator], Graph]] = {
     "alexnet": alexnet,
     "lenet5": lenet5,
     "lstm": lstm_model,
+}
+
+
+# How a network's paper ran it on a chip: what `memsim chip` uses unless told otherwise.
+SETUPS: dict[str, dict[str, str]] = {
+    "resnet9-hermes": {
+        "chip": "hermes-64core", "encoding": "pwm_4phase",
+        "source": "Le Gallo et al. 2023: all ResNet-9 experiments in 4-phase mode (max-pooling "
+                  "in software and activations between layers through the FPGA: "
+                  "--activations off-chip)"},
 }
 
 
