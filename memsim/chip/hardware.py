@@ -22,7 +22,8 @@ from typing import Any
 
 import simpy
 
-__all__ = ["Core", "GlobalUnit", "Link", "Signal", "fire_at", "pipeline_time", "transfer"]
+__all__ = ["Core", "GlobalUnit", "Link", "Signal", "fire_at", "pipeline_time", "reserve",
+           "transfer"]
 
 
 def pipeline_time(n: int, a: float, d: float) -> float:
@@ -106,53 +107,68 @@ class GlobalUnit:
 
 
 class Link:
-    """One directed link (or an off-chip port): one message at a time."""
+    """One directed link (or an off-chip port): one message at a time, in the order they ask.
+
+    A message reserves all links of its route at once, from the time the last of them is
+    free, for bytes / bandwidth (first come, first served, no back-filling of idle gaps):
+    the same timeline as holding each link as a SimPy resource, with one event per message
+    instead of one per link.
+    """
 
     def __init__(self, env: simpy.Environment, name: str, bandwidth_Bps: float) -> None:
         self.env = env
         self.name = name
         self.bandwidth_Bps = bandwidth_Bps
-        self.resource = simpy.Resource(env, 1)
+        self.free_at = 0.0
         self.bytes = 0.0
+
+
+def _fire_later(env: simpy.Environment, signal: Signal, t: float) -> None:
+    """Fire ``signal`` at time ``t`` (now, if past) with one timeout event, no process."""
+    ev = env.timeout(max(0.0, t - env.now))
+    ev.callbacks.append(lambda _: signal.fire())
+
+
+def reserve(links: list[Link], nbytes: float, now: float,
+            elements: int = 1) -> tuple[float, float, float]:
+    """Reserve ``links`` for ``nbytes`` from ``now``: returns (start, end, time per value);
+    the links carry the bytes at the slowest link's bandwidth from the time the last of them
+    is free."""
+    if not links:
+        return now, now, 0.0
+    bw = min(link.bandwidth_Bps for link in links)
+    dur = nbytes / bw
+    t0 = max(now, max(link.free_at for link in links))
+    for link in links:
+        link.free_at = t0 + dur
+        link.bytes += nbytes
+    return t0, t0 + dur, nbytes / max(1, elements) / bw
 
 
 def transfer(env: simpy.Environment, links: list[Link], nbytes: float, latency_s: float,
              *, elements: int = 1, source_last: Signal | None = None,
              first: Signal | None = None, last: Signal | None = None,
              log: list | None = None, label: str = "") -> Any:
-    """Process body: move ``nbytes`` over ``links`` (held together, taken in the given order).
+    """Process body: move ``nbytes`` over ``links`` (all of them reserved together).
 
-    The links carry the bytes at the slowest link's bandwidth and are held for
-    nbytes / bandwidth; the data arrives ``latency_s`` later (hops · hop latency, plus the
-    off-chip latency). For a stream (``source_last`` given) the source is still producing
-    its ``elements`` values: the last one arrives ``latency_s`` after
-    max(links released, source's last value + one value's transfer time). ``first`` and
-    ``last`` fire when the first and the last value arrive.
+    The links carry the bytes at the slowest link's bandwidth and are busy for
+    nbytes / bandwidth from the time the last of them is free; the data arrives
+    ``latency_s`` later (hops · hop latency, plus the off-chip latency). For a stream
+    (``source_last`` given) the source is still producing its ``elements`` values: the
+    last one arrives ``latency_s`` after max(links free, source's last value + one value's
+    transfer time). ``first`` and ``last`` fire when the first and the last value arrive.
     """
-    reqs = []
     t_wait = env.now
-    for link in links:
-        r = link.resource.request()
-        reqs.append((link, r))
-        yield r
-    t0 = env.now
-    bw = min((link.bandwidth_Bps for link in links), default=float("inf"))
-    per = nbytes / max(1, elements) / bw if links else 0.0
+    t0, t_end, per = reserve(links, nbytes, t_wait, elements)
     if first is not None:
-        env.process(fire_at(env, first, t0 + latency_s + per))
-    if links and nbytes:
-        yield env.timeout(nbytes / bw)
-    for link, r in reqs:
-        link.resource.release(r)
-        link.bytes += nbytes
+        _fire_later(env, first, t0 + latency_s + per)
     if source_last is not None:
         if not source_last.fired:
             yield source_last.event
-        extra = source_last.time + per - env.now
-        if extra > 0:
-            yield env.timeout(extra)
-    if latency_s:
-        yield env.timeout(latency_s)
+        t_end = max(t_end, source_last.time + per)
+    t_arrive = t_end + latency_s
+    if t_arrive > env.now:
+        yield env.timeout(t_arrive - env.now)
     if log is not None:
         log.append((label, t_wait, t0, env.now))
     if last is not None:

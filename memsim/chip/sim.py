@@ -27,7 +27,7 @@ from typing import Any
 import simpy
 
 from memsim.chip.card import ChipConfig
-from memsim.chip.hardware import Core, GlobalUnit, Link, Signal, transfer
+from memsim.chip.hardware import Core, GlobalUnit, Link, Signal, reserve
 from memsim.chip.plan import Plan
 from memsim.errors import ConfigError, StateError
 
@@ -131,21 +131,31 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
         left = need[i]
         left[e] -= 1
         if left[e] == 0:
-            env.process(run_entity(i, e))
+            start(i, e)
 
-    def first_output(i: int, e: int, own_first: float):
+    def start(i: int, e: int) -> None:
+        if ents[e].kind in ("A", "G"):
+            env.process(run_entity(i, e))
+        else:  # inputs ready, host work (no chip time), inference done: no process
+            finish(i, e)
+
+    def first_output(i: int, e: int, own_first: float) -> None:
+        """Start the entity's streams when its first output exists: its own first output,
+        or the first incoming partial sum plus one local-unit cycle if that is later."""
         ent = ents[e]
-        if own_first > env.now:
-            yield env.timeout(own_first - env.now)
-        if ent.stream_in >= 0:
-            f = sig(s_first, (i, ent.stream_in))
-            if not f.fired:
-                yield f.event
-            t = f.time + ent.item_time_s
-            if t > env.now:
-                yield env.timeout(t - env.now)
-        for m in ent.stream_msgs:
-            env.process(send(i, m))
+
+        def go(t: float) -> None:
+            env.timeout(max(0.0, t - env.now)).callbacks.append(
+                lambda _: [send(i, m) for m in ent.stream_msgs])
+
+        if ent.stream_in < 0:
+            go(own_first)
+            return
+        f = sig(s_first, (i, ent.stream_in))
+        if f.fired:
+            go(max(own_first, f.time + ent.item_time_s))
+        else:
+            f.event.callbacks.append(lambda _: go(max(own_first, f.time + ent.item_time_s)))
 
     def run_entity(i: int, e: int):
         ent = ents[e]
@@ -158,8 +168,7 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
                 if ent.pre_time_s:
                     yield env.timeout(ent.pre_time_s)
                 if ent.stream_msgs:
-                    env.process(first_output(i, e, env.now + ent.mvm_time_s
-                                             + ent.item_time_s))
+                    first_output(i, e, env.now + ent.mvm_time_s + ent.item_time_s)
                 yield from core.mvms(ent.n_mvm, ent.mvm_time_s, ent.ldpu_time_s)
                 waited = 0.0
                 if ent.stream_in >= 0:
@@ -189,35 +198,54 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
                 timeline.append(("gdu", t0, env.now, f"{ent.label} i{i}"))
             if i == 0:
                 span(ent.layer, t0, env.now)
-        elif kind == "O":
+        finish(i, e)
+
+    def finish(i: int, e: int) -> None:
+        ent = ents[e]
+        if ent.kind == "O":
             t_done[i] = env.now
             tokens.release(token_req.pop(i))
             done_left[0] -= 1
         add(ent_counts[e], ent.layer)
         sig(done_sig, (i, e)).fire()
         for m in ent.msgs:
-            env.process(send(i, m))
+            send(i, m)
         for s in ent.local:
             arrive(i, s)
 
-    def send(i: int, mi: int):
+    def send(i: int, mi: int) -> None:
+        """Reserve the message's links now; it arrives by a timeout's callback (no process:
+        one event per message)."""
         m = msgs[mi]
-        stream = m.stream_to >= 0
-        log = transfers if record else None
-        label = f"{m.kind} {m.nbytes:.0f} B i{i}"
-        if stream:
-            yield from transfer(env, [links[k] for k in m.links], m.nbytes, m.latency_s,
-                                elements=m.elements, source_last=sig(done_sig, (i, m.src)),
-                                first=sig(s_first, (i, mi)), last=sig(s_last, (i, mi)),
-                                log=log, label=label)
+        t_wait = env.now
+        t0, t_end, per = reserve([links[k] for k in m.links], m.nbytes, t_wait, m.elements)
+        if m.stream_to >= 0:
+            first = sig(s_first, (i, mi))
+            ev = env.timeout(t0 + m.latency_s + per - env.now)
+            ev.callbacks.append(lambda _: first.fire())
+            src_last = sig(done_sig, (i, m.src))
+
+            def after_source(_: Any) -> None:
+                t = max(t_end, src_last.time + per) + m.latency_s
+                env.timeout(max(0.0, t - env.now)).callbacks.append(
+                    lambda _: arrived(i, mi, t_wait, t0))
+
+            if src_last.fired:
+                after_source(None)
+            else:
+                src_last.event.callbacks.append(after_source)
         else:
-            yield from transfer(env, [links[k] for k in m.links], m.nbytes, m.latency_s,
-                                log=log, label=label)
+            env.timeout(t_end + m.latency_s - env.now).callbacks.append(
+                lambda _: arrived(i, mi, t_wait, t0))
+
+    def arrived(i: int, mi: int, t_wait: float, t0: float) -> None:
+        m = msgs[mi]
         if record:
-            lab, tw, t0, t1 = transfers[-1]
-            transfers[-1] = (_where(m.src_pos, m.from_io), _where(m.dst_pos, m.to_io), tw, t0,
-                             t1, lab)
+            transfers.append((_where(m.src_pos, m.from_io), _where(m.dst_pos, m.to_io),
+                              t_wait, t0, env.now, f"{m.kind} {m.nbytes:.0f} B i{i}"))
         add(msg_counts[mi], m.layer)
+        if m.stream_to >= 0:
+            sig(s_last, (i, mi)).fire()
         for d in m.dsts:
             arrive(i, d)
 
@@ -229,7 +257,7 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
             t_start[i] = env.now
             need[i] = list(n_in0)
             for e in plan.first_entities:
-                env.process(run_entity(i, e))
+                start(i, e)
 
     env.process(admit())
     env.run()
