@@ -721,3 +721,21 @@ def test_array_read_energy_follows_the_input_window():
     arr = {b: chip.simulate(map_network(g, tile="hermes-core", device="ideal", dac_bits=b),
                             inferences=2).energy_breakdown["array"] for b in (8, 6)}
     assert arr[6] == pytest.approx(arr[8] * 2**5 / 2**7, rel=1e-9)
+
+
+def test_studies_override_chip_parameters():
+    """A study point can change the chip (cores, clocks, schedule) without a card copy."""
+    from memsim.studies.evaluate import evaluate_point
+
+    base = {"workload": "lenet5", "chip": "hermes-64core", "tile": "hermes-core",
+            "device": "pcm-hermes-2dev", "measure_accuracy": False, "inferences": 3,
+            "digital": []}
+    ref = evaluate_point(base, 0)
+    fast = evaluate_point({**base, "ldpu_clock_hz": 1.6e9, "mvm_clock_hz": 2e9}, 0)
+    few = evaluate_point({**base, "cores": 16}, 0)
+    lbl = evaluate_point({**base, "streaming": False}, 0)
+    assert fast["latency_s"] < ref["latency_s"]
+    assert few["energy_j"] < ref["energy_j"]  # fewer powered blocks
+    assert lbl["latency_s"] > ref["latency_s"]
+    with pytest.raises(ValueError, match="unknown study parameters"):
+        evaluate_point({**base, "core_count": 16}, 0)
