@@ -619,7 +619,7 @@ def test_digital_baseline_is_a_roofline_by_hand():
     nbytes = (256 * 128 + 256 + 128) * 2
     t = max(flops / (312e12 * 0.3), nbytes / 1555e9) + 5e-6
     assert est.latency_s == pytest.approx(t)
-    assert est.energy_j == pytest.approx(flops * 1.12e-12 + nbytes * 20.3e-12 + 50 * t)
+    assert est.energy_j == pytest.approx(flops * 1.12e-12 + nbytes * 162.5e-12 + 50 * t)
     batch = eng.estimate(g, batch=8)
     assert batch.throughput_per_s > 7 * est.throughput_per_s
     net = load_network("resnet9-cifar10", np.random.default_rng(0))
@@ -739,3 +739,36 @@ def test_studies_override_chip_parameters():
     assert lbl["latency_s"] > ref["latency_s"]
     with pytest.raises(ValueError, match="unknown study parameters"):
         evaluate_point({**base, "core_count": 16}, 0)
+
+
+def test_memory_wall_splits_add_up(capsys):
+    """Issue 14: the digital engines' energy split into arithmetic and bytes moved (SRAM,
+    DRAM weights, DRAM activations; Horowitz ISSCC 2014), beside the chip's split."""
+    from memsim.chip.wall import chip_split, format_wall, wall_table
+
+    eng = mc.load_digital("digital-gpu")
+    g = lenet5(np.random.default_rng(0))
+    est = eng.estimate(g)
+    assert sum(est.wall_breakdown.values()) == pytest.approx(est.energy_j)
+    flops = est.flops_per_inference
+    assert est.wall_breakdown["arithmetic"] == pytest.approx(flops * 0.75e-12)
+    weights = sum(la.weights for la in as_description(g, mc.load_chip(
+        "hermes-64core").config.tile).layers)
+    assert est.traffic["dram_weight_bytes"] == pytest.approx(2 * weights)
+    assert est.wall_breakdown["DRAM weights"] == pytest.approx(2 * weights * 162.5e-12)
+    run = mc.load_chip("hermes-64core").simulate(g, inferences=2)
+    assert sum(chip_split(run).values()) == pytest.approx(run.energy_j)
+    d = wall_table(["digits-mlp", "lenet5"], inferences=2)
+    assert len(d["rows"]) == 6
+    text = format_wall(d)
+    assert "On the GPU, moving bytes takes: digits-mlp" in text and "Assumptions:" in text
+    assert "162.5 pJ/B" in text
+
+
+def test_cli_wall(capsys, tmp_path):
+    from memsim.cli import main
+
+    assert main(["wall", "digits-mlp", "--json", "--out", str(tmp_path)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [r["engine"] for r in d["rows"]] == ["digital-gpu", "digital-cpu", "hermes-64core"]
+    assert (tmp_path / "wall.png").read_bytes()[:4] == b"\x89PNG"
