@@ -772,3 +772,26 @@ def test_cli_wall(capsys, tmp_path):
     d = json.loads(capsys.readouterr().out)
     assert [r["engine"] for r in d["rows"]] == ["digital-gpu", "digital-cpu", "hermes-64core"]
     assert (tmp_path / "wall.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_streaming_needs_the_convolutions_geometry():
+    """A description without stride/padding cannot tell which rows a vector needs: the
+    layer waits for whole inputs (said in the notes), never a guessed schedule."""
+    import dataclasses
+
+    chip = mc.load_chip("hermes-64core")
+    rng = np.random.default_rng(0)
+    g = Graph((1, 8, 8), name="two-conv")
+    h = g.conv2d(g.input, rng.standard_normal((16, 1, 3, 3)), padding=1, name="c1")
+    g.set_output(g.conv2d(h, rng.standard_normal((16, 16, 3, 3)), padding=1, name="c2"))
+    desc = chip.describe(g)
+    c2 = desc.nodes["c2"]
+    bare = dataclasses.replace(c2, attrs={k: v for k, v in c2.attrs.items()
+                                          if k not in ("stride", "padding")})
+    blind = dataclasses.replace(desc, nodes={**desc.nodes, "c2": bare})
+    full = chip.simulate(desc, inferences=1)
+    run = chip.simulate(blind, inferences=1)
+    assert any("no stride/padding" in n for n in run.notes)
+    c1_end = max(t1 for r, t0, t1, lab in run.timeline if lab.startswith("c1"))
+    c2_start = min(t0 for r, t0, t1, lab in run.timeline if lab.startswith("c2"))
+    assert c2_start > c1_end and run.latency_s > full.latency_s

@@ -73,6 +73,8 @@ def _conv_rows(node: LayerDesc, shapes: dict[str, tuple[int, ...]], lo: int, hi:
     [lo, hi); the kernel height comes from attrs["kernel_size"] or, failing that, the
     largest one consistent with the shapes (conservative)."""
     attrs = node.attrs
+    if "stride" not in attrs or "padding" not in attrs:
+        return None  # cannot tell which rows a vector needs: wait for the whole input
     in_shape = shapes[node.inputs[0]]
     out_shape = node.out_shape
     if len(in_shape) < 2 or len(out_shape) < 2:
@@ -107,6 +109,8 @@ def rows_needed(node: NodeDesc, shapes: dict[str, tuple[int, ...]], lo: int,
         r = _conv_rows(node, shapes, lo, hi, 1)
         return None if r is None else {node.inputs[0]: r}
     if op in ("maxpool2d", "avgpool2d"):
+        if "kernel" not in node.attrs:
+            return None
         in_shape = shapes[node.inputs[0]]
         k = _pair(node.attrs.get("kernel", 1))[0]
         stride = node.attrs.get("stride")

@@ -232,6 +232,11 @@ def analyse(desc: NetworkDescription, activations: str = "on-chip") -> Analysis:
                                        "input")})
     if unknown:
         notes.append(f"digital work of ops {unknown} estimated as 1 op per output element")
+    blind = [la.name for la in desc.layers if la.op in ("conv1d", "conv2d")
+             and not {"stride", "padding"} <= set(la.attrs)]
+    if blind:
+        notes.append(f"layers {blind} have no stride/padding in their description: their "
+                     "input vectors wait for whole inputs (no streaming into them)")
     if offchip:
         notes.append("activations='off-chip': every value between layers goes out to the host "
                      "and back; digital nodes other than the fused activations run on the "
