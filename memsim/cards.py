@@ -57,6 +57,7 @@ _UNITS: dict[str, dict[str, float]] = {
                 "GOP/s": 1e9, "TOP/s": 1e12},
     "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "µW": 1e-6},
     "data_size": {"B": 1.0, "kB": 1e3, "KiB": 1024.0, "MB": 1e6, "MiB": 1024.0**2},
+    "area": {"m2": 1.0, "mm2": 1e-6, "um2": 1e-12, "µm2": 1e-12},
 }
 
 

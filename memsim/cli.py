@@ -338,8 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     from memsim.chip.cli import add_parser as add_chip_parser
+    from memsim.chip.wall import add_parser as add_wall_parser
 
     add_chip_parser(sub)
+    add_wall_parser(sub)
 
     p = sub.add_parser("study", help="parameter studies: run, show, report",
                        description="Run a study file (studies/*.toml or a path): every grid "

@@ -16,7 +16,10 @@ axis or fixed):
 - ``fit``: what the chip does with a network larger than itself ("error", "multi-chip",
   "reprogram"; default "error");
 - ``measure_accuracy``: false skips the functional path (energy-only studies);
-- ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class).
+- ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class);
+- chip parameters (no card copy needed): ``cores``, ``mvm_clock_hz``, ``ldpu_clock_hz``,
+  ``gdu_clock_hz``; ``streaming`` (default true) and ``activations`` ("on-chip" or
+  "off-chip") choose the chip's schedule.
 
 Accuracy is measured on the digits test set for the digits workloads (NaN for layer-shape
 networks, which have random weights). The chip path does not depend on the data or the
@@ -40,9 +43,10 @@ _TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices
               "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
               "significance", "ir_drop", "adc_noise_fs", "adc_noise_lsb", "affine_calibration",
               "read_asymmetry", "iv_model", "phase_conversion", "bitline")
+_CHIP_KEYS = ("cores", "mvm_clock_hz", "ldpu_clock_hz", "gdu_clock_hz")
 _KNOWN = {"workload", "chip", "tile", "device", "time_s", "noise_scale", "training",
-          "adc_calibration", "measure_accuracy", "fit",
-          "inferences", "digital", "batch", "test_samples", *_TILE_KEYS}
+          "adc_calibration", "measure_accuracy", "fit", "streaming", "activations",
+          "inferences", "digital", "batch", "test_samples", *_TILE_KEYS, *_CHIP_KEYS}
 
 
 def _split(config: dict[str, Any]):
@@ -66,8 +70,11 @@ def _chip_metrics(key: str) -> dict[str, float]:
     graph = load_workload(cfg["workload"], np.random.default_rng(0))
     net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
     geometry = {k: cfg["overrides"][k] for k in ("rows", "cols") if k in cfg["overrides"]}
-    chip = memsim.load_chip(cfg["chip"], **geometry)  # cores with the swept array size
-    run = chip.simulate(net, inferences=cfg["inferences"], record=False, fit=cfg["fit"])
+    # cores with the swept array size, and any swept chip parameter
+    chip = memsim.load_chip(cfg["chip"], **geometry, **cfg.get("chip_overrides", {}))
+    run = chip.simulate(net, inferences=cfg["inferences"], record=False, fit=cfg["fit"],
+                        streaming=cfg.get("streaming", True),
+                        activations=cfg.get("activations", "on-chip"))
     out = {"latency_s": run.latency_s, "throughput_per_s": run.throughput_per_s,
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
     for name in cfg["digital"]:
@@ -117,6 +124,9 @@ def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, float]:
                       "chip": config["chip"], "overrides": overrides,
                       "inferences": int(config.get("inferences", 20)),
                       "fit": config.get("fit", "error"),
+                      "chip_overrides": {k: config[k] for k in _CHIP_KEYS if k in config},
+                      "streaming": bool(config.get("streaming", True)),
+                      "activations": config.get("activations", "on-chip"),
                       "digital": list(digital)}, sort_keys=True)
     metrics = dict(_chip_metrics(key))
     if not config.get("measure_accuracy", True):
