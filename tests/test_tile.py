@@ -179,7 +179,6 @@ def test_tile_matches_slow_reference(encoding, conversion, mode, comp):
     y = tile.matvec(x, t, np.random.default_rng(11))
     arr = tile.array_
     gp, gn, _, _ = arr.cell.read(arr.states_, t, np.random.default_rng(0))  # no read noise
-    gp, gn = gp[0, 0], gn[0, 0]
     a, b = tile.affine_
     if comp == "none":
         alpha = 1.0

@@ -86,7 +86,7 @@ class HWANoise:
         st = arr.state_at(t_s, rng)
         alpha = st.alpha.double().numpy()[0, 0]
         g = st.w.double().numpy()[0, 0] * alpha[None, :]
-        target = arr._w_norm[0, 0]
+        target = arr.w_chunk(0, 0)
         err = g - target
         per_mvm = 0.0 if st.var is None else float(np.mean(st.var.double().numpy()[0, 0]
                                                           * alpha[None, :] ** 2))

@@ -108,14 +108,14 @@ class AnalogModule(nn.Module):
         dev = self._param_device()
         arrays = {}
         for key, (mats, unit) in self.weight_matrices().items():
-            mats = mats.detach()
-            if ctx.hwa is not None:
-                mats = ctx.hwa.clip_matrices(mats)
+            clip = getattr(ctx._hwa, "clip_sigma", None)  # the training clipping, if any
+            clipped = ctx._hwa.clip_matrices(mats.detach()) if clip else mats
+            keep = clipped is mats
             arr = TileArray(ctx.config, ctx.device, tuple(mats.shape[1:]), groups=mats.shape[0],
                             row_unit=unit, name=f"layer {self.layer_name!r}" + (
                                 f" matrix {key!r}" if key != "w" else ""),
                             torch_device=dev, exact=ctx.exact)
-            arr.program(mats.to("cpu", torch.float64).numpy(), rng, at_s=at_s)
+            arr.program(mats if keep else clipped, rng, at_s=at_s, keep_reference=keep)
             old = self._arrays.get(key)
             if old is not None and old.input_range_ is not None:
                 arr.input_range_ = old.input_range_
@@ -180,7 +180,7 @@ class AnalogModule(nn.Module):
                                 f" matrix {key!r}" if key != "w" else ""),
                             torch_device=self._param_device(),
                             exact=ctx.exact)
-            arr.import_state(state["arrays"][key])
+            arr.import_state(state["arrays"][key], mats)
             arrays[key] = arr
         object.__setattr__(self, "_arrays", arrays)
         rng = np.random.default_rng()
@@ -218,7 +218,7 @@ class AnalogModule(nn.Module):
             s = xt.abs().amax(dim=3, keepdim=True)
             s = torch.where(s > 0, s, torch.ones_like(s))
         xn = (xt / s).clamp(-1, 1).to(arr.dtype)
-        w = torch.from_numpy(arr._w_norm).to(xn)
+        w = arr.w_norm().to(xn)
         y = torch.einsum("ngkr,gkrc->gkcn", xn, w)
         st["y"].append(y.abs().reshape(y.shape[0], y.shape[1], -1).cpu())
         mats = self.weight_matrices()[key][0].detach().to(x)
@@ -337,7 +337,7 @@ class AnalogConv(AnalogModule):
             for k, (r0, r1) in enumerate(g.row_cuts):
                 s_ch[:, r0 // kk:r1 // kk] = s[:, k:k + 1].to(xd.dtype)
             xn = (xd / s_ch.reshape(1, -1, *([1] * self.dims)).to(xd.device)).clamp(-1, 1)
-            w = torch.from_numpy(arr._w_norm).to(arr.torch_device, arr.dtype)
+            w = arr.w_norm()
             ts = _TimeState(t_since=0.0, gp=None, gn=None, w=w, var_p=None, var_n=None,
                             var=None, alpha=torch.ones(1))
             y, _ = arr._conv_analog(xn.to(arr.dtype), ts, conv, kk)  # (B, G, K, C, P)
@@ -375,7 +375,12 @@ class AnalogConv(AnalogModule):
             if self.bias is not None:
                 y = y + self.bias.reshape(1, -1, *([1] * self.dims))
         y = y[0] if unbatched else y
-        _record(self, f"conv{self.dims}d", (xin,), y)
+        pad = self.padding if not isinstance(self.padding, str) else (
+            (0,) * self.dims if self.padding == "valid" else tuple(
+                k // 2 for k in self.kernel_size))
+        _record(self, f"conv{self.dims}d", (xin,), y, kernel_size=tuple(self.kernel_size),
+                stride=tuple(self.stride), padding=tuple(pad), dilation=tuple(self.dilation),
+                groups=self.groups)
         return y
 
 

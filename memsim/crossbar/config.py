@@ -1,7 +1,7 @@
 """Tile cards: array, unit cell, DAC, ADC and digital post-processing, as one flat config.
 
 A tile card (``crossbars/<name>.toml``) has the sections ``[card]``, ``[array]``, ``[cell]``,
-``[dac]``, ``[adc]``, ``[digital]`` and optionally ``[timing]``. Numbers are
+``[dac]``, ``[adc]`` and ``[digital]``. Numbers are
 ``{value, unit, source}`` tables; modes are plain strings. ``bits = "none"`` means an
 unquantized converter. The same fields, with the same units, are the keyword arguments of
 :class:`TileConfig` (and the overrides of ``memsim.load_tile``).
@@ -120,7 +120,8 @@ class TileConfig:
             time (kept for later reads at that time).
         max_retries: re-scalings per sample in "clip_retry".
         dtype: "float32" (fast) or "float64" arithmetic of the analog path.
-        mvm_time_s, mvm_energy_j: per-MVM time and energy of the tile (for the chip model).
+
+    Timing and energy belong to the chip card (``crossbars/hermes-64core.toml``), not here.
     """
 
     name: str = "custom"
@@ -158,8 +159,6 @@ class TileConfig:
     noise_window_s: float = 1e-3
     max_retries: int = 3
     dtype: str = "float32"
-    mvm_time_s: float | None = None
-    mvm_energy_j: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -185,11 +184,6 @@ class TileConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise ConfigError(f"tile {self.name!r}: {name} = {v!r} must be a finite number")
-        for name in ("mvm_time_s", "mvm_energy_j"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)
-                                  or not math.isfinite(v) or v <= 0):
-                raise bad(name, v, "(0, inf) or None")
         for name in ("rows", "cols"):
             v = getattr(self, name)
             if not 1 <= v <= 1 << 16:
@@ -326,10 +320,6 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "noise_window": As("noise_window_s",
                             Field(dimension="time", lo=0, hi=1e9, lo_open=True)),
     },
-    "timing": {
-        "mvm_time": As("mvm_time_s", Field(dimension="time", lo=0, hi=1, lo_open=True)),
-        "mvm_energy": As("mvm_energy_j", Field(dimension="energy", lo=0, hi=1, lo_open=True)),
-    },
 }
 
 #: Fields of the card format of memsim 0.1 that are now named or measured differently.
@@ -340,6 +330,8 @@ _RENAMED = {
     ("array", "devices_per_polarity"): "cell.devices_per_polarity",
     ("array", "significance"): "cell.significance",
     ("array", "read_voltage"): "cell.read_voltage",
+    ("timing", "mvm_time"): "the chip card (timing and energy are the chip's)",
+    ("timing", "mvm_energy"): "the chip card (timing and energy are the chip's)",
 }
 
 
@@ -352,7 +344,7 @@ def load_tile_config(name_or_path: Any, **overrides: Any) -> TileConfig:
         raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a tile card needs "
                         "'tile' (chip and digital-engine cards are loaded with load_chip)")
     allowed = {"card", *_SCHEMA}
-    unknown = set(data) - allowed
+    unknown = set(data) - allowed - {"timing"}
     if unknown:
         raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: {sorted(allowed)}")
     for (section, key), now in _RENAMED.items():

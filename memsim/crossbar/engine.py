@@ -53,7 +53,11 @@ from memsim.crossbar.config import TileConfig
 from memsim.devices.base import Device, check_generator, check_time
 from memsim.errors import ConfigError, InputError, NumericalError, StateError
 
-__all__ = ["Saturation", "TileArray", "adc_stage_torch", "balanced_cuts"]
+__all__ = ["STATE_CACHE_BYTES", "Saturation", "TileArray", "adc_stage_torch", "balanced_cuts"]
+
+#: Device states of a layer are kept between reads up to this size; larger layers draw them
+#: again from their programming streams at each new read time (same numbers, less memory).
+STATE_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -218,6 +222,8 @@ class TileArray:
         self.cell = _cell.CellModel(config, device)
         self.saturation_ = Saturation()
         self._times: dict[float, _TimeState] = {}
+        self._states: dict[tuple[int, int], list] = {}
+        self._own_weights = False
         self.input_range_: torch.Tensor | None = None  # (G, K) for "layer" scaling
         self.output_range_: np.ndarray | None = None  # (G, K) calibrated ADC full scale
 
@@ -227,10 +233,13 @@ class TileArray:
                 f"{self.config.rows}×{self.config.cols}, device={self.device.name!r})")
 
     def state_bytes(self) -> int:
-        """Bytes of programmed state kept between reads (device states, per-tile data)."""
-        n = sum(s.nbytes for s in getattr(self, "states_", []))
-        n += sum(getattr(self, a).nbytes for a in ("_w_norm", "weight_scale_", "adc_gain_")
-                 if hasattr(self, a))
+        """Bytes kept between reads: device states (when cached), the per-time conductance
+        and noise maps, per-column converter and digital data."""
+        n = sum(c.nbytes for states in self._states.values() for c in states)
+        n += sum(getattr(self, a).nbytes for a in ("weight_scale_", "adc_gain_",
+                                                   "adc_offset_unit_") if hasattr(self, a))
+        if self._own_weights:
+            n += self._weights.numel() * self._weights.element_size()
         for st in self._times.values():
             for t in (st.gp, st.gn, st.w, st.var_p, st.var_n, st.var):
                 n += 0 if t is None else t.numel() * t.element_size()
@@ -242,40 +251,49 @@ class TileArray:
         return self.geom.groups * self.geom.K * self.geom.M
 
     # -- programming ------------------------------------------------------------------------
-    def program(self, weights: Any, rng: np.random.Generator, *, at_s: float = 0.0
-                ) -> TileArray:
-        """Program ``weights`` ((G,) R, C), float, at time ``at_s`` (s on the caller's clock)."""
+    def program(self, weights: Any, rng: np.random.Generator, *, at_s: float = 0.0,
+                keep_reference: bool = False) -> TileArray:
+        """Program ``weights`` ((G,) R, C), float, at time ``at_s`` (s on the caller's clock).
+
+        Programming draws, per tile, everything that is fixed when a device is written
+        (programming error, drift exponents, faults, converter mismatch) from one stream per
+        row tile of ``rng``. The device states are kept when they are small
+        (:data:`STATE_CACHE_BYTES`) and otherwise drawn again from the same streams when a
+        new read time needs them: the same numbers, without the memory.
+
+        ``keep_reference``: ``weights`` is a torch tensor owned by the caller (an analog
+        layer's parameter) that is read again, not copied; if it changes in place after
+        programming, reading the tiles is an error (program again).
+        """
         rng = check_generator(rng)
         g = self.geom
-        w = _as_numpy64(weights)
+        if isinstance(weights, torch.Tensor):
+            w = weights.detach()
+        else:
+            w = torch.from_numpy(_as_numpy64(weights))
         if w.ndim == 2:
             w = w[None]
-        if w.shape != (g.groups, g.R, g.C):
-            raise InputError(f"{self.name}: weights of shape {w.shape} do not match the "
+        if tuple(w.shape) != (g.groups, g.R, g.C):
+            raise InputError(f"{self.name}: weights of shape {tuple(w.shape)} do not match the "
                              f"programmed layout {(g.groups, g.R, g.C)}")
-        if not np.all(np.isfinite(w)):
-            n = int(np.count_nonzero(~np.isfinite(w)))
-            raise InputError(f"{self.name}: weights contain {n} NaN or infinite value(s)")
-        self.programmed_at_s_ = check_time(at_s)
-        wt = g.to_tiles(w)  # (G, K, rpt, C)
-        cfg = self.config
-        absw = np.abs(wt)
-        if cfg.weight_scaling == "per_column":
-            scale = absw.max(axis=2)  # (G, K, C)
+        bad = int((~torch.isfinite(w)).sum())
+        if bad:
+            raise InputError(f"{self.name}: weights contain {bad} NaN or infinite value(s)")
+        if keep_reference and isinstance(weights, torch.Tensor):
+            self._weights, self._own_weights = w, False
+            self._weights_version = weights._version
         else:
-            col_tile = g.col_tile()
-            per = np.zeros((g.groups, g.K, g.M))
-            for m in range(g.M):
-                per[:, :, m] = absw[..., col_tile == m].max(axis=(2, 3))
-            scale = per[:, :, col_tile]
-        with np.errstate(over="ignore"):
-            scale = np.where(scale > 0, scale, 1.0)
-        if not np.all(np.isfinite(scale)):
-            raise NumericalError(f"{self.name}: weight magnitudes overflow float64")
-        self.weight_scale_ = scale
-        self._w_norm = wt / scale[:, :, None, :]  # (G, K, rpt, C) in [−1, 1]
+            self._weights, self._own_weights = w.to("cpu", torch.float64).clone(), True
+            self._weights_version = None
+        self._weights_source = weights if keep_reference else None
+        self.programmed_at_s_ = check_time(at_s)
+        self.weight_scale_ = self._scales()
         self._mask = g.row_mask()
-        self.states_ = self.cell.program(self._w_norm, rng, exact=self.exact)
+        self._seeds = rng.integers(0, 2**63, size=(g.groups, g.K))
+        self._states: dict[tuple[int, int], list] = {}
+        per_chunk = 2 * g.rpt * g.C * self.cell.instances * 4 * 4  # (target, prog, ν, q)·f32
+        self._cache_states = per_chunk * g.groups * g.K <= STATE_CACHE_BYTES
+        cfg = self.config
         c_shape = (g.groups, g.K, g.C)
         self.adc_gain_ = (cfg.adc_gain_sigma * rng.standard_normal(c_shape)
                           if cfg.adc_gain_sigma and not self.exact else np.zeros(c_shape))
@@ -288,24 +306,82 @@ class TileArray:
             self._calibrate(rng)
         return self
 
+    def _scales(self) -> np.ndarray:
+        """(G, K, C) weight→conductance scale: max |w| per column of each tile (or per tile)."""
+        g = self.geom
+        scale = np.empty((g.groups, g.K, g.C))
+        for k, (r0, r1) in enumerate(g.row_cuts):
+            scale[:, k] = self._weights[:, r0:r1].abs().amax(dim=1).double().cpu().numpy()
+        if self.config.weight_scaling == "per_tile":
+            col_tile = g.col_tile()
+            for m in range(g.M):
+                sel = col_tile == m
+                scale[:, :, sel] = scale[:, :, sel].max(axis=2, keepdims=True)
+        scale = np.where(scale > 0, scale, 1.0)
+        if not np.all(np.isfinite(scale)):
+            raise NumericalError(f"{self.name}: weight magnitudes overflow float64")
+        return scale
+
+    def _check_weights(self) -> None:
+        if self._weights_source is not None and \
+                self._weights_source._version != self._weights_version:
+            raise StateError(f"{self.name}: its float weights changed after programming; "
+                             "program the model again (memsim.program) to write them")
+
+    def w_chunk(self, u: int, k: int) -> np.ndarray:
+        """Normalised weights (rpt, C), float64, of row tile k of group u (zero padding rows)."""
+        g = self.geom
+        r0, r1 = g.row_cuts[k]
+        out = np.zeros((g.rpt, g.C))
+        out[:r1 - r0] = self._weights[u, r0:r1].double().cpu().numpy()
+        return out / self.weight_scale_[u, k][None, :]
+
+    def w_norm(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """All normalised weights (G, K, rpt, C) on the engine's device."""
+        g = self.geom
+        out = torch.zeros((g.groups, g.K, g.rpt, g.C), dtype=dtype or self.dtype,
+                          device=self.torch_device)
+        ws = torch.from_numpy(self.weight_scale_).to(out)
+        for k, (r0, r1) in enumerate(g.row_cuts):
+            out[:, k, :r1 - r0] = self._weights[:, r0:r1].to(out) / ws[:, k, None, :]
+        return out
+
+    def chunk_states(self, u: int, k: int) -> list:
+        """Device states (one per device instance, (2, rpt, C)) of row tile k of group u,
+        from the cache or drawn again from the tile's programming stream."""
+        st = self._states.get((u, k))
+        if st is None:
+            self._check_weights()
+            st = self.cell.program(self.w_chunk(u, k), np.random.default_rng(
+                int(self._seeds[u, k])), exact=self.exact)
+            if self._cache_states:
+                self._states[(u, k)] = st
+        return st
+
+    @property
+    def states_(self) -> list:
+        """The device states of the first tile (all of a single-tile array)."""
+        self._require_programmed()
+        return self.chunk_states(0, 0)
+
     # -- saving and loading --------------------------------------------------------------------
-    _STATE_ARRAYS = ("weight_scale_", "_w_norm", "adc_gain_", "adc_offset_unit_",
-                     "reference_readout_", "output_range_")
+    _STATE_ARRAYS = ("weight_scale_", "adc_gain_", "adc_offset_unit_", "reference_readout_",
+                     "output_range_", "_seeds")
 
     def export_state(self) -> dict[str, Any]:
-        """Everything programming drew, as numpy arrays and numbers (for ``state_dict``)."""
+        """What programming drew, as numpy arrays and numbers (for ``state_dict``); the device
+        states are drawn again from the saved streams. The weights are the layer's own."""
         self._require_programmed()
         out: dict[str, Any] = {name: getattr(self, name) for name in self._STATE_ARRAYS}
         out["programmed_at_s_"] = self.programmed_at_s_
         out["affine_"] = self.affine_
         out["input_range_"] = None if self.input_range_ is None else self.input_range_.numpy()
-        out["states_"] = [vars(s).copy() for s in self.states_]
         out["layout"] = (self.geom.groups, self.geom.R, self.geom.C, self.geom.row_cuts,
                          self.geom.col_cuts)
         return out
 
-    def import_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`export_state` saved (same layer shape and tile card)."""
+    def import_state(self, state: dict[str, Any], weights: torch.Tensor) -> None:
+        """Restore what :meth:`export_state` saved, for the layer's (loaded) ``weights``."""
         g = self.geom
         layout = (g.groups, g.R, g.C, g.row_cuts, g.col_cuts)
         saved = state["layout"]
@@ -320,12 +396,18 @@ class TileArray:
         self.affine_ = tuple(state["affine_"])
         r = state["input_range_"]
         self.input_range_ = None if r is None else torch.from_numpy(np.asarray(r))
+        self._weights = weights.detach() if weights.ndim == 3 else weights.detach()[None]
+        self._own_weights = False
+        self._weights_source = weights
+        self._weights_version = weights._version
         self._mask = g.row_mask()
-        self.states_ = [_cell.CompactState(**s) for s in state["states_"]]
+        self._states = {}
+        per_chunk = 2 * g.rpt * g.C * self.cell.instances * 4 * 4
+        self._cache_states = per_chunk * g.groups * g.K <= STATE_CACHE_BYTES
         self._times = {}
 
     def _require_programmed(self) -> None:
-        if not hasattr(self, "states_"):
+        if not hasattr(self, "_seeds"):
             raise StateError(f"{self.name} is not programmed: call program() first")
 
     # -- converter parameters ------------------------------------------------------------------
@@ -361,6 +443,7 @@ class TileArray:
         """The devices' state ``t_since`` seconds after programming (cached per time: the
         slow noise is a state of the devices at that time; ``redraw`` draws a new one)."""
         self._require_programmed()
+        self._check_weights()
         st = None if redraw else self._times.get(t_since)
         if st is None:
             st = self._draw_time(t_since, rng)
@@ -370,37 +453,61 @@ class TileArray:
             self._times[t_since] = st
         return st
 
+    def _read_chunks(self, t_since: float, rng: np.random.Generator):
+        """(u, k, G₊, G₋, σ²₊, σ²₋) per row tile at ``t_since``, normalised and masked."""
+        g = self.geom
+        for u in range(g.groups):
+            for k in range(g.K):
+                read = self.cell.read(self.chunk_states(u, k), t_since, rng, exact=self.exact)
+                m = self._mask[k][:, None]
+                yield (u, k, *(a * m for a in read))
+
     def _draw_time(self, t_since: float, rng: np.random.Generator) -> _TimeState:
         cfg = self.config
-        read = self.cell.read(self.states_, t_since, rng, exact=self.exact)
-        gp, gn, vp, vn = read  # numpy float64 (G, K, rpt, C), normalised
-        mask = self._mask[None, :, :, None]
-        gp, gn = gp * mask, gn * mask
-        vp, vn = vp * mask, vn * mask
-        gp_raw = gn_raw = None
-        if cfg.ir_drop == "approx":
-            ap, an = _ir_attenuation(gp * self.cell.g_unit_s, gn * self.cell.g_unit_s, cfg)
-            gp, gn = gp * ap, gn * an
-        elif cfg.ir_drop == "exact":
-            gp_raw, gn_raw = gp * self.cell.g_unit_s, gn * self.cell.g_unit_s
-        readout = (gp + gn).sum(axis=2)  # (G, K, C)
-        noisy = bool(np.any(vp)) or bool(np.any(vn))
-        if noisy:
-            sd = np.sqrt((vp + vn).sum(axis=2))
-            readout = readout + sd * rng.standard_normal(readout.shape)
-        alpha = self._alpha(readout)
+        g = self.geom
         dev, dt = self.torch_device, self.dtype
-
-        def tt(a):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(dev, dt)
-
         split = self.cell.needs_polarities(cfg)
-        return _TimeState(
-            t_since=t_since, gp=tt(gp) if split else None, gn=tt(gn) if split else None,
-            w=tt(gp - gn), var_p=tt(vp) if noisy and split else None,
-            var_n=tt(vn) if noisy and split else None,
-            var=tt(vp + vn) if noisy else None, alpha=tt(alpha),
-            gp_raw=gp_raw, gn_raw=gn_raw)
+        shape = (g.groups, g.K, g.rpt, g.C)
+        w = torch.empty(shape, dtype=dt)
+        gp_t = torch.empty(shape, dtype=dt) if split else None
+        gn_t = torch.empty(shape, dtype=dt) if split else None
+        var = vp_t = vn_t = None
+        readout = np.empty((g.groups, g.K, g.C))
+        readout_var = np.zeros((g.groups, g.K, g.C))
+        exact_ir = cfg.ir_drop == "exact"
+        gp_raw = np.empty(shape) if exact_ir else None
+        gn_raw = np.empty(shape) if exact_ir else None
+        for u, k, gp, gn, vp, vn in self._read_chunks(t_since, rng):
+            if cfg.ir_drop == "approx":
+                ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_s,
+                                         gn[None, None] * self.cell.g_unit_s, cfg)
+                gp, gn = gp * ap[0, 0], gn * an[0, 0]
+            elif exact_ir:
+                gp_raw[u, k], gn_raw[u, k] = gp * self.cell.g_unit_s, gn * self.cell.g_unit_s
+            w[u, k] = torch.from_numpy(gp - gn)
+            if split:
+                gp_t[u, k], gn_t[u, k] = torch.from_numpy(gp), torch.from_numpy(gn)
+            readout[u, k] = (gp + gn).sum(axis=0)
+            if vp.any() or vn.any():
+                if var is None:
+                    var = torch.zeros(shape, dtype=dt)
+                    if split:
+                        vp_t, vn_t = torch.zeros(shape, dtype=dt), torch.zeros(shape, dtype=dt)
+                var[u, k] = torch.from_numpy(vp + vn)
+                if split:
+                    vp_t[u, k], vn_t[u, k] = torch.from_numpy(vp), torch.from_numpy(vn)
+                readout_var[u, k] = (vp + vn).sum(axis=0)
+        if var is not None:
+            readout = readout + np.sqrt(readout_var) * rng.standard_normal(readout.shape)
+        alpha = self._alpha(readout)
+
+        def on(t):
+            return None if t is None else t.to(dev)
+
+        return _TimeState(t_since=t_since, gp=on(gp_t), gn=on(gn_t), w=on(w), var_p=on(vp_t),
+                          var_n=on(vn_t), var=on(var),
+                          alpha=torch.from_numpy(alpha).to(dev, dt), gp_raw=gp_raw,
+                          gn_raw=gn_raw)
 
     def _alpha(self, readout: np.ndarray) -> np.ndarray:
         """Drift compensation α per (G, K, C): reference readout / readout now."""
@@ -424,12 +531,13 @@ class TileArray:
         affine fit (least squares of ideal on measured outputs)."""
         cfg = self.config
         g = self.geom
-        read = self.cell.read(self.states_, cfg.calibration_time_s, rng, exact=self.exact)
-        gp, gn, vp, vn = (a * self._mask[None, :, :, None] for a in read)
-        readout = (gp + gn).sum(axis=2)
-        if np.any(vp) or np.any(vn):
-            readout = readout + np.sqrt((vp + vn).sum(axis=2)) * rng.standard_normal(
-                readout.shape)
+        readout = np.empty((g.groups, g.K, g.C))
+        readout_var = np.zeros((g.groups, g.K, g.C))
+        for u, k, gp, gn, vp, vn in self._read_chunks(cfg.calibration_time_s, rng):
+            readout[u, k] = (gp + gn).sum(axis=0)
+            readout_var[u, k] = (vp + vn).sum(axis=0)
+        if readout_var.any():
+            readout = readout + np.sqrt(readout_var) * rng.standard_normal(readout.shape)
         if cfg.drift_compensation != "none":
             self.reference_readout_ = readout
         if not cfg.affine_calibration:
@@ -439,7 +547,10 @@ class TileArray:
         x = rng.uniform(-1.0, 1.0, size=(n, g.groups, g.K, g.rpt)) * self._mask[None, None]
         xt = torch.from_numpy(x).to(self.torch_device, self.dtype)
         measured = self._tiles_raw(xt, st, rng)  # (n, G, K, C)
-        ideal = np.einsum("ngkr,gkrc->ngkc", x, self._w_norm)
+        ideal = np.empty_like(measured)
+        for u in range(g.groups):
+            for k in range(g.K):
+                ideal[:, u, k] = x[:, u, k] @ self.w_chunk(u, k)
         mm = measured.mean(0)
         mi = ideal.mean(0)
         dm = measured - mm

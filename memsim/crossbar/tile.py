@@ -85,13 +85,18 @@ class Tile:
         self.weights_ = w
         self.weight_scale_ = arr.weight_scale_[0, 0]
         self.programmed_at_s_ = arr.programmed_at_s_
-        self.states_ = arr.states_
         self.adc_gain_ = arr.adc_gain_[0, 0]
         self.adc_offset_ = arr._converter()[2][0, 0]  # normalised output units
         self.affine_ = (arr.affine_[0][0, 0], arr.affine_[1][0, 0])
         ref = arr.reference_readout_
         self.reference_readout_ = None if ref is None else ref[0, 0]
         return self
+
+    @property
+    def states_(self) -> list:
+        """The device states of the tile, one per device instance, (2, rows, cols) each."""
+        self._require_programmed()
+        return self.array_.states_
 
     def _require_programmed(self) -> None:
         if not hasattr(self, "array_"):

@@ -310,6 +310,7 @@ def describe_graph(graph: Any, tile: Any) -> NetworkDescription:
             if n.op in ("conv1d", "conv2d"):
                 w = n.params["weight"]
                 kp = int(math.prod(w.shape[2:]))
+                attrs["kernel_size"] = tuple(int(k) for k in w.shape[2:])
             if n.op in ("lstm", "gru"):
                 attrs["hidden_size"] = int(n.params["weight_hh"].shape[1])
                 attrs["input_size"] = int(n.params["weight_ih"].shape[1])

@@ -121,7 +121,7 @@ class MappedNetwork:
                 s = xt.abs().amax(dim=3, keepdim=True)
             s = torch.where(s > 0, s, torch.ones_like(s))
             xn = (xt / s).clamp(-1, 1)
-            y = torch.einsum("ngkr,gkrc->gkcn", xn, torch.from_numpy(arr._w_norm).to(xn))
+            y = torch.einsum("ngkr,gkrc->gkcn", xn, arr.w_norm().to(xn))
             q = torch.quantile(y.abs().reshape(y.shape[0], y.shape[1], -1).double(), quantile,
                                dim=-1)
             arr.output_range_ = np.maximum(q.numpy() * margin, 1e-6)
