@@ -197,23 +197,51 @@ def test_tile_matches_slow_reference(encoding, conversion, mode, comp):
 
 
 def test_numba_and_torch_adc_stages_agree_on_the_same_normals():
-    """The CPU kernel and the torch formula (CUDA's back-end) are one physics."""
+    """The CPU kernel and the torch formula (CUDA's back-end) are one physics: same normals
+    in, same outputs and saturation counts out (matrix products and convolutions)."""
     import torch
 
     rng = np.random.default_rng(30)
-    tile = load_tile("hermes-core", device="pcm-hermes-2dev", dtype="float64",
-                     adc_bits=6).program(rng.standard_normal((100, 40)), rng)
+    tile = load_tile("hermes-core", device="pcm-hermes-2dev", dtype="float64", adc_bits=4,
+                     input_scaling="absmax", output_range=4.0).program(
+        rng.standard_normal((60, 40)), rng)
     arr = tile.array_
+    assert arr.geom.K == 1
     st = arr.state_at(3600.0, rng)
-    x = torch.from_numpy(rng.uniform(-1, 1, (50, 1, 1, 100)))
-    y, var = arr._analog_linear(x, st)
+    x = torch.from_numpy(rng.uniform(-1, 1, (50, 60)))
+    xq, x2, s, _ = arr._dac_linear(x, True)
+    y, var = arr._products_linear(xq, x2, st)
     z = torch.from_numpy(rng.standard_normal(y.shape))
-    s = x.abs().amax(dim=3)
-    outs = [arr._adc(y, var, (50, 40, 50 * 40, 1), s, st, rng, z=z, backend=b)
-            for b in ("numba", "torch")]
-    torch.testing.assert_close(outs[0][0].reshape(50, 40), outs[1][0].reshape(50, 40),
-                               rtol=1e-12, atol=1e-12)
+    outs = []
+    for backend in ("numba", "torch"):
+        out = torch.empty((50, 40), dtype=torch.float64)
+        sat, _ = arr._adc([y], [var], arr._linear_layout(50), s, st, rng, out, zs=[z],
+                          backend=backend)
+        outs.append((out, sat))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(outs[0][1], outs[1][1])  # saturation counts
+    assert outs[0][1].sum() > 0  # the comparison covers clipping too
+
+
+def test_numba_dac_kernels_equal_the_torch_dac():
+    import torch
+
+    from memsim.crossbar.engine import TileArray
+
+    rng = np.random.default_rng(31)
+    cfg = load_tile("hermes-core", device="pcm-hermes-2dev", dtype="float64", rows=64,
+                    input_scaling="absmax").config
+    arr = TileArray(cfg, memsim.load_device("pcm-hermes-2dev"), (150, 8)).program(
+        rng.standard_normal((150, 8)), rng)
+    assert arr.geom.K == 3
+    x = torch.from_numpy(rng.standard_normal((7, 150)))
+    x[2] = 0.0
+    xq, x2, _, _ = arr._dac_linear(x, True)
+    xt = arr._to_tiles(x)
+    ref = arr.dac(xt, xt.abs().amax(dim=3, keepdim=True)).permute(1, 2, 0, 3).reshape(
+        arr.geom.K, 7, arr.geom.rpt)
+    torch.testing.assert_close(xq, ref, rtol=0, atol=1e-15)
+    torch.testing.assert_close(x2, ref * ref, rtol=0, atol=1e-15)
 
 
 # -- noise statistics ----------------------------------------------------------------------------
@@ -516,9 +544,10 @@ def test_adc_kernel_noise_is_standard_normal_for_even_and_odd_columns(cols):
     out = np.empty(rows * cols, dtype=np.float32)
     sat = np.zeros(rows, dtype=np.int64)
     bad = np.zeros(rows, dtype=np.int64)
-    K.adc_stage(y, var, True, cols, rows * cols, rows, 1, 1, cols, 1, np.uint64(11), True,
+    K.adc_stage(y, var, True, 0, cols, 0, 0, 1, rows, 1, 1, cols, 0, 1, np.uint64(11), True,
                 False, np.zeros(0, np.float32), one, one, np.zeros(cols), one, np.zeros(cols),
-                np.ones(1), np.full(1, 0.25), 0, False, np.ones(rows), 1, out, False, sat, bad)
+                np.ones(1), np.full(1, 0.25), 0, False, np.ones(1), 0, out, cols, 0, 0, 1,
+                False, False, True, sat, bad)
     assert not sat.any() and not bad.any()
     out = out.reshape(rows, cols).astype(np.float64)
     z = out.ravel()

@@ -143,26 +143,23 @@ class _TimeState:
 def adc_stage_torch(y: torch.Tensor, var: torch.Tensor | None, z: torch.Tensor | None,
                     gain1: torch.Tensor, offset: torch.Tensor, lsb: torch.Tensor,
                     s2: torch.Tensor, bits: int, floor_mode: bool, mul: torch.Tensor | None,
-                    add: torch.Tensor | None, scale: torch.Tensor | None,
-                    out_dtype: torch.dtype = torch.float32
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ADC stage in torch ops (CUDA, and the CPU reference of the numba kernel).
+                    add: torch.Tensor | None, scale: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ADC stage of one row tile in torch ops (CUDA, and the CPU reference of the numba
+    kernel :func:`memsim.crossbar._kernels.adc_stage`: the same formula).
 
-    y, var, z: (B, U, K, C, P); gain1, offset, mul, add: (U, K, C); lsb, s2: (U, K);
-    scale: (B, U, K). Returns (out, saturated per sample, non-finite per sample): out is
-    (B, U, C, P) = Σ_k (q·mul + add)·scale (in float64, stored as ``out_dtype``), or the raw
-    ADC values (B, U, K, C, P) when ``mul`` is None. Same formula as
-    :func:`memsim.crossbar._kernels.adc_stage`.
+    y, var, z: (B, P, U, C); gain1, offset, mul, add: (U, C); lsb, s2: (U,); scale: (B, U).
+    Returns (out, saturated per sample): out (B, P, U, C) is (q·mul + add)·scale in float64,
+    or the raw ADC values q when ``mul`` is None.
     """
-    g1 = gain1[None, :, :, :, None]
-    v = y * g1 + offset[None, :, :, :, None]
+    v = y * gain1 + offset
     if z is not None:
-        vv = s2[None, :, :, None, None]
+        vv = s2[:, None].to(y.dtype)
         if var is not None:
-            vv = var * (g1 * g1) + vv
+            vv = var * (gain1 * gain1) + vv
         v = v + torch.sqrt(vv) * z
     if bits > 0:
-        lsb_ = lsb[None, :, :, None, None]
+        lsb_ = lsb[:, None].to(y.dtype)
         c = torch.floor(v / lsb_) if floor_mode else torch.round(v / lsb_)
         lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1.0
         sat = ((c < lo) | (c > hi)).flatten(1).sum(1)
@@ -171,12 +168,9 @@ def adc_stage_torch(y: torch.Tensor, var: torch.Tensor | None, z: torch.Tensor |
         sat = torch.zeros(y.shape[0], dtype=torch.int64, device=y.device)
         q = v
     if mul is None:
-        return q, sat, torch.zeros_like(sat)
+        return q, sat
     d = torch.float64  # the digital unit in double precision, as the CPU kernel
-    out = ((q.to(d) * mul[None, :, :, :, None].to(d) + add[None, :, :, :, None].to(d))
-           * scale[:, :, :, None, None].to(d)).sum(2).to(out_dtype)
-    bad = (~torch.isfinite(out)).flatten(1).sum(1)
-    return out, sat, bad
+    return (q.to(d) * mul.to(d) + add.to(d)) * scale[:, None, :, None].to(d), sat
 
 
 def _as_numpy64(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -569,123 +563,219 @@ class TileArray:
         ws = torch.from_numpy(self.weight_scale_).to(dev, d) * st.alpha.to(d)
         return (torch.from_numpy(a).to(dev, d) * ws, torch.from_numpy(b).to(dev, d) * ws)
 
-    def _adc(self, y: torch.Tensor, var: torch.Tensor | None,
-             layout: tuple[int, int, int, int],
-             scale: torch.Tensor | None, st: _TimeState | None, rng: np.random.Generator,
-             *, raw: bool = False, z: torch.Tensor | None = None,
-             backend: str | None = None, out_dtype: torch.dtype | None = None
-             ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """The ADC stage on analog outputs ``y`` of logical shape (B, U=G, K, C, P) stored
-        with ``layout`` = (B, sample stride, tile stride, P) (columns and positions
-        contiguous). Returns (out, saturated per sample, non-finite per sample)."""
+    def _adc(self, ys: list, vs: list, layout: dict[str, int], scale: torch.Tensor | None,
+             st: _TimeState, rng: np.random.Generator, out: torch.Tensor, *,
+             raw: bool = False, zs: list | None = None, backend: str | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """The ADC stage of every row tile, into ``out``.
+
+        ``ys[k]``/``vs[k]``: analog outputs and read-noise variances of row tile k, logically
+        (B, P, G, C) with the strides in ``layout`` (keys B, P, sb, sp, su, sc, base_k, and
+        ob, op, ou, oc for ``out``); ``vs[k]`` may be None. ``scale``: (B or 1, G, K) input
+        scales (unused when ``raw``). ``raw``: out receives the ADC values per row tile, out
+        logically (B, P, G, K, C). Returns (saturated conversions, non-finite outputs) per
+        sample. ``zs``: the normals to use (tests compare the back-ends on them).
+        """
         cfg = self.config
         g = self.geom
-        B, ys_b, ys_u, P = layout
+        B, P = layout["B"], layout["P"]
         lsb, s2, offset = self._converter()
-        gain = self.adc_gain_
-        if raw:
-            mul = add = None
-        else:
-            mul, add = self._digital(st)
-        noisy = var is not None or bool(np.any(s2 > 0))
+        gain1 = 1.0 + self.adc_gain_
+        noisy = any(v is not None for v in vs) or bool(np.any(s2 > 0))
         bits = cfg.adc_bits or 0
         floor = cfg.adc_mode == "floor"
-        backend = backend or ("numba" if y.device.type == "cpu" else "torch")
-        dt = self.dtype
-        out_dtype = out_dtype or dt
-        if backend == "torch":
-            dev = y.device
-
-            def tt(a):
-                return torch.as_tensor(a, device=dev, dtype=dt)
-
-            shape5 = (B, g.groups, g.K, g.C, P)
-            strides = (ys_b, ys_u * g.K, ys_u, P, 1)
-            y5 = y.as_strided(shape5, strides)
-            v5 = None if var is None else var.as_strided(shape5, strides)
-            if noisy and z is None:
-                gen = torch.Generator(device=dev)
-                gen.manual_seed(int(rng.integers(2**63)))
-                z = torch.randn(shape5, generator=gen, device=dev, dtype=dt)
-            elif z is not None:
-                z = z.as_strided(shape5, strides)
-            sc = None
-            if not raw:
-                sc = scale.reshape(-1, g.groups, g.K).expand(B, g.groups, g.K)
-            out, sat, bad = adc_stage_torch(
-                y5, v5, z if noisy else None, tt(1.0 + gain), tt(offset), tt(lsb), tt(s2), bits,
-                floor, mul, add, sc, out_dtype)
-            return out, sat.cpu().numpy(), bad.cpu().numpy()
-        yf = y.reshape(-1)
-        vf = var.reshape(-1) if var is not None else yf[:0]
-        zf = z.reshape(-1) if z is not None else torch.empty(0, dtype=torch.float32)
-        gain1 = np.ascontiguousarray((1.0 + gain).reshape(-1), dtype=np.float64)
-        if raw:
-            out = torch.empty((B, g.groups, g.K, g.C, P), dtype=dt)
-            ones = np.ones(g.groups * g.K * g.C)
-            mul_n = add_n = ones
-            sc = np.ones(g.groups * g.K)
-            sc_b = 0
-        else:
-            out = torch.empty((B, g.groups, g.C, P), dtype=out_dtype)
-            mul_n = mul.reshape(-1).cpu().numpy().astype(np.float64)
-            add_n = add.reshape(-1).cpu().numpy().astype(np.float64)
-            sc = scale.reshape(-1).cpu().numpy().astype(np.float64)
-            sc_b = 0 if sc.size == g.groups * g.K else g.groups * g.K
+        mul = add = None
+        if not raw:
+            mul, add = self._digital(st)
+        backend = backend or ("numba" if out.device.type == "cpu" else "torch")
         sat = np.zeros(B, dtype=np.int64)
         bad = np.zeros(B, dtype=np.int64)
+        if backend == "torch":
+            return self._adc_torch(ys, vs, layout, scale, rng, out, raw, zs, noisy, bits,
+                                   floor, lsb, s2, offset, gain1, mul, add)
         seed = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
-        _k.adc_stage(yf.numpy(), vf.numpy(), var is not None, ys_b, ys_u, B, g.groups, g.K,
-                     g.C, P, seed, noisy, z is not None, zf.numpy(), gain1, gain1 * gain1,
-                     np.ascontiguousarray(offset.reshape(-1), dtype=np.float64), mul_n, add_n,
-                     np.ascontiguousarray(lsb.reshape(-1), dtype=np.float64),
-                     np.ascontiguousarray(s2.reshape(-1), dtype=np.float64), bits, floor,
-                     sc, sc_b, out.view(-1).numpy(), raw, sat, bad)
-        return out, sat, bad
+        o = _flat(out)  # the layout's output strides address out's storage
+        f64 = np.float64
+        for k in range(g.K):
+            y = _flat(ys[k])  # strides in the layout, from the tile's first element
+            v = vs[k]
+            vf = _flat(v) if v is not None else y[:0]
+            z = _flat(zs[k]) if zs is not None else np.zeros(0, np.float32)
+            g1 = np.ascontiguousarray(gain1[:, k], dtype=f64).reshape(-1)
+            if raw:
+                ones = np.ones(g.groups * g.C)
+                m_k = a_k = ones
+                sc, sc_b = np.ones(g.groups), 0
+                ob = o[k * layout["ok"]:]
+            else:
+                m_k = np.ascontiguousarray(mul[:, k].cpu().numpy(), dtype=f64).reshape(-1)
+                a_k = np.ascontiguousarray(add[:, k].cpu().numpy(), dtype=f64).reshape(-1)
+                sk = scale[:, :, k].to("cpu", torch.float64)
+                sc, sc_b = np.ascontiguousarray(sk.numpy()).reshape(-1), (
+                    g.groups if sk.shape[0] > 1 else 0)
+                ob = o
+            _k.adc_stage(y, vf, v is not None, 0, layout["sb"], layout["sp"], layout["su"],
+                         layout["sc"], B, P, g.groups, g.C, k, g.K, seed, noisy,
+                         zs is not None, z, g1, g1 * g1,
+                         np.ascontiguousarray(offset[:, k], dtype=f64).reshape(-1), m_k, a_k,
+                         np.ascontiguousarray(lsb[:, k], dtype=f64),
+                         np.ascontiguousarray(s2[:, k], dtype=f64), bits, floor, sc, sc_b,
+                         ob, layout["ob"], layout["op"], layout["ou"], layout["oc"], raw,
+                         k > 0 and not raw, k == g.K - 1 and not raw, sat, bad)
+        return sat, bad
+
+    def _adc_torch(self, ys, vs, layout, scale, rng, out, raw, zs, noisy, bits, floor, lsb,
+                   s2, offset, gain1, mul, add):
+        g = self.geom
+        B, P = layout["B"], layout["P"]
+        dev, dt = out.device, self.dtype
+        gen = None
+        if noisy and zs is None:
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(int(rng.integers(2**63)))
+        sat = torch.zeros(B, dtype=torch.int64, device=dev)
+        shape = (B, P, g.groups, g.C)
+
+        def view(t):
+            return t.as_strided(shape, (layout["sb"], layout["sp"], layout["su"], layout["sc"]),
+                                t.storage_offset())
+
+        acc = None
+        for k in range(g.K):
+            y = view(ys[k])
+            v = None if vs[k] is None else view(vs[k])
+            z = None
+            if noisy:
+                z = view(zs[k]) if zs is not None else torch.randn(
+                    shape, generator=gen, device=dev, dtype=dt)
+
+            def tt(a):
+                return torch.as_tensor(np.ascontiguousarray(a), device=dev, dtype=dt)
+
+            q, sat_k = adc_stage_torch(
+                y, v, z, tt(gain1[:, k]), tt(offset[:, k]), tt(lsb[:, k]), tt(s2[:, k]), bits,
+                floor, None if raw else mul[:, k], None if raw else add[:, k],
+                None if raw else scale[:, :, k].expand(B, g.groups))
+            sat += sat_k
+            if raw:
+                out.as_strided((B, P, g.groups, g.C),
+                               (layout["ob"], layout["op"], layout["ou"], layout["oc"]),
+                               out.storage_offset() + k * layout["ok"]).copy_(q)
+            else:
+                acc = q if acc is None else acc + q
+        bad = torch.zeros(B, dtype=torch.int64, device=dev)
+        if not raw:
+            dst = out.as_strided((B, P, g.groups, g.C),
+                                 (layout["ob"], layout["op"], layout["ou"], layout["oc"]))
+            dst.copy_(acc)
+            bad = (~torch.isfinite(dst)).flatten(1).sum(1)
+        return sat.cpu().numpy(), bad.cpu().numpy()
+
+    # -- matrix products ---------------------------------------------------------------------
+    def _dac_linear(self, x: torch.Tensor, want_sq: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int]:
+        """Scale, clip and quantize inputs x (N, G·R) into the batched-GEMM layout
+        (G·K, N, rpt). Returns (x_q, x_q² or None, scales (N or 1, G, K), clipped count);
+        non-finite inputs are an error naming the layer."""
+        cfg = self.config
+        g = self.geom
+        N = x.shape[0]
+        absmax = cfg.input_scaling in ("absmax", "clip_retry")
+        n_steps = 0 if (cfg.dac_bits is None or self.exact) else 2 ** (cfg.dac_bits - 1) - 1
+        dt = self.dtype
+        if x.device.type == "cpu" and not (cfg.dac_noise and not self.exact):
+            xc = x.contiguous()
+            if xc.dtype not in (torch.float32, torch.float64):
+                xc = xc.double()
+            xq = torch.empty((g.groups * g.K, N, g.rpt), dtype=dt)
+            x2 = torch.empty_like(xq) if want_sq else torch.empty(0, dtype=dt)
+            s_out = torch.empty((N, g.groups, g.K), dtype=torch.float64)
+            s_fixed = (np.zeros(g.groups * g.K) if absmax
+                       else self.layer_range().double().cpu().numpy().reshape(-1))
+            bad = np.zeros(N, dtype=np.int64)
+            clipped = np.zeros(N, dtype=np.int64)
+            lo = np.array([r0 for r0, _ in g.row_cuts], dtype=np.int64)
+            hi = np.array([r1 for _, r1 in g.row_cuts], dtype=np.int64)
+            _k.dac_linear(xc.view(-1).numpy(), N, g.groups, g.R, g.K, g.rpt, lo, hi, absmax,
+                          s_fixed, n_steps, xq.view(-1).numpy(), x2.view(-1).numpy(), want_sq,
+                          s_out.view(-1).numpy(), bad, clipped)
+            if bad.any():
+                self._bad_input(int(bad.sum()))
+            scale = s_out if absmax else s_out[:1]
+            return xq, (x2 if want_sq else None), scale, int(clipped.sum())
+        self._check_input(x)
+        xt = self._to_tiles(x)  # (N, G, K, rpt)
+        if absmax:
+            s = xt.abs().amax(dim=3)
+            clipped = 0
+        else:
+            s = self.layer_range().to(xt)[None]
+            clipped = int((xt.abs() > s[..., None]).sum())
+        xq = self.dac(xt, s[..., None]).to(dt).permute(1, 2, 0, 3).reshape(
+            g.groups * g.K, N, g.rpt).contiguous()
+        return xq, (xq * xq if want_sq else None), s.double(), clipped
+
+    def _bad_input(self, n: int) -> None:
+        raise InputError(f"{self.name}: input contains {n} NaN or infinite value(s)")
+
+    def _products_linear(self, xq: torch.Tensor, x2: torch.Tensor | None, st: _TimeState
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Column outputs and read-noise variances, (G·K, N, C), for DAC outputs
+        (G·K, N, rpt)."""
+        g = self.geom
+        GK = g.groups * g.K
+        if self.cell.identity():
+            terms = [(xq, st.w)]
+            vterms = [(x2 if x2 is not None else xq * xq, st.var)] if st.var is not None else []
+        else:
+            terms = self.cell.signal_terms(xq, st)
+            vterms = self.cell.variance_terms(xq, st) if st.var is not None else []
+        y = None
+        for inp, mat in terms:
+            part = torch.bmm(inp, mat.reshape(GK, g.rpt, g.C))
+            y = part if y is None else y.add_(part)
+        var = None
+        for inp, mat in vterms:
+            part = torch.bmm(inp, mat.reshape(GK, g.rpt, g.C))
+            var = part if var is None else var.add_(part)
+        return y, var
+
+    def _linear_layout(self, N: int) -> dict[str, int]:
+        g = self.geom
+        return dict(B=N, P=1, sb=g.C, sp=0, su=g.K * N * g.C, sc=1, ob=g.groups * g.C, op=0,
+                    ou=g.C, oc=1, ok=0)
+
+    def _linear_forward(self, xq, x2, s, st, rng, N, out_dtype):
+        g = self.geom
+        cfg = self.config
+        if cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
+            return self._four_separate(xq, s, st, rng, N, out_dtype)
+        if st.gp_raw is not None:  # exact IR drop: a nodal solve per input vector
+            y, var = self._analog_exact_ir(xq, st)
+        else:
+            y, var = self._products_linear(xq, x2, st)
+        ys = [y[k::g.K] for k in range(g.K)]  # (G, N, C) views: tile stride K·N·C
+        vs = [None if var is None else var[k::g.K] for k in range(g.K)]
+        out = torch.empty((N, g.groups * g.C), dtype=out_dtype, device=y.device)
+        sat, bad = self._adc(ys, vs, self._linear_layout(N), s, st, rng, out)
+        self._check_output(bad)
+        return out, sat
 
     def _tiles_raw(self, x: torch.Tensor, st: _TimeState, rng: np.random.Generator
                    ) -> np.ndarray:
         """Raw ADC values (n, G, K, C) for normalised tile inputs x (n, G, K, rpt) in [−1, 1]
         (calibration: no DAC, no digital unit)."""
-        y, var = self._analog_linear(x, st)
         g = self.geom
         n = x.shape[0]
-        out, _, _ = self._adc(y, var, (n, g.C, n * g.C, 1), None, st, rng, raw=True)
-        # raw layout (B, G, K, C, 1)
-        return out.reshape(n, g.groups, g.K, g.C).cpu().numpy().astype(np.float64)
-
-    def _analog_linear(self, xq: torch.Tensor, st: _TimeState
-                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Column outputs and read-noise variances for tile inputs xq (N, G, K, rpt).
-
-        Returns y, var in layout (G, K, N, C) (contiguous): sample stride C, tile stride
-        N·C."""
-        g = self.geom
-        N = xq.shape[0]
-        xk = xq.permute(1, 2, 0, 3).reshape(g.groups * g.K, N, g.rpt)
-        terms = self.cell.signal_terms(xk, st)
-        y = None
-        for inp, mat in terms:
-            part = torch.bmm(inp, mat.reshape(g.groups * g.K, g.rpt, g.C))
-            y = part if y is None else y.add_(part)
-        var = None
-        if st.var is not None:
-            for inp, mat in self.cell.variance_terms(xk, st):
-                part = torch.bmm(inp, mat.reshape(g.groups * g.K, g.rpt, g.C))
-                var = part if var is None else var.add_(part)
-        return y, var
-
-    def _scale_inputs(self, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Input scales for tile inputs xt (N, G, K, rpt): (scale, its (N or 1, G, K) view,
-        clipped count)."""
-        cfg = self.config
-        mode = cfg.input_scaling
-        if mode in ("absmax", "clip_retry"):
-            s = xt.abs().amax(dim=3)
-            return s, s, 0
-        s = self.layer_range()
-        clipped = int((xt.abs() > s[None, :, :, None]).sum())
-        return s[None], s[None], clipped
+        xk = x.permute(1, 2, 0, 3).reshape(g.groups * g.K, n, g.rpt).contiguous()
+        y, var = self._products_linear(xk, None, st)
+        out = torch.empty((n, g.groups, g.K, g.C), dtype=self.dtype, device=y.device)
+        layout = self._linear_layout(n)
+        layout.update(ob=g.groups * g.K * g.C, ou=g.K * g.C, ok=g.C)
+        self._adc([y[k::g.K] for k in range(g.K)],
+                  [None if var is None else var[k::g.K] for k in range(g.K)], layout, None,
+                  st, rng, out, raw=True)
+        return out.cpu().numpy().astype(np.float64)
 
     def layer_range(self) -> torch.Tensor:
         """(G, K) input range of the "fixed" or "layer" scaling."""
@@ -705,10 +795,11 @@ class TileArray:
 
     def dac(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """x / s clipped to [−1, 1] and quantized to the DAC's steps (s broadcast to x; a zero
-        scale gives 0)."""
+        scale gives 0). The torch form of the numba DAC kernels."""
         cfg = self.config
         safe = torch.where(s > 0, s, torch.ones_like(s))
-        xq = (x / safe).clamp_(-1.0, 1.0)
+        xq = (x / safe) * (s > 0)
+        xq = xq.clamp_(-1.0, 1.0)
         if cfg.dac_bits is not None and not self.exact:
             n = float(2 ** (cfg.dac_bits - 1) - 1)
             xq = xq.mul_(n).round_().div_(n)
@@ -720,9 +811,9 @@ class TileArray:
         if x.is_complex():
             raise InputError(f"{self.name}: complex inputs are not supported (the imaginary "
                              "part would be lost)")
-        if not torch.isfinite(x).all():
-            n = int((~torch.isfinite(x)).sum())
-            raise InputError(f"{self.name}: input contains {n} NaN or infinite value(s)")
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            self._bad_input(bad)
 
     def matvec(self, x: torch.Tensor, t_since: float, rng: np.random.Generator, *,
                redraw: bool = False) -> torch.Tensor:
@@ -734,33 +825,38 @@ class TileArray:
             raise InputError(f"{self.name}: input of shape {tuple(x.shape)} does not match the "
                              f"{g.groups * g.R} programmed rows (expected (batch, "
                              f"{g.groups * g.R}))")
+        if x.is_complex():
+            self._check_input(x)
         N = x.shape[0]
         if N == 0:
             return torch.zeros((0, g.groups * g.C), dtype=x.dtype, device=x.device)
-        self._check_input(x)
         x = x.to(self.torch_device)
         st = self.state_at(t_since, rng, redraw=redraw)
-        xt = self._to_tiles(x)  # (N, G, K, rpt) in x's dtype (float64 scale: no overflow)
         if cfg.input_scaling == "layer" and self.input_range_ is None:
-            self.set_input_range_from(xt.abs().amax(dim=(0, 3)))
-        s, s_view, clipped = self._scale_inputs(xt)
-        xq = self.dac(xt, s_view[..., None]).to(self.dtype)
+            self._check_input(x)
+            self.set_input_range_from(self._to_tiles(x).abs().amax(dim=(0, 3)))
         out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else self.dtype
-        out, sat = self._linear_forward(xq, s, st, rng, N, out_dtype)
+        want_sq = st.var is not None and self.cell.identity()
+        xq, x2, s, clipped = self._dac_linear(x, want_sq)
+        out, sat = self._linear_forward(xq, x2, s, st, rng, N, out_dtype)
         retried = np.zeros(N, dtype=bool)
         conversions = N * g.groups * g.K * g.C
         saturated = int(sat.sum())
         if cfg.input_scaling == "clip_retry" and cfg.adc_bits is not None:
             todo = np.flatnonzero(sat)
+            s = s.clone()
             for _ in range(cfg.max_retries):
                 if todo.size == 0:
                     break
                 retried[todo] = True
                 idx = torch.from_numpy(todo).to(self.torch_device)
-                s_sub = s[idx] * 2.0
-                s[idx] = s_sub
-                xq_sub = self.dac(xt[idx], s_sub[..., None]).to(self.dtype)
-                part, sat_r = self._linear_forward(xq_sub, s_sub, st, rng, todo.size, out_dtype)
+                s[idx] *= 2.0
+                xt = self._to_tiles(x[idx])
+                xq_r = self.dac(xt, s[idx].to(xt)[..., None]).to(self.dtype).permute(
+                    1, 2, 0, 3).reshape(g.groups * g.K, todo.size, g.rpt).contiguous()
+                x2_r = xq_r * xq_r if want_sq else None
+                part, sat_r = self._linear_forward(xq_r, x2_r, s[idx], st, rng, todo.size,
+                                                   out_dtype)
                 out[idx] = part
                 conversions += todo.size * g.groups * g.K * g.C
                 saturated += int(sat_r.sum())
@@ -772,7 +868,7 @@ class TileArray:
                                       if cfg.phase_conversion == "separate" else conversions,
                                       saturated=saturated, samples_saturated=samples_sat,
                                       samples_retried=int(retried.sum()),
-                                      inputs_clipped=clipped, inputs=int(xt.numel()))
+                                      inputs_clipped=clipped, inputs=int(x.numel()))
         return out
 
     def _to_tiles(self, x: torch.Tensor) -> torch.Tensor:
@@ -786,26 +882,11 @@ class TileArray:
             out[:, :, k, :r1 - r0] = xg[:, :, r0:r1]
         return out
 
-    def _linear_forward(self, xq: torch.Tensor, s: torch.Tensor, st: _TimeState,
-                        rng: np.random.Generator, N: int, out_dtype: torch.dtype
-                        ) -> tuple[torch.Tensor, np.ndarray]:
-        g = self.geom
-        cfg = self.config
-        if st.gp_raw is not None:  # exact IR drop: a nodal solve per input vector
-            y, var = self._analog_exact_ir(xq, st)
-        elif cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
-            return self._four_separate(xq, s, st, rng, N, out_dtype)
-        else:
-            y, var = self._analog_linear(xq, st)
-        out, sat, bad = self._adc(y, var, (N, g.C, N * g.C, 1), s, st, rng,
-                                  out_dtype=out_dtype)
-        self._check_output(bad)
-        return out.reshape(N, g.groups * g.C), sat
-
     def _four_separate(self, xq, s, st, rng, N, out_dtype):
         """4-phase PWM with four conversions combined digitally: each sign of input and of
         weight polarity in its own phase, at positive read polarity, converted on its own."""
         g = self.geom
+        GK = g.groups * g.K
         acc = None
         sat = np.zeros(N, dtype=np.int64)
         xp, xn = xq.clamp(min=0), (-xq).clamp(min=0)
@@ -813,43 +894,46 @@ class TileArray:
         gn = st.gn if st.gn is not None else (-st.w).clamp(min=0)
         vp = st.var_p if st.var_p is not None else st.var
         vn = st.var_n if st.var_n is not None else st.var
+        layout = self._linear_layout(N)
+        layout.update(ob=GK * g.C, ou=g.K * g.C, ok=g.C)
         for xs, gm, vm, sign in ((xp, gp, vp, 1.0), (xp, gn, vn, -1.0), (xn, gp, vp, -1.0),
                                  (xn, gn, vn, 1.0)):
-            xk = xs.permute(1, 2, 0, 3).reshape(g.groups * g.K, N, g.rpt)
-            y = torch.bmm(xk, gm.reshape(g.groups * g.K, g.rpt, g.C))
-            var = None if vm is None else torch.bmm(xk * xk, vm.reshape(g.groups * g.K,
-                                                                       g.rpt, g.C))
-            raw, sat_p, _ = self._adc(y, var, (N, g.C, N * g.C, 1), None, st, rng, raw=True)
+            y = torch.bmm(xs, gm.reshape(GK, g.rpt, g.C))
+            var = None if vm is None else torch.bmm(xs * xs, vm.reshape(GK, g.rpt, g.C))
+            raw = torch.empty((N, g.groups, g.K, g.C), dtype=self.dtype, device=y.device)
+            sat_p, _ = self._adc([y[k::g.K] for k in range(g.K)],
+                                 [None if var is None else var[k::g.K] for k in range(g.K)],
+                                 layout, None, st, rng, raw, raw=True)
             sat += sat_p
             acc = sign * raw if acc is None else acc.add_(raw, alpha=sign)
         mul, add = self._digital(st)
-        out = ((acc[:, :, :, :, 0].double() * mul[None] + add[None])
-               * s.reshape(-1, g.groups, g.K)[..., None].double()).sum(2).to(out_dtype)
+        out = ((acc.double() * mul[None] + add[None]) * s.reshape(-1, g.groups, g.K)[
+            ..., None].double()).sum(2).to(out_dtype)
         bad = (~torch.isfinite(out)).flatten(1).sum(1).cpu().numpy()
         self._check_output(bad)
         return out.reshape(N, g.groups * g.C), sat
 
     def _analog_exact_ir(self, xq, st):
+        """Column outputs by a nodal solve per input vector (the exact IR-drop reference);
+        the read-noise variance as for an ideal array."""
         g = self.geom
         cfg = self.config
-        N = xq.shape[0]
-        y = np.zeros((g.groups, g.K, N, g.C))
+        N = xq.shape[1]
+        y = np.zeros((g.groups * g.K, N, g.C))
         xk = xq.detach().cpu().numpy().astype(np.float64)
         v_read = cfg.read_voltage_v
         for u in range(g.groups):
             for k in range(g.K):
-                fp, fn = self.cell.polarity_inputs(xk[:, u, k])
+                fp, fn = self.cell.polarity_inputs(xk[u * g.K + k])
                 cur = _ir_solve(st.gp_raw[u, k], st.gn_raw[u, k], fp * v_read, fn * v_read, cfg)
-                y[u, k] = cur / (v_read * self.cell.g_unit_s)
+                y[u * g.K + k] = cur / (v_read * self.cell.g_unit_s)
         yt = torch.from_numpy(y).to(self.torch_device, self.dtype)
         var = None
         if st.var is not None:
-            xk_t = xq.permute(1, 2, 0, 3).reshape(g.groups * g.K, N, g.rpt)
-            var = None
-            for inp, mat in self.cell.variance_terms(xk_t, st):
+            for inp, mat in self.cell.variance_terms(xq, st):
                 part = torch.bmm(inp, mat.reshape(g.groups * g.K, g.rpt, g.C))
                 var = part if var is None else var.add_(part)
-        return yt.reshape(g.groups * g.K, N, g.C), var
+        return yt, var
 
     def _check_output(self, bad: np.ndarray) -> None:
         if bad.any():
@@ -860,8 +944,8 @@ class TileArray:
 
     # -- convolution -------------------------------------------------------------------------
     def conv_fast_path(self) -> bool:
-        """Whether a convolution can run as grouped convolutions of the quantized input (input
-        scale independent of the output position, no per-MVM DAC noise, no nodal solve)."""
+        """Whether a convolution can run as convolutions of the quantized input (input scale
+        independent of the output position, no per-MVM DAC noise, no nodal solve)."""
         cfg = self.config
         return (cfg.input_scaling in ("fixed", "layer") and (cfg.dac_noise == 0 or self.exact)
                 and cfg.ir_drop != "exact"
@@ -870,8 +954,9 @@ class TileArray:
     def conv(self, x: torch.Tensor, conv: dict[str, Any], t_since: float,
              rng: np.random.Generator, *, redraw: bool = False) -> torch.Tensor:
         """A convolution (``conv``: kernel_size, stride, padding, dilation, dims) of x
-        (B, G·Cg_in, *spatial) through the tiles; returns (B, G·C, *out_spatial) without bias.
-        Rows of each group matrix are in im2col order (input channel, kernel positions)."""
+        (B, G·Cg_in, *spatial) through the tiles; returns (B, G·C, *out_spatial) without bias
+        (a channels-last tensor for 2-D inputs). Rows of each group matrix are in im2col
+        order (input channel, kernel positions)."""
         self._require_programmed()
         dims = conv["dims"]
         if x.ndim != dims + 2:
@@ -881,43 +966,48 @@ class TileArray:
         if B == 0:
             out_sp = _conv_out_shape(x.shape[2:], conv)
             return x.new_zeros((0, self.geom.groups * self.geom.C, *out_sp))
-        self._check_input(x)
+        if x.is_complex():
+            self._check_input(x)
         if not self.conv_fast_path():
             return self._conv_unfold(x, conv, t_since, rng, redraw)
+        if dims == 1:  # a 1-D convolution is a 2-D one of height 1
+            c2 = dict(dims=2, kernel_size=(1, conv["kernel_size"][0]),
+                      stride=(1, conv["stride"][0]), padding=(0, conv["padding"][0]),
+                      dilation=(1, conv["dilation"][0]))
+            return self.conv(x[:, :, None, :], c2, t_since, rng, redraw=redraw)[:, :, 0, :]
         g = self.geom
         cfg = self.config
         kk = int(np.prod(conv["kernel_size"]))
         st = self.state_at(t_since, rng, redraw=redraw)
         cin_g = g.R // kk
         if cfg.input_scaling == "layer" and self.input_range_ is None:
+            self._check_input(x)
             self.set_input_range_from(self._conv_absmax(x, cin_g, kk))
         s = self.layer_range()  # (G, K)
-        xq, clipped = self._conv_dac(x, s, cin_g, kk)
-        y, var = self._conv_analog(xq, st, conv, kk)  # (B, G, K, C, P)
-        P = y.shape[-1]
-        out, sat, bad = self._adc(y, var, (B, g.groups * g.K * g.C * P, g.C * P, P), s, st,
-                                  rng, out_dtype=x.dtype if x.dtype in (
-                                      torch.float32, torch.float64) else self.dtype)
+        want_sq = st.var is not None and self.cell.identity()
+        xqs, x2s, clipped = self._conv_dac(x, s, cin_g, kk, want_sq)
+        ys, vs = self._conv_analog(xqs, x2s, st, conv, kk)
+        Ho, Wo = ys[0].shape[2:]
+        P = Ho * Wo
+        GC = g.groups * g.C
+        out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else self.dtype
+        out = torch.empty((B, Ho, Wo, GC), dtype=out_dtype, device=ys[0].device).permute(
+            0, 3, 1, 2)
+        layout = dict(B=B, P=P, sb=P * GC, sp=GC, su=g.C, sc=1, ob=P * GC, op=GC, ou=g.C,
+                      oc=1, ok=0)
+        sat, bad = self._adc(ys, vs, layout, s[None].double(), st, rng, out)
         self._check_output(bad)
         self.saturation_ = Saturation(conversions=B * g.groups * g.K * g.C * P,
                                       saturated=int(sat.sum()),
                                       samples_saturated=int(np.count_nonzero(sat)),
                                       inputs_clipped=clipped, inputs=int(x.numel()))
-        return out.reshape(B, g.groups * g.C, *_conv_out_shape(x.shape[2:], conv))
-
-    def _tile_channels(self, cin_g: int, kk: int) -> list[torch.Tensor | slice]:
-        """Input channels of each row tile (all groups): a slice, or an index tensor when
-        the layer has several groups."""
-        g = self.geom
-        out: list[torch.Tensor | slice] = []
-        for r0, r1 in g.row_cuts:
-            c0, c1 = r0 // kk, r1 // kk
-            if g.groups == 1:
-                out.append(slice(c0, c1))
-            else:
-                idx = np.concatenate([u * cin_g + np.arange(c0, c1) for u in range(g.groups)])
-                out.append(torch.from_numpy(idx))
         return out
+
+    def _tile_channels(self, cin_g: int, kk: int) -> list[np.ndarray]:
+        """Input channels of each row tile, group-major (the grouped convolution's order)."""
+        g = self.geom
+        return [np.concatenate([u * cin_g + np.arange(r0 // kk, r1 // kk)
+                                for u in range(g.groups)]) for r0, r1 in g.row_cuts]
 
     def _conv_absmax(self, x, cin_g, kk):
         g = self.geom
@@ -928,58 +1018,101 @@ class TileArray:
                 out[u, k] = per_ch[u * cin_g + r0 // kk:u * cin_g + r1 // kk].max()
         return out
 
-    def _conv_dac(self, x, s, cin_g, kk):
-        """The quantized input (same layout as x): each channel scaled by its row tile's
-        range."""
-        g = self.geom
-        s_ch = torch.empty((g.groups, cin_g), dtype=x.dtype, device=x.device)
-        for k, (r0, r1) in enumerate(g.row_cuts):
-            s_ch[:, r0 // kk:r1 // kk] = s[:, k:k + 1].to(x.dtype)
-        s_ch = s_ch.reshape(1, g.groups * cin_g, *([1] * (x.ndim - 2)))
-        clipped = int((x.abs() > s_ch).sum())
-        return self.dac(x, s_ch).to(self.dtype), clipped
+    def _conv_dac(self, x, s, cin_g, kk, want_sq):
+        """The quantized input of every row tile, channels-last, as a list of (B, n_k, H, W)
+        views; each channel scaled by its row tile's range."""
+        chans = self._tile_channels(cin_g, kk)
+        B, C, H, W = x.shape
+        n_steps = 0 if (self.config.dac_bits is None or self.exact) else \
+            2 ** (self.config.dac_bits - 1) - 1
+        s_ch = np.empty(C)
+        for k, ch in enumerate(chans):
+            s_ch[ch] = s[ch // cin_g, k].double().cpu().numpy()
+        if x.device.type == "cpu":
+            ch_tile = np.empty(C, dtype=np.int64)
+            ch_pos = np.empty(C, dtype=np.int64)
+            for k, ch in enumerate(chans):
+                ch_tile[ch] = k
+                ch_pos[ch] = np.arange(ch.size)
+            ch_n = np.array([ch.size for ch in chans], dtype=np.int64)
+            offs = np.concatenate([[0], np.cumsum(ch_n * B * H * W)[:-1]]).astype(np.int64)
+            total = int(ch_n.sum()) * B * H * W
+            xq = torch.empty(total, dtype=self.dtype)
+            x2 = torch.empty(total if want_sq else 0, dtype=self.dtype)
+            bad = np.zeros(C, dtype=np.int64)
+            clip = np.zeros(C, dtype=np.int64)
+            xin = x if x.dtype in (torch.float32, torch.float64) else x.double()
+            st = xin.stride()
+            flat = xin.as_strided((xin.untyped_storage().nbytes() // xin.element_size(),),
+                                  (1,), 0)
+            _k.dac_conv(flat.numpy()[xin.storage_offset():], st[0], st[1], st[2], st[3], B, C,
+                        H, W, s_ch, n_steps, ch_tile, ch_pos, ch_n, offs, xq.numpy(),
+                        x2.numpy(), want_sq, bad, clip)
+            if bad.any():
+                self._bad_input(int(bad.sum()))
+
+            def views(buf):
+                return [buf[int(o):int(o) + int(n) * B * H * W].view(B, H, W, int(n)).permute(
+                    0, 3, 1, 2) for o, n in zip(offs, ch_n, strict=True)]
+
+            return views(xq), (views(x2) if want_sq else None), int(clip.sum())
+        self._check_input(x)
+        s_t = torch.from_numpy(s_ch).to(x.device, x.dtype).reshape(1, C, 1, 1)
+        clipped = int((x.abs() > s_t).sum())
+        xq = self.dac(x, s_t).to(self.dtype)
+        xqs = [xq.index_select(1, torch.from_numpy(ch).to(x.device)).contiguous(
+            memory_format=torch.channels_last) for ch in chans]
+        return xqs, ([t * t for t in xqs] if want_sq else None), clipped
 
     def _conv_weights(self, mat: torch.Tensor, k: int, kk: int, ksize) -> torch.Tensor:
-        """Row tile k of the (G, K, rpt, C) tile matrices as conv weights (G·C, cpt_k, *kernel)."""
+        """Row tile k of the (G, K, rpt, C) tile matrices as conv weights (G·C, cpt_k,
+        *kernel), channels-last."""
         g = self.geom
         r0, r1 = g.row_cuts[k]
         cpt = (r1 - r0) // kk
         w = mat[:, k, :r1 - r0].reshape(g.groups, cpt, *ksize, g.C)
         perm = (0, w.ndim - 1, 1, *range(2, w.ndim - 1))
-        return w.permute(perm).reshape(g.groups * g.C, cpt, *ksize).contiguous()
+        return w.permute(perm).reshape(g.groups * g.C, cpt, *ksize).contiguous(
+            memory_format=torch.channels_last)
 
-    def _conv_analog(self, xq, st, conv, kk):
+    def _conv_analog(self, xqs, x2s, st, conv, kk):
         """Signal and read-noise variance of every row tile: one convolution of the tile's
-        input channels per tile (grouped convolutions across tiles are slower in oneDNN),
-        stacked to (B, G, K, C, P)."""
+        input channels per tile, channels-last (faster in oneDNN than grouped convolutions
+        across tiles, or NCHW for few channels)."""
         g = self.geom
-        fn = F.conv2d if conv["dims"] == 2 else F.conv1d
         args = dict(stride=conv["stride"], padding=conv["padding"],
                     dilation=conv["dilation"], groups=g.groups)
         cache = getattr(st, "_conv_cache", None)
         if cache is None:
             cache = {}
             st._conv_cache = cache
-        chans = self._tile_channels(g.R // kk, kk)
 
-        def run(terms, tag):
-            outs = []
-            for k, ch in enumerate(chans):
-                acc = None
-                for i, (inp, mat) in enumerate(terms):
-                    key = (tag, i, k)
-                    if key not in cache:
-                        cache[key] = self._conv_weights(mat, k, kk, conv["kernel_size"])
-                    xk = inp[:, ch] if isinstance(ch, slice) else inp.index_select(
-                        1, ch.to(inp.device))
-                    part = fn(xk, cache[key], **args)
-                    acc = part if acc is None else acc.add_(part)
-                outs.append(acc.reshape(acc.shape[0], g.groups, 1, g.C, -1))
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+        def weights(tag, i, k, mat):
+            key = (tag, i, k)
+            if key not in cache:
+                cache[key] = self._conv_weights(mat, k, kk, conv["kernel_size"])
+            return cache[key]
 
-        y = run(self.cell.signal_terms(xq, st), "s")
-        var = run(self.cell.variance_terms(xq, st), "v") if st.var is not None else None
-        return y.contiguous(), None if var is None else var.contiguous()
+        ys, vs = [], []
+        for k, xq in enumerate(xqs):
+            if self.cell.identity():
+                terms = [(xq, st.w)]
+                vterms = [(x2s[k] if x2s is not None else xq * xq, st.var)] \
+                    if st.var is not None else []
+            else:
+                terms = self.cell.signal_terms(xq, st)
+                vterms = self.cell.variance_terms(xq, st) if st.var is not None else []
+            y = None
+            for i, (inp, mat) in enumerate(terms):
+                part = F.conv2d(inp, weights("s", i, k, mat), **args)
+                y = part if y is None else y.add_(part)
+            v = None
+            for i, (inp, mat) in enumerate(vterms):
+                part = F.conv2d(inp, weights("v", i, k, mat), **args)
+                v = part if v is None else v.add_(part)
+            ys.append(y.contiguous(memory_format=torch.channels_last))
+            vs.append(None if v is None else v.contiguous(memory_format=torch.channels_last))
+        return ys, vs
 
     def _conv_unfold(self, x, conv, t_since, rng, redraw):
         """Per-vector input scaling (or DAC noise, or a nodal solve): im2col, then matvec."""
@@ -1001,6 +1134,13 @@ class TileArray:
         out_sp = _conv_out_shape(x.shape[2:], conv)
         return y.reshape(B, L, g.groups * g.C).transpose(1, 2).reshape(
             B, g.groups * g.C, *out_sp)
+
+
+def _flat(t: torch.Tensor) -> np.ndarray:
+    """The numpy view of a CPU tensor's storage from its first element on (strides are
+    passed separately)."""
+    n = t.untyped_storage().nbytes() // t.element_size()
+    return t.as_strided((n - t.storage_offset(),), (1,), t.storage_offset()).numpy()
 
 
 def _ir_attenuation(gp: np.ndarray, gn: np.ndarray, cfg: TileConfig
