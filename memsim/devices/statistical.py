@@ -43,7 +43,7 @@ from memsim.devices.base import (
     check_time,
 )
 from memsim.devices.laws import LawSpec, parse_law
-from memsim.errors import NumericalError, StateError
+from memsim.errors import StateError
 
 __all__ = ["AccumulatedOneOverF", "LogRelaxation", "PowerLawDrift", "StatisticalDevice"]
 
@@ -85,10 +85,12 @@ class LogRelaxation:
 
     A fit of one-time marginals says nothing about how one device moves between two reads,
     but a device is one physical state that evolves: reading it at 1 day and at 2 days must
-    give two points of the same trajectory, not two independent draws. memsim takes the least
-    committal process with those marginals that accumulates independent random changes over
-    time — a Brownian motion in the variance variable s = σ(t)² (a random walk in log-time,
-    time-changed so that Var matches the card at every t):
+    give two points of the same trajectory, not two independent draws. memsim models it as
+    the Gaussian process with exactly those marginals whose changes over disjoint time
+    intervals are independent — a Brownian motion in the variance variable s = σ(t)² (a
+    random walk in log-time, time-changed so that Var matches the card at every t). This
+    correlation structure is memsim's assumption: the cards' sources report one-time
+    statistics only.
 
         G(t) = G_prog + m·τ + W(σ(t)²),   W a standard Brownian motion per device,
         Cov(W(σ(t1)²), W(σ(t2)²)) = σ(min(t1, t2))²,  corr = σ(t1)/σ(t2) for t1 <= t2.
@@ -133,9 +135,9 @@ class LogRelaxation:
         off = np.broadcast_to(off, np.shape(g_target_s))
         slope = np.broadcast_to(slope, np.shape(g_target_s))
         if (off.size and off.min() < 0) or (slope.size and slope.min() < 0):
-            raise NumericalError(
-                f"relaxation spread law gives a negative σ (σ_0 min {off.min():.3g} S, σ_1 min "
-                f"{slope.min():.3g} S): a spread must be >= 0; fix the card's spread laws")
+            raise CardError(
+                f"drift.spread_offset / drift.spread_slope give a negative σ at these targets "
+                f"(σ_0 min {off.min():.3g} S, σ_1 min {slope.min():.3g} S); a spread must be >= 0")
         return off, slope
 
     def spread_s(self, g_target_s: np.ndarray, t: float, g_max_s: float) -> np.ndarray:
