@@ -168,3 +168,36 @@ def tile_matvec_reference(x_row, gp, gn, *, dac_bits, adc_bits, adc_mode, output
         a = alpha if not isinstance(alpha, list) else alpha[j]
         out.append((affine_a[j] * y + affine_b[j]) * a * weight_scale[j] * s_x)
     return out
+
+
+# -- persistent relaxation path (Lévy construction), written out plainly ---------------------
+def brownian_path_reference(normal, u: float, levels: int) -> float:
+    """β(u) of a standard Brownian motion built node by node, as the docstring of
+    memsim.devices._relaxation describes it; ``normal(k, level, n)`` gives the standard
+    normal of a node (octave k; level 0 = the node 2^k, 1..levels = bisections of the octave,
+    levels + 1 = the final bridge step; n = position at that level)."""
+    if u <= 0:
+        return 0.0
+    k = math.floor(math.log2(u))
+    while 2.0**k > u:  # guard against log2 rounding
+        k -= 1
+    while 2.0 ** (k + 1) <= u:
+        k += 1
+    node = {0: normal(0, 0, 0)}  # β(2^j) by octave exponent j
+    for j in range(1, max(k + 1, 0) + 1):  # independent increments upwards
+        node[j] = node[j - 1] + math.sqrt(2.0 ** (j - 1)) * normal(j, 0, 0)
+    for j in range(-1, min(k, 0) - 1, -1):  # bridges from β(0) = 0 downwards
+        node[j] = node[j + 1] / 2 + math.sqrt(2.0 ** (j - 1)) * normal(j, 0, 0)
+    lo, hi = 2.0**k, 2.0 ** (k + 1)
+    b_lo, b_hi = node[k], node[k + 1]
+    n = 0
+    for level in range(1, levels + 1):
+        mid = (lo + hi) / 2
+        b_mid = (b_lo + b_hi) / 2 + math.sqrt((hi - lo) / 4) * normal(k, level, n)
+        if u < mid:
+            hi, b_hi, n = mid, b_mid, 2 * n
+        else:
+            lo, b_lo, n = mid, b_mid, 2 * n + 1
+    frac = (u - lo) / (hi - lo)  # first: (b_hi − b_lo)(u − lo) can underflow for tiny u
+    mean = b_lo + (b_hi - b_lo) * frac
+    return mean + math.sqrt((u - lo) / (hi - lo) * (hi - u)) * normal(k, levels + 1, n)

@@ -178,7 +178,7 @@ def test_rram_cmo_statistics(g_us, t):
     s_rel = naive.rram_cmo_spread_us(t)
     assert abs(d.mean() - naive.rram_cmo_mean_shift_us(t)) < Z * s_rel / math.sqrt(N)
     assert abs(d.std(ddof=1) - s_rel) < sd_tol(s_rel, N)
-    # read noise: same seed gives the same relaxation draw, so the difference is read noise
+    # read noise: the relaxation path belongs to the state, so the difference is read noise
     g_quiet = quiet.read(state, t, np.random.default_rng(18))
     g_full = dev.read(state, t, np.random.default_rng(18))
     r = (g_full - g_quiet) * 1e6

@@ -11,9 +11,10 @@ Drift, ``power_law`` (PCM; Nandakumar et al., ICECS 2019; Le Gallo et al., Nat. 
     ν = |μ_ν(ĝ_T) + σ_ν(ĝ_T) ξ| drawn once at programming;
     G_drift(t) = G_prog ((t + t0)/t0)^(−ν),  t in seconds since programming.
 
-Drift, ``log_relaxation`` (filamentary RRAM; IBM CMO/HfOx fits, see the RRAM cards)
-    G_drift(t) = G_prog + m ln((t + t_ref)/t_ref) + s(t) ξ,  s(t)² = s_a² ln((t + t_ref)/t_ref)
-    … see :class:`LogRelaxation` for the exact form and its parameters.
+Drift, ``log_relaxation`` (filamentary RRAM; IBM CMO/HfOx and NeuRRAM fits, see the cards)
+    G_drift(t) = G_prog + m τ + W(σ(t)²),  τ = ln(max(t, t_ref)/t_ref),  σ(t) = σ_0 + σ_1 τ^p;
+    W is one Brownian path per device, drawn at programming: reads of one state at several
+    times are points of one trajectory (see :class:`LogRelaxation`).
 
 Read noise, ``accumulated_1f`` (same PCM papers)
     σ_rel(t) = Q_s(ĝ_prog) √(ln((t + t0 + t_read)/(2 t_read)));  G = max(0, G_drift (1 + σ_rel ξ)).
@@ -31,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from memsim._random import standard_normal
+from memsim._random import draw_seed, standard_normal
 from memsim.cards import CardError, Field, take_quantity
+from memsim.devices._relaxation import relaxation_walk
 from memsim.devices.base import (
     Device,
     DeviceState,
@@ -41,6 +43,7 @@ from memsim.devices.base import (
     check_time,
 )
 from memsim.devices.laws import LawSpec, parse_law
+from memsim.errors import StateError
 
 __all__ = ["AccumulatedOneOverF", "LogRelaxation", "PowerLawDrift", "StatisticalDevice"]
 
@@ -72,15 +75,42 @@ class PowerLawDrift:
 
 @dataclass(frozen=True, kw_only=True)
 class LogRelaxation:
-    """Conductance relaxation of filamentary RRAM after programming (log-time law).
+    """Conductance relaxation of filamentary RRAM after programming: one persistent random
+    path per device, whose one-time statistics are the card's log-time law.
 
-    With τ = ln(max(t, t_ref)/t_ref) and x the target (ĝ_T or G_T in µS):
+    The card (a fit of the population observed at each time t after programming) gives, with
+    τ = ln(max(t, t_ref)/t_ref), u = τ^p and x the target (ĝ_T or G_T in µS):
 
-        G(t) = G_prog + m·τ + (σ_0(x) + σ_1(x)·τ^p) ξ   for t > 0,   G(0) = G_prog.
+        mean shift m·τ,   spread σ(t) = σ_0(x) + σ_1(x)·u   for t > 0;   G(0) = G_prog.
 
-    The mean shifts by m per unit of ln-time; the spread of the population observed at t
-    grows with log-time. ξ is drawn at every read. For t <= t_ref only the offset σ_0
-    applies (the fits start at t_ref; nothing is extrapolated below it).
+    A fit of one-time marginals says nothing about how one device moves between two reads,
+    but a device is one physical state that evolves: reading it at 1 day and at 2 days must
+    give two points of the same trajectory, not two independent draws. memsim models it as
+    the Gaussian process with exactly those marginals whose changes over disjoint time
+    intervals are independent — a Brownian motion in the variance variable s = σ(t)² (a
+    random walk in log-time, time-changed so that Var matches the card at every t). This
+    correlation structure is memsim's assumption: the cards' sources report one-time
+    statistics only.
+
+        G(t) = G_prog + m·τ + W(σ(t)²),   W a standard Brownian motion per device,
+        Cov(W(σ(t1)²), W(σ(t2)²)) = σ(min(t1, t2))²,  corr = σ(t1)/σ(t2) for t1 <= t2.
+
+    Written with independent standard parts, W(σ²) = σ_0 ξ + √(2σ_0σ_1) β_1(u) + σ_1 β_2(u²)
+    (ξ ~ N(0, 1), β_1, β_2 standard Brownian motions; the variances add to (σ_0 + σ_1 u)²).
+
+    The offset σ_0 (the card's spread already present at t_ref, the first time its fit
+    covers) is the jump W(σ_0²) = σ_0 ξ: drawn once per device, present at every t > 0 and
+    constant up to t_ref (nothing is extrapolated below t_ref, as before); the growth beyond
+    is the walk. For the CMO/HfOx card (σ = 0.41 µS + 0.042 µS·ln t) this is a fixed 0.41 µS
+    offset plus a walk; for the NeuRRAM card (σ_0 = 0, p = 1/2) σ² = k² ln t, a plain random
+    walk in ln t.
+
+    Sampling: programming stores one 64-bit seed in ``state.extra["relax_seed"]``; the path
+    is evaluated at any t from that seed with counter-based Brownian motions
+    (:mod:`memsim.devices._relaxation`): any set of read times, in any order, gives the same
+    path, and the ``rng`` of a read does not drive this term (read noise is still drawn per
+    read). The spread scale of :meth:`StatisticalDevice.with_noise` (``drift_spread``)
+    scales W.
     """
 
     t_ref_s: float
@@ -95,20 +125,51 @@ class LogRelaxation:
     def tau(self, t: float) -> float:
         return float(np.log(max(t, self.t_ref_s) / self.t_ref_s))
 
+    def spread_parts_s(self, g_target_s: np.ndarray,
+                       g_max_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(σ_0, σ_1) per device in S, from the laws at the targets."""
+        off = np.asarray(self.spread_offset(_x(self.spread_offset, g_target_s, g_max_s)),
+                         dtype=np.float64)
+        slope = np.asarray(self.spread_slope(_x(self.spread_slope, g_target_s, g_max_s)),
+                           dtype=np.float64)
+        off = np.broadcast_to(off, np.shape(g_target_s))
+        slope = np.broadcast_to(slope, np.shape(g_target_s))
+        if (off.size and off.min() < 0) or (slope.size and slope.min() < 0):
+            raise CardError(
+                f"drift.spread_offset / drift.spread_slope give a negative σ at these targets "
+                f"(σ_0 min {off.min():.3g} S, σ_1 min {slope.min():.3g} S); a spread must be >= 0")
+        return off, slope
+
     def spread_s(self, g_target_s: np.ndarray, t: float, g_max_s: float) -> np.ndarray:
+        """σ(t) in S per device: the spread of the population at time t (the card's law)."""
         if t == 0.0:
-            return np.zeros(g_target_s.shape)
-        off = self.spread_offset(_x(self.spread_offset, g_target_s, g_max_s))
-        slope = self.spread_slope(_x(self.spread_slope, g_target_s, g_max_s))
+            return np.zeros(np.shape(g_target_s))
+        off, slope = self.spread_parts_s(g_target_s, g_max_s)
         return off + slope * self.tau(t) ** self.exponent
 
+    def walk_s(self, state: DeviceState, t: float, g_max_s: float) -> np.ndarray:
+        """W(σ(t)²) per device in S: the relaxation path of ``state`` at t (0 at t = 0)."""
+        seed = state.extra.get("relax_seed")
+        if seed is None:
+            raise StateError(
+                "this device state has no relaxation seed (extra['relax_seed']): program it "
+                "with the RRAM device's program(), which draws the relaxation path once")
+        out = np.zeros(state.shape)
+        if t == 0.0 or out.size == 0:
+            return out
+        off, slope = self.spread_parts_s(state.g_target_s, g_max_s)
+        u = self.tau(t) ** self.exponent
+        relaxation_walk(np.uint64(seed), float(u), np.ascontiguousarray(off).ravel(),
+                        np.ascontiguousarray(slope).ravel(), out.reshape(-1))
+        return out
+
     def apply(self, state, t, g_max_s, rng, spread_scale):
+        """G(t) = max(0, G_prog + m·τ + spread_scale·W(σ(t)²)); ``rng`` is not used."""
         if t == 0.0:
             return np.array(state.g_prog_s, dtype=np.float64)
         g = state.g_prog_s + self.mean_shift_s * self.tau(t)
-        if spread_scale and rng is not None:
-            sd = spread_scale * self.spread_s(state.g_target_s, t, g_max_s)
-            g = g + sd * standard_normal(rng, g.shape)
+        if spread_scale:
+            g = g + spread_scale * self.walk_s(state, t, g_max_s)
         return np.maximum(g, 0.0)
 
 
@@ -354,6 +415,9 @@ class StatisticalDevice(Device):
         stuck = ni.draw_stuck(shape, rng)
         g_prog = self._apply_stuck(g_prog, stuck)
         extra = {}
+        if isinstance(self.drift, LogRelaxation):
+            # the device's relaxation path, fixed now (drawn last: the draws above unchanged)
+            extra["relax_seed"] = np.array(draw_seed(rng), dtype=np.uint64)
         if self.read_noise is not None and self.read_noise.relative:
             # Q_s depends on G_prog only: evaluate the law once, not at every read
             amp = self.read_noise.amplitude
@@ -362,7 +426,10 @@ class StatisticalDevice(Device):
                            extra=extra)
 
     def drifted(self, state: DeviceState, t: float, rng: np.random.Generator) -> np.ndarray:
-        """G_drift(t): drift or relaxation only, no read noise (S)."""
+        """G_drift(t): drift or relaxation only, no read noise (S).
+
+        A function of the state and t only: power-law drift is deterministic given ν, and the
+        relaxation path was fixed at programming (``rng`` is accepted and not used)."""
         t = check_time(t)
         if self.drift is None:
             return np.array(state.g_prog_s, dtype=np.float64)
@@ -385,7 +452,9 @@ class StatisticalDevice(Device):
     def mvm_read_parts(self, state: DeviceState, t: float, *, window_s: float):
         if isinstance(self.drift, LogRelaxation) or (
                 self.read_noise is not None and not self.read_noise.relative):
-            return None  # random relaxation / noise depending on the drawn value: no split
+            # not split here (the tile then reads per time with read_for_mvm). Relaxation is a
+            # deterministic path of the state now, so a split would be exact; left to the tile.
+            return None
         t = check_time(t)
         g = self.drifted(state, t, None)  # deterministic for power-law drift
         fast = self._fast_sd(state, t, g, window_s)
@@ -400,12 +469,10 @@ class StatisticalDevice(Device):
     def _read(self, state, t, rng, window_s, sd_window_s):
         """(read conductances, fast read-noise σ or None); drift computed once."""
         t = check_time(t)
-        if isinstance(self.drift, LogRelaxation):
-            g_mean = self._mean_drifted(state, t) if sd_window_s is not None else None
-            g = self.drifted(state, t, rng)
-        else:  # deterministic drift: the mean is the drifted value
-            g = g_mean = self.drifted(state, t, rng)
-        sd = None if sd_window_s is None else self._fast_sd(state, t, g_mean, sd_window_s)
+        # drift and relaxation are states of the device at t (no draw): the read noise is
+        # around this value, and its amplitude is that of this conductance
+        g = self.drifted(state, t, rng)
+        sd = None if sd_window_s is None else self._fast_sd(state, t, g, sd_window_s)
         if self.read_noise is None or self.read_scale == 0.0:
             return g, sd
         var = self.read_noise.slow_variance_factor(t, window_s)
@@ -428,11 +495,8 @@ class StatisticalDevice(Device):
         return sd
 
     def _mean_drifted(self, state: DeviceState, t: float) -> np.ndarray:
-        """G_drift(t) without the random part of relaxation (S)."""
-        if self.drift is None:
-            return np.array(state.g_prog_s, dtype=np.float64)
-        g = self.drift.apply(state, t, self.g_max_s, None, 0.0)
-        return self._apply_stuck(g, state.stuck)
+        """G_drift(t) of each device, around which its reads scatter (S)."""
+        return self.drifted(state, t, None)
 
     def parameters(self) -> list[tuple[str, str, str]]:
         rows = [
