@@ -1145,25 +1145,33 @@ def _flat(t: torch.Tensor) -> np.ndarray:
 
 def _ir_attenuation(gp: np.ndarray, gn: np.ndarray, cfg: TileConfig
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell IR-drop attenuation of every tile ((G, K, rows, C) conductances in S)."""
+    """Per-cell IR-drop attenuation of every tile ((G, K, rows, C) conductances in S) for the
+    card's bit-line topology (:func:`memsim.crossbar.irdrop.attenuation_differential`)."""
     from memsim.crossbar import irdrop
 
     r = cfg.wire_resistance_ohm
     ap, an = np.ones_like(gp), np.ones_like(gn)
     for u in range(gp.shape[0]):
         for k in range(gp.shape[1]):
-            ap[u, k] = irdrop.attenuation(gp[u, k], r, r)
-            an[u, k] = irdrop.attenuation(gn[u, k], r, r)
+            ap[u, k], an[u, k] = irdrop.attenuation_differential(gp[u, k], gn[u, k], r, r,
+                                                                 cfg.bitline)
     return ap, an
 
 
 def _ir_solve(gp: np.ndarray, gn: np.ndarray, vp: np.ndarray, vn: np.ndarray,
               cfg: TileConfig) -> np.ndarray:
-    """Column currents (A) of one tile for drive voltages vp (G₊) and vn (G₋), (N, rows)."""
+    """Column currents (A) of one tile by the nodal solve of its bit-line topology, for the
+    drives vp (G₊ rows) and vn (G₋ rows), (N, rows) volts, with y = vp·G₊ − vn·G₋ ideally."""
     from memsim.crossbar import irdrop
 
     r = cfg.wire_resistance_ohm
-    return irdrop.solve_exact(gp, vp, r, r) - irdrop.solve_exact(gn, vn, r, r)
+    if np.array_equal(vp, vn):
+        return irdrop.solve_differential(gp, gn, vp, r, r, cfg.bitline)
+    # different drives per polarity (an asymmetric cell): the network is linear, so the
+    # column currents are the sum of the G₊ part (G₋ held) and the G₋ part
+    zero = np.zeros_like(gn)
+    return (irdrop.solve_differential(gp, zero, vp, r, r, cfg.bitline)
+            - irdrop.solve_differential(zero, gn, vn, r, r, cfg.bitline))
 
 
 def _conv_out_shape(spatial, conv) -> tuple[int, ...]:
