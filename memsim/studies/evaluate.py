@@ -15,42 +15,148 @@ axis or fixed):
 - ``fit``: what the chip does with a network larger than itself ("error", "multi-chip",
   "reprogram"; default "error");
 - ``measure_accuracy``: false skips the functional path (energy-only studies);
-- ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class).
+- ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class);
+- ``test_samples``: digits test images used for the accuracy (1 to 540; default all).
 
-Accuracy is measured on the digits test set for the digits workloads (NaN for layer-shape
-networks, which have random weights). The chip path does not depend on the data or the
-seed, so it is simulated once per mapping and cached in the process.
+Every parameter is declared in :data:`PARAMS` with its type and range (true/false, positive
+integers, ranges with units, choices, card names): a study is checked against them when it
+is loaded, before any point runs, and so is a config given to :func:`evaluate_point`
+directly. The metrics a point returns are :func:`point_metrics`.
+
+Accuracy is measured on the digits test set for the digits workloads; for layer-shape
+networks (random weights) it is stored as null with the reason. The chip path does not
+depend on the data or the seed, so it is simulated once per mapping and cached in the
+process.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from memsim.studies.runner import register_evaluator
+from memsim.crossbar.config import (
+    ADC_MODES,
+    DRIFT_COMPENSATIONS,
+    ENCODINGS,
+    INPUT_SCALINGS,
+    IR_DROP_MODES,
+    WEIGHT_SCALINGS,
+)
+from memsim.errors import StudyError
+from memsim.studies.params import Param
+from memsim.studies.runner import NoValue, register_evaluator
 
-__all__ = ["evaluate_point"]
+__all__ = ["PARAMS", "evaluate_point", "point_metrics"]
 
-_TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices_per_polarity",
-              "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
-              "significance", "ir_drop", "adc_noise", "affine_calibration")
-_KNOWN = {"workload", "chip", "tile", "device", "time_s", "noise_scale", "training",
-          "adc_calibration", "measure_accuracy", "fit",
-          "inferences", "digital", "batch", "test_samples", *_TILE_KEYS}
+#: Test images of the digits split (30 % of 1797, stratified): the most ``test_samples``.
+DIGITS_TEST_SAMPLES = 540
+
+_TILE_PARAMS: dict[str, Param] = {
+    "adc_bits": Param.integer(lo=1, hi=24, none=True, help="ADC resolution (\"none\": ideal)"),
+    "dac_bits": Param.integer(lo=2, hi=24, none=True, help="DAC resolution (\"none\": ideal)"),
+    "encoding": Param.choice(*ENCODINGS),
+    "drift_compensation": Param.choice(*DRIFT_COMPENSATIONS),
+    "devices_per_polarity": Param.integer(lo=1, hi=2),
+    "rows": Param.integer(lo=1, hi=65536, help="crossbar rows (also the chip's cores)"),
+    "cols": Param.integer(lo=1, hi=65536, help="crossbar columns"),
+    "adc_mode": Param.choice(*ADC_MODES),
+    "input_scaling": Param.choice(*INPUT_SCALINGS),
+    "output_range": Param.real(lo=0.0, lo_open=True, hi=65536.0,
+                               help="ADC full scale, normalised units"),
+    "weight_scaling": Param.choice(*WEIGHT_SCALINGS),
+    "significance": Param.real(lo=1.0, hi=1e3),
+    "ir_drop": Param.choice(*IR_DROP_MODES),
+    "adc_noise": Param.real(lo=0.0, hi=1e3, help="σ per conversion, normalised units"),
+    "affine_calibration": Param.boolean(),
+}
+_TILE_KEYS = tuple(_TILE_PARAMS)
+
+#: Every parameter of the accuracy-energy evaluator, typed (checked at study load time).
+PARAMS: dict[str, Param] = {
+    "workload": Param.card("workload", required=True),
+    "chip": Param.card("chip", required=True),
+    "tile": Param.card("tile", required=True),
+    "device": Param.card("devices", required=True),
+    "time_s": Param.real(lo=0.0, hi=1e10, unit="s", default=1.0,
+                         help="time after programming of the accuracy measurement"),
+    "noise_scale": Param.real(lo=0.0, hi=1e3, default=1.0,
+                              help="factor on every noise source of the device"),
+    "training": Param.choice("plain", "hwa", default="plain"),
+    "adc_calibration": Param.boolean(default=True),
+    "measure_accuracy": Param.boolean(default=True),
+    "fit": Param.choice("error", "multi-chip", "reprogram", default="error"),
+    "inferences": Param.integer(lo=1, hi=1_000_000, default=20),
+    "digital": Param.cards("digital"),
+    "test_samples": Param.integer(lo=1, hi=DIGITS_TEST_SAMPLES,
+                                  help="digits test images used for the accuracy"),
+    **_TILE_PARAMS,
+}
+_KNOWN = frozenset(PARAMS)
+_DEFAULT_DIGITAL = ("digital-gpu", "digital-cpu")
+_CHIP_METRICS = ("latency_s", "throughput_per_s", "energy_j", "tops", "tops_per_w")
 
 
-def _split(config: dict[str, Any]):
-    unknown = set(config) - _KNOWN
-    if unknown:
-        raise ValueError(f"unknown study parameters {sorted(unknown)}; known: {sorted(_KNOWN)}")
+def _digital_kind(name: str) -> str:
+    return "gpu" if "gpu" in name else "cpu" if "cpu" in name else name
+
+
+def point_metrics(config: Mapping[str, Any]) -> set[str]:
+    """The metrics :func:`evaluate_point` returns for ``config``."""
+    out = set(_CHIP_METRICS)
+    for name in config.get("digital", _DEFAULT_DIGITAL):
+        kind = _digital_kind(name)
+        out |= {f"digital_{kind}_energy_j", f"digital_{kind}_latency_s"}
+    if config.get("measure_accuracy", True):
+        out |= {"accuracy", "adc_saturation"}
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _check_tile(tile: str, overrides_json: str) -> None:
+    from memsim.crossbar import load_tile_config
+
+    overrides = json.loads(overrides_json)
+    load_tile_config(tile).with_(**overrides)
+
+
+def _overrides(config: Mapping[str, Any]) -> dict[str, Any]:
     overrides = {k: config[k] for k in _TILE_KEYS if k in config}
-    if "adc_bits" in overrides and overrides["adc_bits"] in ("none", None):
-        overrides["adc_bits"] = None
+    for key in ("adc_bits", "dac_bits"):
+        if overrides.get(key) == "none":
+            overrides[key] = None
     return overrides
+
+
+def check_point(config: Mapping[str, Any]) -> None:
+    """Combinations of values the evaluator cannot run (raises ``ValueError``)."""
+    _check_tile(config["tile"], json.dumps(_overrides(config), sort_keys=True))
+    if config.get("training", "plain") == "hwa" and \
+            not str(config["workload"]).startswith("digits-"):
+        raise StudyError(f"training = 'hwa' needs a digits workload (digits-mlp, digits-cnn);"
+                         f" workload = {config['workload']!r} has random weights")
+
+
+def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Type-check a config given directly to :func:`evaluate_point`; tile overrides."""
+    unknown = sorted(set(config) - _KNOWN)
+    if unknown:
+        raise StudyError(f"unknown study parameters {unknown}; known: {sorted(_KNOWN)}")
+    for key, p in PARAMS.items():
+        if key in config:
+            p.check(config[key], f"study parameter {key}")
+        elif p.required:
+            raise StudyError(f"study point needs {key!r} (top level, [fixed] or [grid])")
+    try:
+        check_point(config)
+    except StudyError:
+        raise
+    except ValueError as exc:
+        raise StudyError(f"study point {dict(config)}: {exc}") from None
+    return _overrides(config)
 
 
 @functools.lru_cache(maxsize=32)
@@ -70,7 +176,7 @@ def _chip_metrics(key: str) -> dict[str, float]:
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
     for name in cfg["digital"]:
         est = load_digital(name).estimate(net)
-        kind = "gpu" if "gpu" in name else "cpu" if "cpu" in name else name
+        kind = _digital_kind(name)
         out[f"digital_{kind}_energy_j"] = est.energy_j
         out[f"digital_{kind}_latency_s"] = est.latency_s
     return out
@@ -104,26 +210,30 @@ def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: in
     return accuracy(logits, y_te[:n]), net.saturation_rate()
 
 
-@register_evaluator("accuracy-energy")
-def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, float]:
-    """Metrics of one study point (see the module docstring for the parameters)."""
-    overrides = _split(config)
-    for key in ("workload", "chip", "tile", "device"):
-        if key not in config:
-            raise ValueError(f"study point needs {key!r} (top level, [fixed] or [grid])")
-    digital = config.get("digital", ["digital-gpu", "digital-cpu"])
+@register_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
+                    check=check_point)
+def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Metrics of one study point (see the module docstring for the parameters).
+
+    A metric that cannot be measured for this point (the accuracy of a layer-shape network
+    with random weights) is a :class:`~memsim.studies.runner.NoValue` with the reason.
+    """
+    overrides = _validate(config)
+    digital = config.get("digital", list(_DEFAULT_DIGITAL))
     key = json.dumps({"workload": config["workload"], "tile": config["tile"],
                       "chip": config["chip"], "overrides": overrides,
                       "inferences": int(config.get("inferences", 20)),
                       "fit": config.get("fit", "error"),
                       "digital": list(digital)}, sort_keys=True)
-    metrics = dict(_chip_metrics(key))
+    metrics: dict[str, Any] = dict(_chip_metrics(key))
     if not config.get("measure_accuracy", True):
         return metrics
     if config["workload"].startswith("digits-"):
         acc, sat = _digits_accuracy(config, overrides, seed)
     else:
-        acc, sat = math.nan, math.nan
+        why = (f"workload {config['workload']!r} is a layer-shape network with random "
+               "weights: no accuracy (set measure_accuracy = false)")
+        acc, sat = NoValue(why), NoValue(why)
     metrics["accuracy"] = acc
     metrics["adc_saturation"] = sat
     return metrics
