@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from memsim._io import atomic_path
 from memsim.mapping.graph import Graph
 
 __all__ = ["HWANoise", "accuracy", "cache_dir", "digits_model", "hwa_noise", "load_digits_split"]
@@ -205,9 +206,10 @@ def digits_model(kind: str = "cnn", *, hwa: HWANoise | None = None, seed: int = 
             params = {k: f[k] for k in f.files}
     else:
         params = _train(kind, hwa, seed, epochs)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **params)
-        tmp.replace(path)  # atomic: a crash never leaves a half-written model
+        # a temporary file of its own (several workers may train on a cold cache at once),
+        # then an atomic rename: no reader ever sees a half-written model
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **params)
     return _graph(kind, params)
 
 
