@@ -497,6 +497,30 @@ def _sigint_deferred(message: str) -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread meanwhile (a pending Ctrl-C is delivered at the end).
+
+    Threads started meanwhile inherit the block, and so do the processes they spawn: the
+    workers of a local Dask cluster started here never receive the terminal's Ctrl-C, not
+    even in the first moments of their start (before their preload ignores it).
+    """
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # multiprocessing's resource tracker, when it starts, unblocks SIGINT in the thread that
+    # starts it (bpo-33613): start it now, so that it leaves the block below alone
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 # --- Dask -----------------------------------------------------------------------------------------
 
 def _probe_scheduler(address: str, timeout_s: float) -> None:
@@ -582,12 +606,14 @@ def _connect(scheduler: str | None, workers: int | None, connect_timeout_s: floa
             if scheduler is None:
                 n = workers if workers is not None else (os.cpu_count() or 1)
                 # one single-threaded process per core; the nanny pins BLAS/OpenMP threads to
-                # 1. The workers ignore Ctrl-C (preload): only this process reacts to it and
-                # closes them cleanly.
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.WARNING,
-                                       preload=["memsim.studies._dask_worker"])
-                client = Client(cluster, timeout=connect_timeout_s)
+                # 1. The workers never see Ctrl-C (SIGINT blocked when they are spawned, and
+                # ignored by their preload): only this process reacts to it and closes them.
+                with _sigint_blocked():
+                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           dashboard_address=None,
+                                           silence_logs=logging.WARNING,
+                                           preload=["memsim.studies._dask_worker"])
+                    client = Client(cluster, timeout=connect_timeout_s)
             else:
                 _probe_scheduler(scheduler, connect_timeout_s)
                 client = Client(scheduler, timeout=connect_timeout_s)
