@@ -197,6 +197,9 @@ def read_card(name_or_path: str | Path, kind: str) -> tuple[str, dict[str, Any]]
         raise CardError(f"card {path}: not a text (UTF-8) file: {exc}") from exc
     except OSError as exc:
         raise CardError(f"card {path} cannot be read: {exc.strerror or exc}") from exc
+    if "card" in data and not isinstance(data["card"], dict):
+        raise CardError(f"card {path}: [card] must be a table (kind, description, …), got "
+                        f"{data['card']!r}")
     return path.stem, data
 
 
