@@ -256,6 +256,7 @@ def _cmd_tile(args: argparse.Namespace) -> int:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
+    from memsim.crossbar import Tile, load_tile_config
     from memsim.studies.drift import (
         DRIFT_TIMES,
         format_drift_table,
@@ -264,8 +265,15 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     )
 
     devices, trainings, comps = args.devices, args.training, args.compensation
-    for name in devices:  # a typo fails now, not after the first devices have run
-        memsim.load_device(name)
+    cfg = load_tile_config(args.tile)
+    for name in devices:  # a typo or a misfit fails now, not after the first devices ran
+        try:
+            Tile(cfg, memsim.load_device(name))
+        except MemsimError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"--devices: {name} does not fit tile {cfg.name!r} "
+                              f"(--tile): {exc}") from None
     out = _out_dir(Path(args.out) if args.out else Path("memsim-out") / "drift")
     times = DRIFT_TIMES
     if args.quick:
@@ -313,8 +321,13 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.list or not args.network:
         print("\n".join(list_workloads()))
         return 0
+    from memsim.crossbar import load_tile_config
+
+    device = args.device
+    if device is None:
+        device = fitting_device(load_tile_config(args.tile))
     graph = load_workload(args.network, np.random.default_rng(args.seed))
-    rep = map_network(graph, tile=args.tile, device=args.device).report()
+    rep = map_network(graph, tile=args.tile, device=device).report()
     print(json.dumps(rep, indent=2) if args.json else format_mapping_report(rep))
     return 0
 
@@ -441,8 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "the layers that run digitally.")
     p.add_argument("network", nargs="?", help="network name (see --list)")
     p.add_argument("--list", action="store_true", help="list the built-in networks and exit")
-    p.add_argument("--tile", default="hermes-core")
-    p.add_argument("--device", default="pcm-hermes-2dev")
+    p.add_argument("--tile", default="hermes-core", help="tile card (default hermes-core)")
+    p.add_argument("--device", default=None,
+                   help="device card (default: the first of pcm-hermes-2dev, "
+                   "pcm-hermes-1dev, pcm-generic, … that fits the tile's unit cell)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of random weights")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_map)

@@ -385,6 +385,16 @@ def test_tile_defaults_work_and_list_shows_tiles_only(capsys):
         assert all(np.isfinite(r["relative_error"]) for r in data["accuracy"])
 
 
+def test_map_and_drift_pick_or_check_devices_that_fit_the_tile(capsys):
+    assert main(["map", "lenet5", "--tile", "generic-256", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "pcm-hermes-1dev"
+    # drift with a device that does not fit: refused at once, before any device runs
+    assert main(["drift", "--tile", "generic-256", "--devices", "pcm-generic,pcm-hermes-2dev",
+                 "--quick", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--devices: pcm-hermes-2dev does not fit tile 'generic-256'" in err
+
+
 @HYPO
 @given(argv=st.one_of(
     st.tuples(st.just("tile"), st.text(min_size=1, max_size=12)),
