@@ -591,8 +591,9 @@ def _probe_scheduler(address: str, timeout_s: float) -> None:
 def _connect(scheduler: str | None, workers: int | None, connect_timeout_s: float):
     """(client, cluster or None): a local cluster, or a client of ``scheduler``.
 
-    Ctrl-C during the start is remembered; once the start has finished (or failed), what
-    was started is closed and ``KeyboardInterrupt`` raised.
+    Local cluster: Ctrl-C during its start is remembered; once the start has finished (or
+    failed), what was started is closed and ``KeyboardInterrupt`` raised (so no worker is
+    left behind). Existing scheduler: Ctrl-C interrupts the connection at once.
     """
     try:
         from distributed import Client, LocalCluster
@@ -600,35 +601,36 @@ def _connect(scheduler: str | None, workers: int | None, connect_timeout_s: floa
         raise ClusterError("parallel study runs need dask.distributed: pip install "
                            "'dask[distributed]' (or run serially with --workers 0)") from exc
     client = cluster = None
+    if scheduler is not None:
+        _probe_scheduler(scheduler, connect_timeout_s)
+        try:
+            return Client(scheduler, timeout=connect_timeout_s), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: "
+                               f"{type(exc).__name__}: {exc}; check the address or raise "
+                               "--connect-timeout") from None
     with _sigint_deferred("interrupted: stopping once the Dask cluster has started "
                           "(a few seconds)…") as hits:
         try:
-            if scheduler is None:
-                n = workers if workers is not None else (os.cpu_count() or 1)
-                # one single-threaded process per core; the nanny pins BLAS/OpenMP threads to
-                # 1. The workers never see Ctrl-C (SIGINT blocked when they are spawned, and
-                # ignored by their preload): only this process reacts to it and closes them.
-                with _sigint_blocked():
-                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=None,
-                                           silence_logs=logging.WARNING,
-                                           preload=["memsim.studies._dask_worker"])
-                    client = Client(cluster, timeout=connect_timeout_s)
-            else:
-                _probe_scheduler(scheduler, connect_timeout_s)
-                client = Client(scheduler, timeout=connect_timeout_s)
-        except (ClusterError, KeyboardInterrupt):
+            n = workers if workers is not None else (os.cpu_count() or 1)
+            # one single-threaded process per core; the nanny pins BLAS/OpenMP threads to
+            # 1. The workers never see Ctrl-C (SIGINT blocked when they are spawned, and
+            # ignored by their preload): only this process reacts to it and closes them.
+            with _sigint_blocked():
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.WARNING,
+                                       preload=["memsim.studies._dask_worker"])
+                client = Client(cluster, timeout=connect_timeout_s)
+        except KeyboardInterrupt:
             _close(client, cluster)
             raise
         except Exception as exc:
             _close(client, cluster)
             if hits:
                 raise KeyboardInterrupt from None
-            where = f"the Dask scheduler at {scheduler}" if scheduler else \
-                "a local Dask cluster"
-            raise ClusterError(f"cannot start or reach {where}: {type(exc).__name__}: {exc}"
-                               + ("; check the address or raise --connect-timeout"
-                                  if scheduler else "; try --workers 0 (serial)")) from exc
+            raise ClusterError(f"cannot start a local Dask cluster of {n} worker process(es):"
+                               f" {type(exc).__name__}: {exc}; try --workers 0 (serial)") \
+                from exc
         if hits:
             _close(client, cluster)
             raise KeyboardInterrupt
