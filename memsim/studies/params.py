@@ -21,6 +21,7 @@ same number (``1`` and ``1.0``) are duplicates (:func:`normal_form`).
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,14 +67,14 @@ def _card_names(kind: str) -> list[str]:
     return list_chips(kind)
 
 
-def _check_card(name: str, kind: str, where: str) -> None:
-    """A card name (or path) of the given kind exists and is of that kind."""
+@functools.lru_cache(maxsize=256)
+def _card_problem(name: str, kind: str) -> str | None:
+    """Why ``name`` is not a card of ``kind`` (None when it is); cached per process."""
     if kind == "workload":
         known = _card_names(kind)
         if name not in known:
-            raise StudyError(f"{where} = {name!r} is not a known workload{suggest(name, known)};"
-                             f" known: {', '.join(known)}")
-        return
+            return f"is not a known workload{suggest(name, known)}; known: {', '.join(known)}"
+        return None
     from memsim.cards import find_card, read_card
 
     folder = "devices" if kind == "devices" else "crossbars"
@@ -84,13 +85,19 @@ def _check_card(name: str, kind: str, where: str) -> None:
             card = data.get("card")
             got = card.get("kind") if isinstance(card, Mapping) else None
             if got != kind:
-                raise StudyError(f"{where} = {name!r} is a {got or 'unknown'} card, not a "
-                                 f"{kind} card; {kind} cards: {', '.join(_card_names(kind))}")
-    except StudyError:
-        raise
+                return (f"is a {got or 'unknown'} card, not a {kind} card; {kind} cards: "
+                        f"{', '.join(_card_names(kind))}")
     except ValueError as exc:
-        known = _card_names(kind)
-        raise StudyError(f"{where} = {name!r}: {exc}{suggest(name, known)}") from None
+        return f"{exc}{suggest(name, _card_names(kind))}"
+    return None
+
+
+def _check_card(name: str, kind: str, where: str) -> None:
+    """A card name (or path) of the given kind exists and is of that kind."""
+    problem = _card_problem(name, kind)
+    if problem is not None:
+        sep = " " if problem.startswith("is ") else ": "
+        raise StudyError(f"{where} = {name!r}{sep}{problem}")
 
 
 @dataclass(frozen=True, kw_only=True)
