@@ -406,7 +406,7 @@ def _start_cli_run(study: Path, out: Path, markers: Path, workers: int, sleep_s:
 
 @pytest.mark.parametrize("workers", [(0, 0), (0, 2)], ids=["serial+serial", "serial+dask"])
 def test_two_runs_of_one_study_split_the_grid(tmp_path, workers):
-    study = small(tmp_path, grid="adc_bits = [4, 5, 6, 8, 10]\ntime_s = [1, 86400]", seeds=2)
+    study = small(tmp_path, grid="adc_bits = [4, 5, 6, 8, 10]\ntime_s = [1, 86400]", seeds=3)
     out, markers = tmp_path / "out", tmp_path / "markers"
     markers.mkdir()
     procs = [_start_cli_run(study, out, markers, w, 0.15) for w in workers]
@@ -415,13 +415,13 @@ def test_two_runs_of_one_study_split_the_grid(tmp_path, workers):
         assert p.returncode == 0, stderr
         assert "Traceback" not in stderr and "IntegrityError" not in stderr
     # every point was computed exactly once, by one of the two runs
-    assert len(list(markers.iterdir())) == 20
+    assert len(list(markers.iterdir())) == 30
     computed = [int(stdout.split(" computed now")[0].rsplit(", ", 1)[1])
                 for stdout, _ in results]
-    assert sum(computed) == 20 and all(c > 0 for c in computed), results
-    check_integrity(store_path(out, "small"), 20)
+    assert sum(computed) == 30 and all(c > 0 for c in computed), results
+    check_integrity(store_path(out, "small"), 30)
     fresh = run_study(study, toy_evaluate, tmp_path / "fresh", workers=0, progress=False)
-    assert fresh.computed == 20
+    assert fresh.computed == 30
     assert by_key(store_path(out, "small")) == by_key(store_path(tmp_path / "fresh", "small"))
     with ResultStore(store_path(out, "small"), readonly=True) as store:
         assert store.claims() == {}
