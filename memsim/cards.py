@@ -225,8 +225,10 @@ def take_quantity(table: Mapping[str, Any], field: Field, where: str) -> Quantit
     checked = field.check(si, where)
     limit = PLAUSIBLE.get(field.dimension)
     if limit is not None and abs(checked) > limit[0]:
-        raise CardError(f"{where} = {value!r} {table['unit']} ({checked:g} "
-                        f"{si_unit(field.dimension)}) is implausibly large: above {limit[1]}. "
+        in_si = f" ({checked:g} {si_unit(field.dimension)})" \
+            if table["unit"] != si_unit(field.dimension) else ""
+        raise CardError(f"{where} = {value!r} {table['unit']}{in_si} is implausibly large: "
+                        f"above {limit[1]}. "
                         f"Is the unit right (allowed: {', '.join(_UNITS[field.dimension])})?")
     return Quantity(checked, source)
 

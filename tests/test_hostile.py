@@ -245,6 +245,8 @@ def study(tmp_path: Path, *, grid: dict | None = None, fixed: dict | None = None
     ({"grid": {"adc_bits": [4.0, 8]}}, "adc_bits"),
     ({"grid": {"adc_bits": [4, 30]}}, "adc_bits"),
     ({"fixed": {"measure_accuracy": False}}, "'accuracy' is not a metric"),
+    ({"grid": {"measure_accuracy": [True, False]}}, "does not return 'accuracy'"),
+    ({"metrics": ["acuracy"]}, "'acuracy' is not a metric"),
     ({"device": None}, "needs 'device'"),
     ({"fixed": {"batch": 64}}, "'batch' is not a parameter"),
     ({"fixed": {"training": "hwa"}, "workload": "lenet5"}, "training = 'hwa'"),

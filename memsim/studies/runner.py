@@ -217,27 +217,32 @@ def check_study(spec: StudySpec, evaluate: str | Evaluator, *, quick: bool | Non
             else:
                 p.check(getattr(spec, key), f"{where}: {key}")
     sizes = (False, True) if quick is None else (bool(quick),)
-    seen: set[str] = set()
+    seen: dict[str, Point] = {}
     for q in sizes:
         for point in spec.points(quick=q):
-            if point.seed_index or point.config_hash in seen:
-                continue
-            seen.add(point.config_hash)
+            if point.seed_index == 0:
+                seen.setdefault(point.config_hash, point)
+    for point in seen.values():
+        if decl.check is not None:
             at = f"{where}: point {point.params}" if point.params else where
-            if decl.check is not None:
-                try:
-                    decl.check(point.config)
-                except ValueError as exc:
-                    raise StudyError(f"{at}: {exc}") from None
-            if decl.metrics is not None:
-                gives = set(decl.metrics(point.config))
-                for m in spec.metrics:
-                    if m not in gives:
-                        raise StudyError(
-                            f"{where}: metrics: {m!r} is not a metric that evaluator "
-                            f"{decl.name!r} returns{suggest(m, gives)}"
-                            + (f" for the point {point.params}" if point.params else "")
-                            + f"; it returns: {', '.join(sorted(gives))}")
+            try:
+                decl.check(point.config)
+            except ValueError as exc:
+                raise StudyError(f"{at}: {exc}") from None
+    if decl.metrics is None:
+        return
+    gives = {h: set(decl.metrics(p.config)) for h, p in seen.items()}
+    every = set().union(*gives.values()) if gives else set()
+    for m in spec.metrics:
+        if m not in every:
+            raise StudyError(f"{where}: metrics: {m!r} is not a metric that evaluator "
+                             f"{decl.name!r} returns{suggest(m, every)}; it returns: "
+                             f"{', '.join(sorted(every))}")
+        for h, point in seen.items():
+            if m not in gives[h]:
+                raise StudyError(f"{where}: metrics: evaluator {decl.name!r} does not return "
+                                 f"{m!r} for the point {point.config} (with these values it "
+                                 f"returns: {', '.join(sorted(gives[h]))})")
 
 
 # --- summaries ---------------------------------------------------------------------------------
