@@ -1,7 +1,9 @@
 """memsim: analog in-memory computing with memristive devices, from device to chip."""
 
+from memsim import analog
+from memsim.analog import at_time, calibrate, describe, program, report, set_time
 from memsim.chip import load_chip
-from memsim.crossbar import Tile, TileConfig, load_tile
+from memsim.crossbar import Tile, TileConfig, load_tile, load_tile_config
 from memsim.devices import Device, DeviceState, list_devices, load_device
 from memsim.errors import (
     CardError,
@@ -35,9 +37,17 @@ __all__ = [
     "Tile",
     "TileConfig",
     "__version__",
+    "analog",
+    "at_time",
+    "calibrate",
+    "describe",
     "list_devices",
     "load_chip",
     "load_device",
     "load_tile",
+    "load_tile_config",
     "map_network",
+    "program",
+    "report",
+    "set_time",
 ]

@@ -54,12 +54,14 @@ _UNITS: dict[str, dict[str, float]] = {
     "velocity": {"m/s": 1.0, "nm/s": 1e-9},
     "energy": {"J": 1.0, "pJ": 1e-12, "nJ": 1e-9, "fJ": 1e-15},
     "dimensionless": {"1": 1.0, "%": 1e-2},
+    "lsb": {"LSB": 1.0},  # least significant bits of a converter at its own resolution
     "frequency": {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9},
     "data_rate": {"B/s": 1.0, "kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12},
     "op_rate": {"FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "OP/s": 1.0,
                 "GOP/s": 1e9, "TOP/s": 1e12},
     "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "µW": 1e-6},
     "data_size": {"B": 1.0, "kB": 1e3, "KiB": 1024.0, "MB": 1e6, "MiB": 1024.0**2},
+    "area": {"m2": 1.0, "mm2": 1e-6, "um2": 1e-12, "µm2": 1e-12},
 }
 
 

@@ -267,10 +267,9 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     devices, trainings, comps = args.devices, args.training, args.compensation
     cfg = load_tile_config(args.tile)
     for name in devices:  # a typo or a misfit fails now, not after the first devices ran
+        device = memsim.load_device(name)
         try:
-            Tile(cfg, memsim.load_device(name))
-        except MemsimError:
-            raise
+            Tile(cfg, device)
         except ValueError as exc:
             raise ConfigError(f"--devices: {name} does not fit tile {cfg.name!r} "
                               f"(--tile): {exc}") from None
@@ -474,8 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     from memsim.chip.cli import add_parser as add_chip_parser
+    from memsim.chip.wall import add_parser as add_wall_parser
 
     add_chip_parser(sub)
+    add_wall_parser(sub)
 
     p = sub.add_parser("study", help="parameter studies: run, show, report",
                        description="Run a study file (studies/*.toml or a path): every grid "

@@ -20,8 +20,11 @@ PUBLISHED = {
 }
 
 
-def _conv_tiles(rows: int, cols: int, size: int = 256) -> int:
-    return math.ceil(rows / size) * math.ceil(cols / size)
+def _conv_tiles(rows: int, cols: int, size: int = 256, kk: int = 9) -> int:
+    """Tiles of an im2col matrix cut at input-channel boundaries (whole k x k channels per
+    tile, as HERMES maps its layers): ceil(channels / channels-per-tile) row tiles."""
+    per = size // kk if kk <= size else 1
+    return math.ceil(math.ceil(rows / kk) / per) * math.ceil(cols / size)
 
 
 # exact counts from the layer shapes (weights + biases + batch-norm scale and shift)
@@ -38,11 +41,12 @@ EXACT = {
 TILES = {
     "resnet9-cifar10": (_conv_tiles(27, 64) + _conv_tiles(576, 128) + 2 * _conv_tiles(1152, 128)
                         + _conv_tiles(1152, 256) + _conv_tiles(2304, 512)
-                        + 2 * _conv_tiles(4608, 512) + _conv_tiles(512, 10)),
+                        + 2 * _conv_tiles(4608, 512) + _conv_tiles(512, 10, kk=1)),
     "resnet32-cifar10": 1 + 10 + 1 + 9 * 2 + 2 + 9 * 3 + 1,
-    "alexnet": (_conv_tiles(363, 96) + 2 * _conv_tiles(1200, 128) + _conv_tiles(2304, 384)
-                + 2 * _conv_tiles(1728, 192) + 2 * _conv_tiles(1728, 128)
-                + _conv_tiles(9216, 4096) + _conv_tiles(4096, 4096) + _conv_tiles(4096, 1000)),
+    "alexnet": (_conv_tiles(363, 96, kk=121) + 2 * _conv_tiles(1200, 128, kk=25)
+                + _conv_tiles(2304, 384) + 2 * _conv_tiles(1728, 192) + 2 * _conv_tiles(1728, 128)
+                + _conv_tiles(9216, 4096, kk=1) + _conv_tiles(4096, 4096, kk=1)
+                + _conv_tiles(4096, 1000, kk=1)),
     "lenet5": 6,
 }
 
@@ -93,9 +97,10 @@ def test_lstm_matches_torch_parameter_count():
 
 
 def test_registry_and_seeds():
-    assert set(NETWORKS) == {"resnet9-cifar10", "resnet32-cifar10", "alexnet", "lenet5", "lstm"}
+    assert set(NETWORKS) == {"resnet9-cifar10", "resnet9-hermes", "resnet32-cifar10", "alexnet",
+                             "lenet5", "lstm"}
     with pytest.raises(ValueError, match=r"unknown network 'resnet10'; known networks: "
-                                         r"resnet9-cifar10, resnet32-cifar10"):
+                                         r"resnet9-cifar10, resnet9-hermes, resnet32-cifar10"):
         load_network("resnet10", np.random.default_rng(0))
     with pytest.raises(TypeError, match=r"numpy\.random\.Generator"):
         load_network("lenet5", 0)
@@ -103,3 +108,18 @@ def test_registry_and_seeds():
     b = load_network("lenet5", np.random.default_rng(5)).nodes["c1"].params["weight"]
     c = load_network("lenet5", np.random.default_rng(6)).nodes["c1"].params["weight"]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_resnet9_hermes_is_the_chips_network():
+    """Le Gallo et al. 2023 (Methods): 1,866,536 weights; Conv0 27x56, Conv1 504x112,
+    Conv2-4 1008x{112, 112, 224}, Conv5-7 2016x224, dense 224x10; 40 cores of 256x256."""
+    g = load_network("resnet9-hermes", np.random.default_rng(0))
+    shapes = [m.shape for n in g.weight_nodes() for _, m in n.matrices()]  # (in, out)
+    assert shapes == [(27, 56), (504, 112), (1008, 112), (1008, 112), (1008, 224),
+                      (2016, 224), (2016, 224), (2016, 224), (224, 10)]
+    assert sum(r * c for r, c in shapes) == 1_866_536
+    net = map_network(g, tile="hermes-core", device="pcm-hermes-2dev")
+    assert [layer.tiles for layer in net.layers] == [1, 2, 4, 4, 4, 8, 8, 8, 1]
+    assert net.report()["total_tiles"] == 40
+    y = g.forward(np.zeros((1, 3, 32, 32)))
+    assert y.shape == (1, 10)

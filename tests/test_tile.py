@@ -129,7 +129,7 @@ def test_affine_calibration_removes_floor_bias_and_mismatch():
     rng = np.random.default_rng(6)
     w, x = rng.uniform(-1, 1, (64, 64)), rng.uniform(-1, 1, (400, 64))
     kw = dict(adc_bits=8, adc_mode="floor", output_range=40.0, adc_gain_sigma=0.05,
-              adc_offset_sigma=3.0, weight_scaling="per_tile", input_scaling="fixed")
+              adc_offset_fs=3.0 / 40.0, weight_scaling="per_tile", input_scaling="fixed")
     raw = ideal_tile(**kw).program(w, np.random.default_rng(7))
     cal = ideal_tile(**kw, affine_calibration=True).program(w, np.random.default_rng(7))
     e_raw = np.linalg.norm(raw.matvec(x, 1.0, rng) - x @ w)
@@ -137,31 +137,39 @@ def test_affine_calibration_removes_floor_bias_and_mismatch():
     assert e_cal < e_raw / 5
 
 
-def test_four_phase_equals_one_phase_in_ideal_limit_and_differs_when_quantized():
+def test_four_phase_accumulating_equals_one_phase_for_a_symmetric_cell():
+    """One accumulated conversion of the four phases: for a linear symmetric cell and
+    noise-free converters the 4-phase result equals the 1-phase one, quantization included;
+    four separate conversions quantize four times and differ."""
     rng = np.random.default_rng(8)
     w, x = rng.standard_normal((48, 24)), rng.standard_normal((30, 48))
     ys = {}
-    for enc in ("pwm_1phase", "pwm_4phase"):
-        ys[enc] = ideal_tile(encoding=enc).program(w, np.random.default_rng(9)).matvec(x, 1.0, rng)
-    np.testing.assert_allclose(ys["pwm_1phase"], ys["pwm_4phase"], rtol=1e-10, atol=1e-10)
-    q = {enc: ideal_tile(encoding=enc, adc_bits=5, adc_mode="floor")
-         .program(w, np.random.default_rng(9)).matvec(x, 1.0, rng)
-         for enc in ("pwm_1phase", "pwm_4phase")}
-    assert not np.allclose(q["pwm_1phase"], q["pwm_4phase"])
+    for enc, conv in (("pwm_1phase", "accumulate"), ("pwm_4phase", "accumulate"),
+                      ("pwm_4phase", "separate")):
+        ys[enc, conv] = ideal_tile(encoding=enc, phase_conversion=conv, adc_bits=5,
+                                   adc_mode="floor").program(
+            w, np.random.default_rng(9)).matvec(x, 1.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(ys["pwm_1phase", "accumulate"], ys["pwm_4phase", "accumulate"])
+    assert not np.allclose(ys["pwm_1phase", "accumulate"], ys["pwm_4phase", "separate"])
+    exact = {enc: ideal_tile(encoding=enc, phase_conversion="separate").program(
+        w, np.random.default_rng(9)).matvec(x, 1.0, rng) for enc in ("pwm_1phase", "pwm_4phase")}
+    np.testing.assert_allclose(exact["pwm_1phase"], exact["pwm_4phase"], rtol=1e-10, atol=1e-10)
 
 
 # -- the fast path against the slow reference ---------------------------------------------------
-@pytest.mark.parametrize("encoding", ["pwm_1phase", "pwm_4phase"])
+@pytest.mark.parametrize("encoding, conversion", [("pwm_1phase", "accumulate"),
+                                                  ("pwm_4phase", "accumulate"),
+                                                  ("pwm_4phase", "separate")])
 @pytest.mark.parametrize("mode", ["floor", "round"])
 @pytest.mark.parametrize("comp", ["none", "global", "per_column"])
-def test_tile_matches_slow_reference(encoding, mode, comp):
+def test_tile_matches_slow_reference(encoding, conversion, mode, comp):
     """Noise-free PCM (drift only), quantized converters with mismatch, calibration, comp."""
     dev = memsim.load_device("pcm-hermes-1dev").with_noise(programming=1.0, drift_spread=1.0,
                                                               read=0.0)
     cfg = TileConfig(name="t", rows=12, cols=7, dac_bits=6, adc_bits=7, adc_mode=mode,
-                     output_range=6.0, adc_gain_sigma=0.03, adc_offset_sigma=0.7,
-                     encoding=encoding, affine_calibration=True, drift_compensation=comp,
-                     calibration_time_s=20.0, dtype="float64")
+                     output_range=6.0, adc_gain_sigma=0.03, adc_offset_fs=0.7 / 6.0,
+                     encoding=encoding, phase_conversion=conversion, affine_calibration=True,
+                     drift_compensation=comp, calibration_time_s=20.0, dtype="float64")
     tile = load_tile(cfg, device=dev)
     rng = np.random.default_rng(10)
     w = rng.standard_normal((12, 7))
@@ -169,22 +177,43 @@ def test_tile_matches_slow_reference(encoding, mode, comp):
     x = rng.standard_normal((9, 12))
     t = 86400.0
     y = tile.matvec(x, t, np.random.default_rng(11))
-    read = tile._read(t, np.random.default_rng(0))  # deterministic: no read noise
+    arr = tile.array_
+    gp, gn, _, _ = arr.cell.read(arr.states_, t, np.random.default_rng(0))  # no read noise
     a, b = tile.affine_
     if comp == "none":
         alpha = 1.0
     else:
-        now = read.gp.sum(0) + read.gn.sum(0)
+        now = gp.sum(0) + gn.sum(0)
         ref = tile.reference_readout_
         alpha = float(ref.sum() / now.sum()) if comp == "global" else list(ref / now)
     for k in range(x.shape[0]):
         expect = naive.tile_matvec_reference(
-            list(x[k]), read.gp.tolist(), read.gn.tolist(), dac_bits=6, adc_bits=7,
+            list(x[k]), gp.tolist(), gn.tolist(), dac_bits=6, adc_bits=7,
             adc_mode=mode, output_range=6.0, gain=list(tile.adc_gain_),
-            offset=list(tile.adc_offset_), four_phase=encoding == "pwm_4phase",
+            offset=list(tile.adc_offset_), four_phase=conversion == "separate",
             affine_a=list(a), affine_b=list(b), alpha=alpha,
             weight_scale=list(tile.weight_scale_))
         np.testing.assert_allclose(y[k], expect, rtol=1e-9, atol=1e-12)
+
+
+def test_numba_and_torch_adc_stages_agree_on_the_same_normals():
+    """The CPU kernel and the torch formula (CUDA's back-end) are one physics."""
+    import torch
+
+    rng = np.random.default_rng(30)
+    tile = load_tile("hermes-core", device="pcm-hermes-2dev", dtype="float64",
+                     adc_bits=6).program(rng.standard_normal((100, 40)), rng)
+    arr = tile.array_
+    st = arr.state_at(3600.0, rng)
+    x = torch.from_numpy(rng.uniform(-1, 1, (50, 1, 1, 100)))
+    y, var = arr._analog_linear(x, st)
+    z = torch.from_numpy(rng.standard_normal(y.shape))
+    s = x.abs().amax(dim=3)
+    outs = [arr._adc(y, var, (50, 40, 50 * 40, 1), s, st, rng, z=z, backend=b)
+            for b in ("numba", "torch")]
+    torch.testing.assert_close(outs[0][0].reshape(50, 40), outs[1][0].reshape(50, 40),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])  # saturation counts
 
 
 # -- noise statistics ----------------------------------------------------------------------------
@@ -193,7 +222,7 @@ def test_per_mvm_read_noise_variance_matches_analytic():
     dev = memsim.load_device("pcm-hermes-2dev").with_noise(programming=0.0, drift_spread=0.0)
     adc_noise = 0.05
     cfg = TileConfig(name="t", rows=32, cols=6, dac_bits=None, adc_bits=None,
-                     adc_noise=adc_noise, dtype="float64", weight_scaling="per_tile",
+                     adc_noise_fs=adc_noise / 16.0, dtype="float64", weight_scaling="per_tile",
                      input_scaling="fixed", devices_per_polarity=2)
     tile = load_tile(cfg, device=dev)
     rng = np.random.default_rng(12)
@@ -204,8 +233,9 @@ def test_per_mvm_read_noise_variance_matches_analytic():
     n = 20000
     y = tile.matvec(np.tile(x1, (n, 1)), 600.0, rng) / tile.weight_scale_
     # analytic: per-device fast-band σ from the device model, summed over the column
-    sd = [dev.read_noise_std(s, 600.0, window_s=cfg.noise_window_s) for s in tile.states_]
-    var_dev = sum(s[0] ** 2 + s[1] ** 2 for s in sd) / tile.g_unit_s**2  # (32, 6)
+    sd = [dev.read_noise_std(s.expand(), 600.0, window_s=cfg.noise_window_s)
+          for s in tile.states_]
+    var_dev = sum(s[0] ** 2 + s[1] ** 2 for s in sd) / tile.array_.cell.g_unit_s**2  # (32, 6)
     expect = (x1**2) @ var_dev + adc_noise**2
     got = y.var(axis=0, ddof=1)
     tol = Z * expect * math.sqrt(2 / (n - 1))
@@ -225,7 +255,9 @@ def test_per_mvm_noise_shortcut_equals_device_level_draws_in_distribution():
     n = 20000
     fast = tile.matvec(np.tile(x1, (n, 1)), 100.0, rng) / tile.weight_scale_
     # slow: draw each device's per-read noise explicitly for every MVM
-    s = dev.read_noise_std(tile.states_[0], 100.0, window_s=cfg.noise_window_s) / tile.g_unit_s
+    s = dev.read_noise_std(tile.states_[0].expand(), 100.0,
+                           window_s=cfg.noise_window_s) / tile.array_.cell.g_unit_s
+    s = s.reshape(2, 8, 3)  # (polarity, rows, cols) of the single tile
     noise = rng.standard_normal((n, 2, 8, 3)) * s
     slow_noise = np.einsum("i,nij->nj", x1, noise[:, 0] - noise[:, 1])
     from scipy import stats
@@ -302,25 +334,30 @@ def test_two_devices_per_polarity_average_programming_noise():
     for n in (1, 2):
         cfg = TileConfig(name="t", rows=256, cols=64, devices_per_polarity=n, **IDEAL)
         tile = load_tile(cfg, device=dev).program(w, rng)
-        read = tile._read(0.0, rng)
-        errs[n] = (read.gp - read.gn - 0.5).ravel()
+        gp, gn, _, _ = tile.array_.cell.read(tile.states_, 0.0, rng)
+        errs[n] = (gp - gn - 0.5).ravel()
     ratio = errs[2].std() / errs[1].std()
     m = errs[1].size
     assert abs(ratio - 1 / math.sqrt(2)) < Z * math.sqrt(2 / m)
 
 
-def test_significance_with_residual_programming_reduces_error():
-    dev = memsim.load_device("pcm-hermes-1dev").with_noise(read=0.0, drift_spread=0.0)
-    rng = np.random.default_rng(19)
-    w = rng.uniform(-1, 1, (256, 64))
+def test_significance_corrects_both_signs_so_the_error_falls_with_f():
+    """Two devices per polarity with significance F (program-and-correct): the second pair
+    programs the signed residual, so the weight error falls as F grows. Issue figures for
+    pcm-generic: 0.0088 / 0.0061 / 0.0053 rms for F = 2 / 4 / 8 (one-sided correction gave
+    0.0161 / 0.0186 / 0.0212)."""
+    from memsim.crossbar.cell import CellModel
+
+    dev = memsim.load_device("pcm-generic")
+    w = np.random.default_rng(19).uniform(-1, 1, (256, 256))
     errs = {}
-    for f in (1.0, 4.0):
-        cfg = TileConfig(name="t", rows=256, cols=64, devices_per_polarity=2, significance=f,
-                         weight_scaling="per_tile", **IDEAL)
-        tile = load_tile(cfg, device=dev).program(w, rng)
-        read = tile._read(0.0, rng)
-        errs[f] = np.std(read.gp - read.gn - w / tile.weight_scale_[0])
-    assert errs[4.0] < errs[1.0]
+    for f in (1.0, 2.0, 4.0, 8.0):
+        cell = CellModel(TileConfig(devices_per_polarity=2, significance=f), dev)
+        states = cell.program(w, np.random.default_rng(20))
+        errs[f] = float(np.sqrt(np.mean((cell.effective_weights(states) - w) ** 2)))
+    assert errs[1.0] > errs[2.0] > errs[4.0] > errs[8.0]
+    for f, expect in ((2.0, 0.0088), (4.0, 0.0061), (8.0, 0.0053)):
+        assert errs[f] == pytest.approx(expect, rel=0.05)
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -409,33 +446,61 @@ def test_ir_drop_vanishes_with_vanishing_wire_resistance():
 
 
 def test_cached_read_parts_have_the_device_read_distribution():
-    """The tile's cached (mean, slow σ) path draws what device.read(window_s=w) draws."""
+    """The engine's (mean, slow σ) path draws what device.read(window_s=w) draws."""
     dev = memsim.load_device("pcm-hermes-1dev").with_noise(programming=0.0, drift_spread=0.0)
     cfg = TileConfig(name="t", rows=256, cols=128, **IDEAL)
     tile = load_tile(cfg, device=dev).program(np.full((256, 128), 0.6), np.random.default_rng(0))
     t, w = 3600.0, cfg.noise_window_s
-    assert tile._read_parts(t) is not False  # the fast path is the one under test
-    g_tile = tile._read(t, np.random.default_rng(1)).gp.astype(np.float64).ravel()
-    g_dev = dev.read(tile.states_[0], t, np.random.default_rng(2), window_s=w)[0].ravel()
-    g_dev = g_dev / tile.g_unit_s
+    arr = tile.array_
+    assert dev.mvm_read_parts(arr.states_[0].expand(), t, window_s=w) is not None
+    g_tile = arr.state_at(t, np.random.default_rng(1)).w.numpy().ravel()
+    g_dev = dev.read(arr.states_[0].expand(), t, np.random.default_rng(2), window_s=w)[0]
+    g_dev = g_dev.ravel() / arr.cell.g_unit_s
     n = g_tile.size
     sd = g_dev.std()
     assert abs(g_tile.mean() - g_dev.mean()) < Z * sd * math.sqrt(2 / n)
     assert abs(g_tile.std() - sd) < Z * sd * math.sqrt(2 / (2 * (n - 1)))
-    # the uncached path (a relaxation model) still runs
+    # a model without the split (relaxation) reads through the device directly
     rram = load_tile(cfg, device="rram-cmo").program(np.full((256, 128), 0.6),
                                                       np.random.default_rng(0))
-    assert rram._read_parts(t) is False
-    assert np.isfinite(rram._read(t, np.random.default_rng(3)).gp).all()
+    assert np.isfinite(rram.array_.state_at(t, np.random.default_rng(3)).w.numpy()).all()
 
 
-def test_card_noise_in_lsb_is_kept_when_the_adc_is_made_unquantized():
+def test_converter_noise_has_one_physical_unit_whatever_the_bits():
+    """Analog noise is a fraction of the full scale (kept when the bits change); quantizer
+    noise is in LSB (scales with the LSB); an unquantized ADC keeps the analog part."""
     cfg = memsim.crossbar.load_tile_config("hermes-core")
-    lsb = cfg.output_range / 2 ** (cfg.adc_bits - 1)
-    assert cfg.adc_noise == pytest.approx(0.5 * lsb)  # card: 0.5 LSB
-    assert cfg.adc_offset_sigma == pytest.approx(1.0 * lsb)  # card: 1 LSB
-    unq = memsim.crossbar.load_tile_config("hermes-core", adc_bits=None)
-    assert unq.adc_noise == cfg.adc_noise  # same physical noise, not 0.5 "units"
+    fs = cfg.output_range
+    assert cfg.adc_noise_sigma() == pytest.approx(cfg.adc_noise_fs * fs)
+    for bits in (4, 6, None):
+        other = cfg.with_(adc_bits=bits)
+        assert other.adc_noise_sigma() == pytest.approx(cfg.adc_noise_fs * fs)
+    lsb_noise = cfg.with_(adc_noise_fs=0.0, adc_noise_lsb=0.5)
+    for bits in (4, 8):
+        c = lsb_noise.with_(adc_bits=bits)
+        assert c.adc_noise_sigma() == pytest.approx(0.5 * fs / 2 ** (bits - 1))
+    assert lsb_noise.with_(adc_bits=None).adc_noise_sigma() == 0.0
+    assert "of full scale" in cfg.assumptions()
+
+
+@pytest.mark.parametrize("bits", [8, 10, None])
+def test_measured_converter_noise_follows_its_units(bits):
+    """Zero weights and inputs at full scale: the output spread is the converter noise in
+    normalised units, σ_fs·FS, the same at 8 and 10 bits and unquantized (plus the LSB²/12
+    of rounding, whose error the noise dithers); tolerance 5 σ of the sample standard
+    deviation, +2 % for the dither approximation."""
+    rng = np.random.default_rng(31)
+    fs, sigma_fs = 24.0, 0.02
+    tile = ideal_tile(rows=16, cols=64, adc_bits=bits, output_range=fs, adc_noise_fs=sigma_fs,
+                      weight_scaling="per_tile", input_scaling="fixed", adc_mode="round")
+    w = np.zeros((16, 64))
+    w[0, 0] = 1.0  # a nonzero weight sets the weight scale to 1
+    tile.program(w, rng)
+    y = tile.matvec(np.ones((4000, 16)), 1.0, rng)[:, 1:]
+    lsb = 0.0 if bits is None else fs / 2 ** (bits - 1)
+    expect = math.sqrt((sigma_fs * fs) ** 2 + lsb**2 / 12)  # plus rounding's uniform error
+    n = y.size
+    assert abs(y.std() - expect) < Z * expect / math.sqrt(2 * n) + 0.02 * expect
 
 
 @pytest.mark.parametrize("cols", [256, 7, 1])
@@ -445,14 +510,17 @@ def test_adc_kernel_noise_is_standard_normal_for_even_and_odd_columns(cols):
     from memsim.crossbar import _kernels as K
 
     rows = 400_000 // cols
-    y = np.zeros((rows, cols), dtype=np.float32)
-    var = np.full((rows, cols), 0.75, dtype=np.float32)  # + σ² = 0.25 of the converter
-    one = np.ones(cols, dtype=np.float32)
-    out = np.empty((rows, cols))
+    y = np.zeros(rows * cols, dtype=np.float32)
+    var = np.full(rows * cols, 0.75, dtype=np.float32)  # + σ² = 0.25 of the converter
+    one = np.ones(cols)
+    out = np.empty(rows * cols, dtype=np.float32)
     sat = np.zeros(rows, dtype=np.int64)
-    K.adc_kernel(y, var, True, np.uint64(11), 0, one, one, np.zeros(cols, np.float32), 1.0,
-                 0.25, 0, False, 1.0, np.ones(cols), np.zeros(cols), np.ones(rows), out, sat)
-    assert not sat.any()
+    bad = np.zeros(rows, dtype=np.int64)
+    K.adc_stage(y, var, True, cols, rows * cols, rows, 1, 1, cols, 1, np.uint64(11), True,
+                False, np.zeros(0, np.float32), one, one, np.zeros(cols), one, np.zeros(cols),
+                np.ones(1), np.full(1, 0.25), 0, False, np.ones(rows), 1, out, False, sat, bad)
+    assert not sat.any() and not bad.any()
+    out = out.reshape(rows, cols).astype(np.float64)
     z = out.ravel()
     n = z.size
     assert abs(z.mean()) < Z / math.sqrt(n)
@@ -477,17 +545,18 @@ def test_slow_read_noise_is_a_state_at_each_time():
     rng = np.random.default_rng(1)
     x = np.ones((1, 32))
     t = 3600.0
-    g1 = tile._read(t, rng).w.copy()
-    np.testing.assert_array_equal(tile._read(t, rng).w, g1)  # the same state at t
-    assert not np.array_equal(tile._read(t, rng, redraw=True).w, g1)
-    g2 = tile._read(t, rng).w.copy()  # the redrawn state is the one kept
-    assert not np.array_equal(tile._read(2 * t, rng).w, g2)
-    np.testing.assert_array_equal(tile._read(t, rng).w, g2)
+    arr = tile.array_
+    g1 = arr.state_at(t, rng).w.clone()
+    np.testing.assert_array_equal(arr.state_at(t, rng).w, g1)  # the same state at t
+    assert not np.array_equal(arr.state_at(t, rng, redraw=True).w, g1)
+    g2 = arr.state_at(t, rng).w.clone()  # the redrawn state is the one kept
+    assert not np.array_equal(arr.state_at(2 * t, rng).w, g2)
+    np.testing.assert_array_equal(arr.state_at(t, rng).w, g2)
     # through matvec: a window shorter than the read time makes all 1/f noise slow, and the
     # converters are ideal, so equal states give equal outputs
     slow = TileConfig(name="t", rows=32, cols=8, noise_window_s=1e-9, **IDEAL)
     tile = load_tile(slow, device=dev).program(np.full((32, 8), 0.5), np.random.default_rng(0))
-    assert tile._read(t, rng).s is None  # no per-MVM noise left
+    assert tile.array_.state_at(t, rng).var is None  # no per-MVM noise left
     y1 = tile.matvec(x, t, rng)
     np.testing.assert_array_equal(tile.matvec(x, t, rng), y1)
     assert not np.array_equal(tile.matvec(x, t, rng, redraw=True), y1)

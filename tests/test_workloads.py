@@ -8,14 +8,17 @@ import math
 import numpy as np
 import pytest
 
+import memsim
 from memsim.mapping import map_network
 from memsim.workloads.digits import (
     accuracy,
     cache_dir,
     digits_model,
+    digits_torch,
     hwa_noise,
     load_digits_split,
 )
+from memsim.workloads.training import analog_accuracy
 
 
 def test_digits_split():
@@ -27,11 +30,12 @@ def test_digits_split():
 
 
 def test_unknown_model():
-    with pytest.raises(ValueError, match=r"unknown digits model 'rnn'; known: \['mlp', 'cnn'\]"):
+    with pytest.raises(memsim.ConfigError,
+                       match=r"unknown digits model 'rnn'; known: \['mlp', 'cnn'\]"):
         digits_model("rnn")
 
 
-def test_hwa_noise_is_measured_on_the_tile():
+def test_digits_hwa_noise_is_measured_on_the_tile():
     pcm = hwa_noise("hermes-core", "pcm-hermes-2dev")
     ideal = hwa_noise("hermes-core", "ideal")
     assert 0.01 < pcm.weight_sigma < 0.3
@@ -54,34 +58,37 @@ def test_trained_models_are_accurate_and_cached(kind):
         np.testing.assert_array_equal(a.params["weight"], b.params["weight"])
 
 
-def test_mapped_digits_cnn_ideal_equals_float():
+def test_mapped_digits_cnn_exact_limit_equals_float_in_numpy_and_torch():
     x_te = load_digits_split()[2]
     g = digits_model("cnn")
-    from memsim.crossbar import IDEAL_CONVERTERS
-
-    net = map_network(g, tile="hermes-core", device="ideal", **IDEAL_CONVERTERS)
+    net = map_network(g, tile="hermes-core", device="pcm-hermes-2dev", exact=True)
     net.program(np.random.default_rng(0))
     np.testing.assert_allclose(net.forward(x_te[:50], 86400.0, np.random.default_rng(1)),
                                g.forward(x_te[:50]), rtol=1e-9, atol=1e-9)
+    model = digits_torch("cnn")
+    a = memsim.analog(model, "hermes-core", "pcm-hermes-2dev", exact=True)
+    memsim.program(a, seed=0)
+    x = torch.as_tensor(x_te[:50], dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), model(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model(x).detach().double().numpy(), g.forward(x_te[:50]),
+                               rtol=1e-4, atol=1e-4)  # the Graph holds the same weights
 
 
-def test_hwa_training_keeps_higher_accuracy_after_one_day_of_pcm_drift():
-    """Paired over programming seeds: same seeds for both models; t-statistic > 3."""
-    _, _, x_te, y_te = load_digits_split()
+def test_hwa_training_keeps_higher_accuracy_after_a_year_of_pcm_drift():
+    """24 programming seeds per model, one year after programming with global drift
+    compensation; Welch t-statistic of the accuracy difference > 3 (measured 3.4-5.5 over
+    four seed sets; mean gain +2.1 to +2.8 points)."""
+    x_tr, _, x_te, y_te = load_digits_split()
     tile, device = "hermes-core", "pcm-hermes-2dev"
-    models = {"plain": digits_model("cnn"),
-              "hwa": digits_model("cnn", hwa=hwa_noise(tile, device))}
-    seeds = range(6)
-    acc = {k: [] for k in models}
-    for name, g in models.items():
-        net = map_network(g, tile=tile, device=device)
-        for s in seeds:
-            net.program(np.random.default_rng(100 + s))
-            acc[name].append(accuracy(net.forward(x_te, 86400.0, np.random.default_rng(200 + s)),
-                                      y_te))
-    d = np.array(acc["hwa"]) - np.array(acc["plain"])
-    t_stat = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
-    assert d.mean() > 0.01, acc
+    models = {"plain": digits_torch("cnn"),
+              "hwa": digits_torch("cnn", hwa=hwa_noise(tile, device))}
+    acc = {name: analog_accuracy(m, x_te, y_te, tile=tile, device=device, times=[3.15e7],
+                                 seeds=24, seed=100, x_calibrate=x_tr[:256])["accuracy"][:, 0]
+           for name, m in models.items()}
+    a, b = acc["hwa"], acc["plain"]
+    t_stat = (a.mean() - b.mean()) / math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    assert a.mean() - b.mean() > 0.01, acc
     assert t_stat > 3, (acc, t_stat)
 
 

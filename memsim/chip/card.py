@@ -1,8 +1,10 @@
-"""Chip cards: cores, converters' timing, digital units, network on chip, I/O and energy table.
+"""Chip cards: cores, topology, MVM timing, digital units, links, I/O, energy, area.
 
 A chip card (``crossbars/<name>.toml``, ``[card] kind = "chip"``) names the tile card of its
-cores (``tile = "hermes-core"``) and adds what a chip has around the arrays. Every number is
-a ``{value, unit, source}`` table (see :mod:`memsim.cards`); modes are plain strings.
+cores (``tile = "hermes-core"``: array size, converters' bits, input encoding) and adds what a
+chip has around the arrays. Every number is a ``{value, unit, source}`` table (see
+:mod:`memsim.cards`); modes are plain strings; a value that is not from a paper says
+"memsim assumption" in its source.
 
 Timing of one MVM on a core (the array is held for this long)::
 
@@ -11,113 +13,41 @@ Timing of one MVM on a core (the array is held for this long)::
 
 with P the phases of the tile's encoding (1, or 4 for ``pwm_4phase``: each input sign ×
 weight sign in its own PWM window, each window converted by the ADCs) and b the tile's DAC
-bits. The local digital unit post-processes each MVM's outputs (affine correction, fused
-activation, and in 4-phase mode the sum of the four conversions) in a pipeline behind the
-array: ops / (lanes · clock) per MVM.
+bits. The local digital unit (LDPU) then handles the MVM's outputs at ``outputs_per_clock``
+per clock, pipelined behind the array; with ``accumulates_conversions`` it handles every
+conversion (ISAAC's shift-and-add of bit-serial and bit-sliced results), otherwise one value
+per output column (HERMES: the phases add up in the ADC counters). The global digital unit
+(GDPU) has ``slices`` working in parallel, each one output every ``cycles_per_output`` clocks.
 
-Energy is counts × table (Accelergy style): the card's ``[energy]`` section gives the energy
-of one action; :class:`EnergyTable` holds them and can be swapped to re-cost a run without
-simulating it again.
+Energy is counts × table (see :mod:`memsim.chip.energy`); static power and area come per
+block from ``[components.<block>]``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from memsim.cards import As, CardError, Field, parse_section, read_card, take_quantity
+from memsim.cards import As, Field, parse_section, read_card, take_quantity
+from memsim.chip.energy import Component, EnergyTable
+from memsim.chip.topology import Topology, make_topology, square_grid
 from memsim.crossbar.config import TileConfig, load_tile_config
+from memsim.errors import CardError, ConfigError
 
-__all__ = ["ACTIONS", "COMPONENTS", "ChipConfig", "EnergyTable", "load_chip_config",
-           "load_energy_table", "take"]
+__all__ = ["ChipConfig", "load_chip_config", "load_energy_table"]
 
-def take(table: Any, spec: Field, where: str) -> tuple[float, str]:
-    """Validate one ``{value, unit, source}`` table; returns (SI value, source)."""
-    q = take_quantity(table, spec, where)
-    return q.value, q.source
-
-
-# -- energy table -------------------------------------------------------------------------------
-# action -> component of the breakdown
-COMPONENTS: dict[str, str] = {
-    "dac_conversion": "DAC",
-    "array_cell_read": "array",
-    "adc_conversion": "ADC",
-    "local_digital_op": "local digital",
-    "global_digital_op": "global digital",
-    "noc_byte_hop": "network on chip",
-    "buffer_byte": "buffers",
-    "offchip_byte": "off-chip I/O",
-    "program_device": "programming",
-    "core_static_s": "static",
-}
-ACTIONS = tuple(COMPONENTS)
-
-
-def _component(action: str) -> str:
-    if action.startswith("adc_conversion_"):
-        return "ADC"
-    return COMPONENTS[action]
-
-
-@dataclass(frozen=True)
-class EnergyTable:
-    """Energy of one action, in joules (Accelergy-style per-action table).
-
-    Keys: ``dac_conversion`` (one input line driven for one phase/cycle), ``array_cell_read``
-    (one unit cell read for one phase/cycle), ``adc_conversion_<b>b`` (one conversion at b
-    bits), ``local_digital_op``, ``global_digital_op``, ``noc_byte_hop`` (one byte over one
-    link), ``buffer_byte`` (one byte read or written in a core buffer), ``offchip_byte``,
-    ``program_device`` (programming one device), ``core_static_s`` (one core powered for one
-    second, i.e. the static power in W).
-    """
-
-    name: str
-    energy_j: Mapping[str, float]
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        for key, value in self.energy_j.items():
-            if not (key in ACTIONS or (key.startswith("adc_conversion_") and key.endswith("b")
-                                       and key[15:-1].isdigit())):
-                raise CardError(f"energy table {self.name!r}: unknown action {key!r}; known: "
-                                f"{[*ACTIONS[:2], 'adc_conversion_<bits>b', *ACTIONS[3:]]}")
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise CardError(f"energy table {self.name!r}: {key} = {value!r} is out of "
-                                f"range; allowed [0, inf) J")
-
-    def __getitem__(self, action: str) -> float:
-        try:
-            return self.energy_j[action]
-        except KeyError:
-            if action.startswith("adc_conversion_"):
-                known = sorted(k for k in self.energy_j if k.startswith("adc_conversion_"))
-                raise CardError(f"energy table {self.name!r} has no ADC energy for "
-                                f"{action[15:]}; known: {known}") from None
-            raise CardError(f"energy table {self.name!r} has no action {action!r}") from None
-
-    def with_(self, **changes: float) -> EnergyTable:
-        """A copy with some per-action energies changed (J)."""
-        return EnergyTable(f"{self.name}*", {**self.energy_j, **changes}, self.sources)
-
-    def cost(self, counts: Mapping[str, float]) -> dict[str, float]:
-        """Energy per component (J) of the action ``counts``."""
-        out: dict[str, float] = {}
-        for action, n in counts.items():
-            if n:
-                comp = _component(action)
-                out[comp] = out.get(comp, 0.0) + n * self[action]
-        return out
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.energy_j)
-
-
-# -- the chip config ------------------------------------------------------------------------------
 INPUT_SCHEMES = ("pwm", "bit_serial")
+ATTACH = ("centre", "corner")
+TILE_KEYS = ("encoding", "dac_bits", "adc_bits", "rows", "cols")
+
+
+@functools.lru_cache(maxsize=64)
+def _topology(kind: str, cores: int, rows: int, cols: int, size: int) -> Topology:
+    return make_topology(kind, cores, rows=rows, cols=cols, prism_size=size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,56 +56,66 @@ class ChipConfig:
 
     Attributes:
         tile: the TileConfig of one core's array (geometry, converters' bits, encoding).
-        cores, grid_rows, grid_cols: core count and floor plan (cores = rows × cols).
-        weight_slices: physical arrays per core that hold one weight block (bit slicing,
-            ISAAC: 8 arrays of 2-bit cells for 16-bit weights); they compute in parallel.
-        input_scheme: "pwm" or "bit_serial" (see the module docstring).
-        pwm_unit_time_s, phase_overhead_s, cycle_time_s, mvm_overhead_s: MVM timing.
-        ldpu_lanes, ldpu_clock_hz, affine_ops_per_output: local digital unit of each core.
-        gdu_units, gdu_lanes, gdu_clock_hz, gdu_position: global digital units (one shared
-            pool attached to the router of core position (row, col)).
-        link_bandwidth_Bps, hop_latency_s: each directed mesh link; a message of n bytes over
-            h links takes h · hop_latency + n / bandwidth and holds those links meanwhile.
-        activation_bytes, partial_sum_bytes: sizes of one activation / one partial sum.
-        io_bandwidth_Bps, io_latency_s, io_position: off-chip port (one in, one out).
-        input_buffer_bytes, output_buffer_bytes: per-core buffers (capacity is checked).
-        program_time_per_device_s, program_parallel_devices: programming time per core.
-        energy: the per-action :class:`EnergyTable`.
-        device: default device card for mapping networks onto this chip.
+        cores, weight_slices: cores per chip; arrays per core holding one weight block (bit
+            slicing: ISAAC uses 8 arrays of 2-bit cells for 16-bit weights).
+        gate_unused_lines: whether a core switches off the input lines and converters of the
+            rows and columns its block does not use (False: every MVM drives the whole array).
+        topology, grid_rows, grid_cols, prism_size: the on-chip network
+            (:mod:`memsim.chip.topology`); global_unit_at / io_at: "centre" or "corner" core.
+        input_scheme, pwm_unit_time_s, phase_overhead_s, cycle_time_s, mvm_overhead_s: MVM
+            timing (module docstring).
+        ldpu_outputs_per_clock, ldpu_clock_hz, affine_ops_per_output, ldpu_accumulates:
+            the local digital unit of each core.
+        gdu_slices, gdu_cycles_per_output, gdu_clock_hz: the global digital unit.
+        link_bandwidth_Bps, hop_latency_s: each directed link; activation_bits,
+            partial_sum_bits: the values they carry.
+        io_bandwidth_Bps, io_latency_s: off-chip port (one in, one out).
+        input_buffer_bytes, output_buffer_bytes: per core.
+        program_parallel_devices, program_iterations, program_iteration_s: programming.
+        energy: the per-action :class:`EnergyTable` (static powers included).
+        components: the blocks with area and static power.
+        reference: the published figures ``memsim chip --calibrate`` compares with.
     """
 
     name: str = "custom"
     description: str = ""
+    reference: str = ""
     tile: TileConfig
     device: str = "pcm-hermes-2dev"
     cores: int
-    grid_rows: int
-    grid_cols: int
     weight_slices: int = 1
+    gate_unused_lines: bool = False
+    topology: str = "mesh"
+    grid_rows: int = 0
+    grid_cols: int = 0
+    prism_size: int = 5
+    global_unit_at: str = "centre"
+    io_at: str = "corner"
     input_scheme: str = "pwm"
     pwm_unit_time_s: float = 1e-9
     phase_overhead_s: float = 0.0
     cycle_time_s: float = 1e-7
     mvm_overhead_s: float = 0.0
-    ldpu_lanes: int = 16
+    ldpu_outputs_per_clock: float = 1.0
     ldpu_clock_hz: float = 1e9
     affine_ops_per_output: int = 2
-    gdu_units: int = 1
-    gdu_lanes: int = 64
+    ldpu_accumulates: bool = False
+    gdu_slices: int = 1
+    gdu_cycles_per_output: float = 1.0
     gdu_clock_hz: float = 1e9
-    gdu_position: tuple[int, int] = (0, 0)
-    link_bandwidth_Bps: float = 32e9
-    hop_latency_s: float = 2e-9
-    activation_bytes: int = 1
-    partial_sum_bytes: int = 2
+    link_bandwidth_Bps: float = 1e9
+    hop_latency_s: float = 1e-9
+    activation_bits: int = 8
+    partial_sum_bits: int = 16
     io_bandwidth_Bps: float = 25.6e9
     io_latency_s: float = 100e-9
-    io_position: tuple[int, int] = (0, 0)
     input_buffer_bytes: float = 64 * 1024
     output_buffer_bytes: float = 64 * 1024
-    program_time_per_device_s: float = 20e-6
-    program_parallel_devices: int = 256
+    program_parallel_devices: int = 32
+    program_iterations: int = 30
+    program_iteration_s: float = 1e-6
     energy: EnergyTable
+    components: tuple[Component, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -183,21 +123,24 @@ class ChipConfig:
             return CardError(f"chip {self.name!r}: {name} = {value!r} is out of range; "
                              f"allowed {allowed}")
 
-        for name in ("cores", "grid_rows", "grid_cols", "weight_slices", "ldpu_lanes",
-                     "gdu_units", "gdu_lanes", "activation_bytes", "partial_sum_bytes",
-                     "program_parallel_devices", "affine_ops_per_output"):
+        ints = ("cores", "weight_slices", "prism_size", "affine_ops_per_output", "gdu_slices",
+                "activation_bits", "partial_sum_bits", "program_parallel_devices",
+                "program_iterations")
+        for name in ints:
             v = getattr(self, name)
             lo = 0 if name == "affine_ops_per_output" else 1
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= 1 << 20:
                 raise bad(name, v, f"an integer in [{lo}, 1048576]")
-        if self.grid_rows * self.grid_cols != self.cores:
-            raise bad("grid_rows × grid_cols", self.grid_rows * self.grid_cols,
-                      f"= cores ({self.cores})")
         if self.input_scheme not in INPUT_SCHEMES:
             raise bad("input_scheme", self.input_scheme, f"one of {list(INPUT_SCHEMES)}")
-        for name in ("pwm_unit_time_s", "cycle_time_s", "ldpu_clock_hz", "gdu_clock_hz",
-                     "link_bandwidth_Bps", "io_bandwidth_Bps", "input_buffer_bytes",
-                     "output_buffer_bytes", "program_time_per_device_s"):
+        for name in ("global_unit_at", "io_at"):
+            if getattr(self, name) not in ATTACH:
+                raise bad(name, getattr(self, name), f"one of {list(ATTACH)}")
+        positive = ("pwm_unit_time_s", "cycle_time_s", "ldpu_outputs_per_clock",
+                    "ldpu_clock_hz", "gdu_cycles_per_output", "gdu_clock_hz",
+                    "link_bandwidth_Bps", "io_bandwidth_Bps", "input_buffer_bytes",
+                    "output_buffer_bytes", "program_iteration_s")
+        for name in positive:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise bad(name, v, "(0, inf)")
@@ -205,15 +148,52 @@ class ChipConfig:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise bad(name, v, "[0, inf)")
-        for name in ("gdu_position", "io_position"):
-            r, c = getattr(self, name)
-            if not (0 <= r < self.grid_rows and 0 <= c < self.grid_cols):
-                raise bad(name, (r, c), f"a (row, col) inside the {self.grid_rows}x"
-                          f"{self.grid_cols} grid")
         if self.tile.dac_bits is None:
             raise bad("tile.dac_bits", None, "an integer: the MVM time depends on the input bits")
+        try:
+            self.topo  # noqa: B018 - builds and checks the topology
+        except ConfigError as exc:
+            raise CardError(f"chip {self.name!r}: {exc}") from None
+        for comp in self.components:
+            key = f"static:{comp.name}"
+            if key not in self.energy:
+                raise CardError(f"chip {self.name!r}: energy table lacks {key!r}")
 
-    # -- derived timing ---------------------------------------------------------------------
+    # -- derived ----------------------------------------------------------------------------
+    @property
+    def topo(self) -> Topology:
+        """The on-chip network of one chip."""
+        return _topology(self.topology, self.cores, self.grid_rows, self.grid_cols,
+                         self.prism_size)
+
+    def attach_node(self, where: str) -> int:
+        return self.topo.centre() if where == "centre" else 0
+
+    @property
+    def gdu_node(self) -> int:
+        return self.attach_node(self.global_unit_at)
+
+    @property
+    def io_node(self) -> int:
+        return self.attach_node(self.io_at)
+
+    @property
+    def activation_bytes(self) -> float:
+        return self.activation_bits / 8
+
+    @property
+    def partial_sum_bytes(self) -> float:
+        return self.partial_sum_bits / 8
+
+    @property
+    def ldpu_item_s(self) -> float:
+        """Time of one LDPU output (or conversion, when it accumulates them)."""
+        return 1.0 / (self.ldpu_outputs_per_clock * self.ldpu_clock_hz)
+
+    def gdu_time_s(self, outputs: float) -> float:
+        """Time of the global unit for ``outputs`` outputs spread over its slices."""
+        return outputs * self.gdu_cycles_per_output / (self.gdu_slices * self.gdu_clock_hz)
+
     def phases(self, tile: TileConfig | None = None) -> int:
         """Array read cycles per MVM: PWM phases, or input bits when bit-serial."""
         t = tile or self.tile
@@ -233,12 +213,9 @@ class ChipConfig:
         return t.phases * (window + self.phase_overhead_s) + self.mvm_overhead_s
 
     def read_window_factor(self, tile: TileConfig | None = None) -> float:
-        """Array read energy of an MVM with ``tile``'s inputs relative to the card's own tile.
-
-        The array conducts while the inputs are applied: for PWM inputs that is the pulse
-        window, 2^(b−1) unit times for b DAC bits; bit-serial inputs take b cycles. The
-        card's ``array_cell_read`` energy is for its own tile's DAC bits, so reading with
-        other DAC bits scales it by the ratio of the windows."""
+        """Array read energy of an MVM with ``tile``'s inputs relative to the card's own tile:
+        PWM inputs conduct for 2^(b−1) unit times, bit-serial inputs for b cycles; the card's
+        ``array_cell_read`` is for its own tile's DAC bits."""
         t = tile or self.tile
         ref, bits = self.tile.dac_bits, t.dac_bits
         if ref is None or bits is None:
@@ -247,32 +224,79 @@ class ChipConfig:
             return bits / ref
         return 2.0 ** (bits - 1) / 2.0 ** (ref - 1)
 
+    def core_area_m2(self) -> float:
+        """Area of one core with its share of shared per-core blocks."""
+        return sum(c.area_m2 * c.count / c.shared_by for c in self.components if c.per == "core")
+
+    def area_breakdown_m2(self) -> dict[str, float]:
+        """Area of one chip by block."""
+        return {c.name: c.area_m2 * c.instances(self.cores) for c in self.components}
+
+    @property
+    def area_m2(self) -> float:
+        return sum(self.area_breakdown_m2().values())
+
+    def static_power_w(self) -> float:
+        """Static power of one chip (all blocks powered)."""
+        return sum(self.energy[f"static:{c.name}"] * c.instances(self.cores)
+                   for c in self.components)
+
+    def static_counts(self, seconds: float, chips: int = 1) -> dict[str, float]:
+        """Block-seconds of every block of ``chips`` chips powered for ``seconds``."""
+        return {f"static:{c.name}": c.instances(self.cores) * chips * seconds
+                for c in self.components if c.instances(self.cores)}
+
     def with_(self, **changes: Any) -> ChipConfig:
-        """A copy with some fields changed (validated again). ``encoding``, ``dac_bits``,
-        ``adc_bits``, ``rows`` and ``cols`` change the core's tile (an array-size study:
-        per-cell, per-row and per-column energies of the card then apply to the new size)."""
-        tile_keys = {"encoding", "dac_bits", "adc_bits", "rows", "cols"}
-        tile_changes = {k: changes.pop(k) for k in list(changes) if k in tile_keys}
+        """A copy with some fields changed (validated again).
+
+        Besides the field names: ``encoding``, ``dac_bits``, ``adc_bits``, ``rows`` and
+        ``cols`` change the core's tile; ``cores`` alone on a mesh picks the most square
+        grid; ``mvm_clock_hz`` sets the PWM unit time to one clock period.
+        """
+        changes = dict(changes)
+        tile_changes = {k: changes.pop(k) for k in list(changes) if k in TILE_KEYS}
+        if "mvm_clock_hz" in changes:
+            f = changes.pop("mvm_clock_hz")
+            if not (isinstance(f, int | float) and math.isfinite(f) and f > 0):
+                raise ConfigError(f"chip {self.name!r}: mvm_clock_hz = {f!r} must be > 0")
+            if self.input_scheme != "pwm":
+                raise ConfigError(f"chip {self.name!r}: mvm_clock_hz sets the PWM unit time; "
+                                  "this chip's inputs are bit-serial (set cycle_time_s)")
+            changes["pwm_unit_time_s"] = 1.0 / f
         names = {f.name for f in fields(self)}
         unknown = set(changes) - names
         if unknown:
-            raise CardError(f"chip {self.name!r}: unknown chip parameters {sorted(unknown)}; "
-                            f"known: {sorted(names - {'sources'})} and {sorted(tile_keys)}")
+            raise ConfigError(f"chip {self.name!r}: unknown chip parameters {sorted(unknown)};"
+                              f" known: {sorted(names - {'sources'})}, "
+                              f"{sorted(TILE_KEYS)} and mvm_clock_hz")
+        topo = changes.get("topology", self.topology)
+        if "cores" in changes and topo == "mesh" and not {"grid_rows", "grid_cols"} & set(
+                changes):
+            changes["grid_rows"], changes["grid_cols"] = square_grid(int(changes["cores"]))
         if tile_changes:
             changes["tile"] = self.tile.with_(**tile_changes)
-        return replace(self, **changes)
+        try:
+            return replace(self, **changes)
+        except CardError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 # -- card parsing ------------------------------------------------------------------------------
 _INT = {"dimension": "dimensionless", "integer": True}
 
-
 _SCHEMA: dict[str, dict[str, Any]] = {
     "cores": {
         "count": As("cores", Field(lo=1, hi=1 << 20, **_INT)),
-        "grid_rows": Field(lo=1, hi=1 << 12, **_INT),
-        "grid_cols": Field(lo=1, hi=1 << 12, **_INT),
         "weight_slices": Field(lo=1, hi=64, **_INT),
+        "gate_unused_lines": bool,
+    },
+    "topology": {
+        "kind": As("topology", ("mesh", "prism")),
+        "rows": As("grid_rows", Field(lo=1, hi=1 << 12, **_INT)),
+        "cols": As("grid_cols", Field(lo=1, hi=1 << 12, **_INT)),
+        "prism_size": Field(lo=2, hi=64, **_INT),
+        "global_unit_at": ATTACH,
+        "io_at": ATTACH,
     },
     "timing": {
         "input_scheme": INPUT_SCHEMES,
@@ -284,32 +308,33 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "mvm_overhead": As("mvm_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
     },
     "local_digital": {
-        "lanes": As("ldpu_lanes", Field(lo=1, hi=1 << 16, **_INT)),
+        "outputs_per_clock": As("ldpu_outputs_per_clock",
+                                Field(dimension="dimensionless", lo=0, hi=1 << 16,
+                                      lo_open=True)),
         "clock": As("ldpu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
                                             lo_open=True)),
         "affine_ops_per_output": Field(lo=0, hi=64, **_INT),
+        "accumulates_conversions": As("ldpu_accumulates", bool),
     },
     "global_digital": {
-        "units": As("gdu_units", Field(lo=1, hi=1 << 12, **_INT)),
-        "lanes": As("gdu_lanes", Field(lo=1, hi=1 << 16, **_INT)),
+        "slices": As("gdu_slices", Field(lo=1, hi=1 << 12, **_INT)),
+        "cycles_per_output": As("gdu_cycles_per_output",
+                                Field(dimension="dimensionless", lo=0, hi=1 << 16,
+                                      lo_open=True)),
         "clock": As("gdu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
                                            lo_open=True)),
-        "row": As("gdu_row", Field(lo=0, hi=1 << 12, **_INT)),
-        "col": As("gdu_col", Field(lo=0, hi=1 << 12, **_INT)),
     },
-    "network": {
-        "link_bandwidth": As("link_bandwidth_Bps", Field(dimension="data_rate", lo=0,
-                                                          hi=1e15, lo_open=True)),
+    "links": {
+        "bandwidth": As("link_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
+                                                     lo_open=True)),
         "hop_latency": As("hop_latency_s", Field(dimension="time", lo=0, hi=1e-3)),
-        "activation_bytes": Field(lo=1, hi=8, **_INT),
-        "partial_sum_bytes": Field(lo=1, hi=8, **_INT),
+        "activation_bits": Field(lo=1, hi=64, **_INT),
+        "partial_sum_bits": Field(lo=1, hi=64, **_INT),
     },
     "io": {
         "bandwidth": As("io_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
                                                    lo_open=True)),
         "latency": As("io_latency_s", Field(dimension="time", lo=0, hi=1.0)),
-        "row": As("io_row", Field(lo=0, hi=1 << 12, **_INT)),
-        "col": As("io_col", Field(lo=0, hi=1 << 12, **_INT)),
     },
     "buffers": {
         "input_buffer": As("input_buffer_bytes", Field(dimension="data_size", lo=0, hi=1e12,
@@ -318,28 +343,35 @@ _SCHEMA: dict[str, dict[str, Any]] = {
                                                           hi=1e12, lo_open=True)),
     },
     "programming": {
-        "time_per_device": As("program_time_per_device_s",
-                               Field(dimension="time", lo=0, hi=1.0, lo_open=True)),
         "parallel_devices": As("program_parallel_devices", Field(lo=1, hi=1 << 20, **_INT)),
+        "iterations": As("program_iterations", Field(lo=1, hi=1 << 12, **_INT)),
+        "iteration_time": As("program_iteration_s",
+                              Field(dimension="time", lo=0, hi=1.0, lo_open=True)),
     },
 }
+_OPTIONAL = {"cores": {"weight_slices"}, "topology": {"rows", "cols", "prism_size"}}
+_TOPOLOGY_FIELDS = {"mesh": {"rows", "cols"}, "prism": {"prism_size"}}
+_SCHEME_FIELDS = {"pwm": {"pwm_unit_time", "phase_overhead", "mvm_overhead"},
+                  "bit_serial": {"cycle_time", "mvm_overhead"}}
+
 _ENERGY: dict[str, Field] = {
     "dac_conversion": Field(dimension="energy", lo=0, hi=1e-6),
     "array_cell_read": Field(dimension="energy", lo=0, hi=1e-6),
+    "mvm_overhead": Field(dimension="energy", lo=0, hi=1e-3),
     "local_digital_op": Field(dimension="energy", lo=0, hi=1e-6),
     "global_digital_op": Field(dimension="energy", lo=0, hi=1e-6),
     "noc_byte_hop": Field(dimension="energy", lo=0, hi=1e-6),
     "buffer_byte": Field(dimension="energy", lo=0, hi=1e-6),
     "offchip_byte": Field(dimension="energy", lo=0, hi=1e-6),
     "program_device": Field(dimension="energy", lo=0, hi=1e-3),
-    "static_power_per_core": Field(dimension="power", lo=0, hi=1e3),
 }
 _ADC_ENERGY = Field(dimension="energy", lo=0, hi=1e-6, lo_open=True)
-
-
-_OPTIONAL = {"cores": {"weight_slices"}}
-_SCHEME_FIELDS = {"pwm": {"pwm_unit_time", "phase_overhead", "mvm_overhead"},
-                  "bit_serial": {"cycle_time", "mvm_overhead"}}
+_COMPONENT: dict[str, Any] = {
+    "area": As("area_m2", Field(dimension="area", lo=0, hi=1.0)),
+    "static_power": As("static_power_w", Field(dimension="power", lo=0, hi=1e4)),
+    "count": Field(dimension="dimensionless", lo=0, hi=1e9),
+    "shared_by": Field(lo=1, hi=1 << 20, **_INT),
+}
 
 
 def _required(section: str, data: Mapping[str, Any]) -> list[str]:
@@ -347,10 +379,19 @@ def _required(section: str, data: Mapping[str, Any]) -> list[str]:
     if section == "timing":
         scheme = data["timing"].get("input_scheme", "pwm")
         return ["input_scheme", *sorted(_SCHEME_FIELDS.get(scheme, set()))]
+    if section == "topology":
+        kind = data["topology"].get("kind", "mesh")
+        return ["kind", "global_unit_at", "io_at", *sorted(_TOPOLOGY_FIELDS.get(kind, ()))]
     return [k for k in _SCHEMA[section] if k not in _OPTIONAL.get(section, set())]
 
 
-def _parse_energy(table: Any, name: str, where: str) -> EnergyTable:
+def _take(table: Any, spec: Field, where: str) -> tuple[float, str]:
+    q = take_quantity(table, spec, where)
+    return q.value, q.source
+
+
+def _parse_energy(table: Any, name: str, where: str) -> tuple[dict[str, float],
+                                                              dict[str, str]]:
     if not isinstance(table, Mapping):
         raise CardError(f"{where}: [energy] must be a table")
     allowed = {*_ENERGY, "adc_conversion"}
@@ -363,9 +404,7 @@ def _parse_energy(table: Any, name: str, where: str) -> EnergyTable:
         raise CardError(f"{where}: [energy] is missing {sorted(missing)}")
     energy, sources = {}, {}
     for key, spec in _ENERGY.items():
-        value, source = take(table[key], spec, f"{where}: energy.{key}")
-        action = "core_static_s" if key == "static_power_per_core" else key
-        energy[action], sources[action] = value, source
+        energy[key], sources[key] = _take(table[key], spec, f"{where}: energy.{key}")
     adc = table["adc_conversion"]
     if not isinstance(adc, Mapping) or not adc:
         raise CardError(f"{where}: energy.adc_conversion must be a table of bit widths, e.g. "
@@ -374,27 +413,61 @@ def _parse_energy(table: Any, name: str, where: str) -> EnergyTable:
         if not (str(bits).isdigit() and 1 <= int(bits) <= 24):
             raise CardError(f"{where}: energy.adc_conversion.{bits}: the key must be a bit "
                             "width in [1, 24]")
-        value, source = take(raw, _ADC_ENERGY, f"{where}: energy.adc_conversion.{bits}")
-        energy[f"adc_conversion_{int(bits)}b"] = value
-        sources[f"adc_conversion_{int(bits)}b"] = source
-    return EnergyTable(name, energy, sources)
+        key = f"adc_conversion_{int(bits)}b"
+        energy[key], sources[key] = _take(raw, _ADC_ENERGY,
+                                          f"{where}: energy.adc_conversion.{bits}")
+    return energy, sources
+
+
+def _parse_components(table: Any, where: str) -> tuple[list[Component], dict[str, float],
+                                                       dict[str, str]]:
+    if not isinstance(table, Mapping) or not table:
+        raise CardError(f"{where}: [components] must list the chip's blocks, e.g. "
+                        "[components.ldpu] with per, area and static_power")
+    out, static, sources = [], {}, {}
+    for name, raw in table.items():
+        place = f"{where}: components.{name}"
+        if not isinstance(raw, Mapping):
+            raise CardError(f"{place} must be a table")
+        extra = set(raw) - {*_COMPONENT, "per", "description"}
+        if extra:
+            raise CardError(f"{place} has unknown fields {sorted(extra)}; allowed: "
+                            f"{sorted({*_COMPONENT, 'per', 'description'})}")
+        for key in ("per", "area", "static_power"):
+            if key not in raw:
+                raise CardError(f"{place}.{key} is missing")
+        if raw["per"] not in ("core", "chip"):
+            raise CardError(f"{place}.per = {raw['per']!r}; allowed: 'core', 'chip'")
+        if "shared_by" in raw and raw["per"] != "core":
+            raise CardError(f"{place}.shared_by is for per-core blocks only")
+        quantities = {k: v for k, v in raw.items() if k in _COMPONENT}
+        values, srcs = parse_section(quantities, f"components.{name}", _COMPONENT, where)
+        comp = Component(name=str(name), per=str(raw["per"]),
+                         area_m2=values["area_m2"], static_power_w=values["static_power_w"],
+                         count=float(values.get("count", 1.0)),
+                         shared_by=int(values.get("shared_by", 1)),
+                         description=str(raw.get("description", "")), sources=srcs)
+        out.append(comp)
+        static[f"static:{name}"] = comp.static_power_w
+        sources[f"static:{name}"] = srcs.get("static_power_w", "")
+    return out, static, sources
 
 
 def load_chip_config(name_or_path: str | Path, **overrides: Any) -> ChipConfig:
     """Read a chip card (name in ``crossbars/`` or a path) into a :class:`ChipConfig`.
 
-    ``overrides`` change fields by name (``encoding="pwm_4phase"`` changes the cores' tile).
+    ``overrides`` change fields by name (see :meth:`ChipConfig.with_`).
     """
     name, data = read_card(name_or_path, "crossbars")
     where = f"chip card {name!r}"
     card = data.get("card", {})
     if card.get("kind") != "chip":
         raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a chip card needs 'chip'")
-    allowed = {"card", "energy", *_SCHEMA}
+    allowed = {"card", "energy", "components", *_SCHEMA}
     unknown = set(data) - allowed
     if unknown:
         raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: {sorted(allowed)}")
-    card_keys = {"kind", "description", "tile", "device"}
+    card_keys = {"kind", "description", "tile", "device", "reference"}
     if set(card) - card_keys:
         raise CardError(f"{where}: [card] has unknown fields {sorted(set(card) - card_keys)}; "
                         f"allowed: {sorted(card_keys)}")
@@ -420,17 +493,21 @@ def load_chip_config(name_or_path: str | Path, **overrides: Any) -> ChipConfig:
         for key in _required(section, data):
             if key not in data[section]:
                 raise CardError(f"{where}: {section}.{key} is missing")
-    for prefix in ("gdu", "io"):
-        r, c = values.pop(f"{prefix}_row", 0), values.pop(f"{prefix}_col", 0)
-        values[f"{prefix}_position"] = (r, c)
-    if "energy" not in data:
-        raise CardError(f"{where}: section [energy] is missing")
-    energy = _parse_energy(data["energy"], name, where)
-    cfg = ChipConfig(name=name, description=str(card.get("description", "")), tile=tile,
-                     device=str(card.get("device", "pcm-hermes-2dev")), energy=energy,
-                     sources=sources, **values)
+    for section in ("energy", "components"):
+        if section not in data:
+            raise CardError(f"{where}: section [{section}] is missing")
+    energy, e_src = _parse_energy(data["energy"], name, where)
+    components, static, s_src = _parse_components(data["components"], where)
+    table = EnergyTable(name, {**energy, **static}, {**e_src, **s_src})
+    try:
+        cfg = ChipConfig(name=name, description=str(card.get("description", "")),
+                         reference=str(card.get("reference", "")), tile=tile,
+                         device=str(card.get("device", "pcm-hermes-2dev")), energy=table,
+                         components=tuple(components), sources=sources, **values)
+    except ConfigError as exc:  # pragma: no cover - the topology check re-raises CardError
+        raise CardError(f"{where}: {exc}") from None
     adc_key = f"adc_conversion_{cfg.tile.adc_bits}b"
-    if cfg.tile.adc_bits is not None and adc_key not in energy.energy_j:
+    if cfg.tile.adc_bits is not None and adc_key not in table:
         raise CardError(f"{where}: energy.adc_conversion has no entry for the tile's "
                         f"{cfg.tile.adc_bits}-bit ADC")
     return cfg.with_(**overrides) if overrides else cfg

@@ -1,4 +1,5 @@
-"""``memsim chip``: simulate a network on a chip card, print the report, draw the figures.
+"""``memsim chip``: simulate a network on a chip card, print the report, draw the figures;
+``--validate`` and ``--calibrate`` hold the card against its paper.
 
 Registered by :func:`add_parser` on the subparsers of ``memsim`` (see :mod:`memsim.cli`).
 """
@@ -11,155 +12,74 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memsim.chip.plan import count_cores
+from memsim.chip.format import format_calibration, format_run, format_validation
+from memsim.errors import ConfigError
 
-__all__ = ["add_parser", "format_calibration", "format_run", "run_chip_command"]
+__all__ = ["add_parser", "chip_overrides", "format_calibration", "format_run",
+           "run_chip_command"]
 
-
-def _helpers():
-    from memsim._format import engineering
-    from memsim._format import table as _table
-
-    return _table, engineering
-
-
-def format_run(d: dict[str, Any], digital: list[dict[str, Any]] | None = None) -> str:
-    """The text report of a chip run (the dict of :meth:`ChipRun.to_dict`)."""
-    table, eng = _helpers()
-    lines = [f"memsim chip {d['chip']}: {d['network']}, {d['inferences']} pipelined "
-             f"inferences ({d['granularity']} events, fit {d['fit']}, {d['chips']} chip(s))",
-             ""]
-    rows = [
-        ["latency (one inference, empty chip)", eng(d["latency_s"], "s")],
-        ["latency (mean, pipelined)", eng(d["latency_loaded_s"], "s")],
-        ["throughput (steady state)", f"{d['throughput_per_s']:.5g} inferences/s"],
-        ["energy per inference", eng(d["energy_j"], "J")],
-        ["average power", eng(d["power_w"], "W")],
-        ["ops per inference (2 per MAC)", f"{d['ops_per_inference']:.4g}"],
-        ["throughput", f"{d['tops']:.4g} TOPS"],
-        ["energy efficiency", f"{d['tops_per_w']:.4g} TOPS/W"],
-        ["cores used / available", f"{d['cores_used']} / {d['cores_available']}"],
-        ["mean core utilization (all cores)", f"{100 * d['mean_utilization']:.1f} %"],
-        ["global digital unit utilization", f"{100 * d['global_unit_utilization']:.1f} %"],
-        ["simulated events / wall time", f"{d['events']} / {d['wall_s']:.3g} s"],
-    ]
-    lines.append(table(["quantity", "value"], rows, left=1))
-    total = d["energy_j"] or 1.0
-    comp = sorted(d["energy_breakdown_j"].items(), key=lambda kv: -kv[1])
-    lines += ["", "Energy per inference by component (counts × per-action table "
-                  f"{d['energy_table']!r})"]
-    lines.append(table(["component", "energy", "share"],
-                       [[c, eng(v, "J"), f"{100 * v / total:.1f} %"] for c, v in comp],
-                       left=1))
-    util = {int(k): v for k, v in d["core_utilization"].items()}
-    lrows = []
-    for layer, cores in d["placement"].items():
-        u = [util.get(c, 0.0) for c in cores]
-        lrows.append([layer, str(len(cores)), str(d["replicas"].get(layer, 1)),
-                      f"{100 * sum(u) / len(u):.1f} %" if u else "—",
-                      _cores_text(cores)])
-    lines += ["", "Placement (one array per core) and utilization"]
-    lines.append(table(["layer", "cores", "copies", "mean util.", "cores (index)"], lrows,
-                       left=1))
-    if d.get("segments"):
-        lines += ["", "Re-programming segments"]
-        lines.append(table(["segment", "layers", "cores", "program time", "run time"],
-                           [[str(k), f"{s['layers'][0]} … {s['layers'][-1]}",
-                             str(s["cores"]), eng(s["program_time_s"], "s"),
-                             eng(s["run_time_s"], "s")]
-                            for k, s in enumerate(d["segments"])], left=2))
-    if digital:
-        lines += ["", "Analog chip vs digital engines (per inference)"]
-        rows = [[d["chip"], eng(d["latency_s"], "s"), f"{d['throughput_per_s']:.4g}/s",
-                 eng(d["energy_j"], "J"), "1"]]
-        for x in digital:
-            rows.append([x["engine"] + (f" (batch {x['batch']})" if x["batch"] > 1 else ""),
-                         eng(x["latency_s"], "s"), f"{x['throughput_per_s']:.4g}/s",
-                         eng(x["energy_j"], "J"), f"{x['energy_j'] / total:.3g}"])
-        lines.append(table(["engine", "latency", "throughput", "energy", "× chip energy"],
-                           rows, left=1))
-    for w in d.get("warnings", [])[:10]:
-        lines.append(f"warning: {w}")
-    if len(d.get("warnings", [])) > 10:
-        lines.append(f"warning: … and {len(d['warnings']) - 10} more (see --json)")
-    for n in d.get("notes", []):
-        lines.append(f"note: {n}")
-    return "\n".join(lines)
+# CLI flag -> load_chip override (item: overrides without copying cards)
+_OVERRIDES = {"cores": "cores", "rows": "rows", "cols": "cols", "adc_bits": "adc_bits",
+              "dac_bits": "dac_bits", "encoding": "encoding", "clock": "mvm_clock_hz",
+              "ldpu_clock": "ldpu_clock_hz", "gdu_clock": "gdu_clock_hz"}
 
 
-def _cores_text(cores: list[int]) -> str:
-    s = sorted(cores)
-    if not s:
-        return ""
-    parts, start, prev = [], s[0], s[0]
-    for c in [*s[1:], None]:
-        if c is not None and c == prev + 1:
-            prev = c
-            continue
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-        if c is not None:
-            start = prev = c
-    text = ",".join(parts)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def format_calibration(rows: list[dict[str, Any]]) -> str:
-    table, eng = _helpers()
-    out = ["Peak 8-bit MVMs on all cores, simulated vs Le Gallo et al. 2023 (HERMES)"]
-    out.append(table(
-        ["mode", "MVM time", "MVM energy", "TOPS", "paper", "error", "TOPS/W", "paper",
-         "error"],
-        [[r["mode"], eng(r["mvm_time_s"], "s"), eng(r["mvm_energy_j"], "J"),
-          f"{r['tops']:.2f}", f"{r['tops_paper']:.2f}", f"{100 * r['tops_error']:+.2f} %",
-          f"{r['tops_per_w']:.3f}", f"{r['tops_per_w_paper']:.2f}",
-          f"{100 * r['tops_per_w_error']:+.2f} %"] for r in rows], left=1))
-    comps = list(rows[0]["energy_breakdown_j"])
-    out += ["", "Energy of one MVM by component"]
-    out.append(table(["mode", *comps],
-                     [[r["mode"], *(eng(r["energy_breakdown_j"][c], "J") for c in comps)]
-                      for r in rows], left=1))
-    return "\n".join(out)
+def chip_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The chip overrides given on the command line."""
+    return {key: getattr(args, flag) for flag, key in _OVERRIDES.items()
+            if getattr(args, flag, None) is not None}
 
 
 def run_chip_command(args: argparse.Namespace) -> int:
     import numpy as np
 
     import memsim.chip as mc
+    from memsim.chip.plan import count_cores
     from memsim.workloads import list_workloads, load_workload
+    from memsim.workloads.shapes import SETUPS
 
     if args.list:
         print("networks: " + ", ".join(list_workloads()))
         print("chips:    " + ", ".join(mc.list_chips("chip")))
         print("digital:  " + ", ".join(mc.list_chips("digital")))
         return 0
-    chip = mc.load_chip(args.chip)
-    if args.calibrate:
-        rows = mc.calibration_table(chip, mvms_per_core=args.mvms, granularity=args.granularity)
-        if args.json:
-            print(json.dumps({"chip": chip.name, "calibration": rows}, indent=2))
+    overrides = chip_overrides(args)
+    setup = SETUPS.get(args.network or "", {})
+    if setup and "encoding" not in overrides and args.chip == setup.get("chip"):
+        overrides["encoding"] = setup["encoding"]
+        print(f"note: {args.network} runs in {setup['encoding']} as in its paper "
+              f"({setup['source']}); --encoding changes it", file=sys.stderr)
+    chip = mc.load_chip(args.chip, **overrides)
+    if args.validate or args.calibrate:
+        if args.validate:
+            result = mc.validation_table(chip, granularity=args.granularity)
+            text = format_validation(result)
         else:
-            print(format_calibration(rows))
+            result = mc.calibration_table(chip, mvms_per_core=args.mvms,
+                                          granularity=args.granularity)
+            text = format_calibration(result)
+        print(json.dumps(result, indent=2, default=str) if args.json else text)
         return 0
     if not args.network:
-        raise ValueError("give --network NAME (see --list) or --calibrate")
+        raise ConfigError("give --network NAME (see --list), --validate or --calibrate")
     graph = load_workload(args.network, np.random.default_rng(args.seed))
-    overrides = {"encoding": args.encoding} if args.encoding else {}
-    net = chip.map(graph, device=args.device, **overrides)
+    desc = chip.describe(graph)
     replicate = None if args.replicate == "none" else args.replicate
     fit = args.fit
     if fit == "auto":  # the CLI's default: say so, never silently
-        need, have = count_cores(net), chip.config.cores
+        need, have = count_cores(desc), chip.config.cores
         fit = "error" if need <= have else "multi-chip"
         if fit == "multi-chip":
             print(f"note: {args.network} needs {need} cores but {chip.name} has {have}: "
                   f"simulating {-(-need // have)} chips (--fit error refuses, --fit reprogram "
                   "re-programs one chip)", file=sys.stderr)
-    run = chip.simulate(net, inferences=args.inferences, granularity=args.granularity,
-                        fit=fit, replicate=replicate, placement=args.placement)
+    run = chip.simulate(desc, inferences=args.inferences, granularity=args.granularity,
+                        fit=fit, replicate=replicate, placement=args.placement,
+                        streaming=not args.layer_by_layer, activations=args.activations)
     digital = []
     names = [] if args.digital in ("", "none") else args.digital.split(",")
     for name in names:
-        digital.append(mc.load_digital(name.strip()).estimate(net, batch=args.batch))
+        digital.append(mc.load_digital(name.strip()).estimate(desc, batch=args.batch))
     paths: list[Path] = []
     if not args.no_figures:
         from memsim.chip.figures import write_chip_figures
@@ -185,10 +105,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "chip", help="simulate a network on a multi-core chip: latency, throughput, energy",
         description="Map a known network onto a chip card's cores and simulate pipelined "
         "inferences on a discrete-event scheduler (SimPy). Prints latency, throughput, energy "
-        "per inference with its breakdown, TOPS, TOPS/W and core utilization, next to "
-        "digital GPU/CPU baselines; writes a Gantt chart of core activity and an energy "
-        "chart. --calibrate runs the peak-MVM benchmark against the HERMES paper.")
-    p.add_argument("--network", help="network name (see --list), e.g. resnet9-cifar10")
+        "per inference with its breakdown, TOPS, TOPS/W, area and TOPS/mm², and a per-layer "
+        "breakdown, next to digital GPU/CPU baselines; writes a Gantt chart of core activity, "
+        "an energy chart and a per-layer chart. --validate fits the HERMES card on the first "
+        "row of its paper's Table I and compares the other rows; --calibrate runs the peak "
+        "workload against the card's paper.")
+    p.add_argument("--network", help="network name (see --list), e.g. resnet9-hermes")
     p.add_argument("--chip", default="hermes-64core",
                    help="chip card name or path (default hermes-64core)")
     p.add_argument("--list", action="store_true", help="list networks, chips and digital "
@@ -205,18 +127,34 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--replicate", choices=("none", "auto"), default="none",
                    help="copy bottleneck layers into spare cores (default none)")
     p.add_argument("--placement", choices=("greedy", "snake", "row-major"), default="greedy",
-                   help="placement of the layers' tiles on the cores (default greedy)")
-    p.add_argument("--encoding", choices=("pwm_1phase", "pwm_4phase", "amplitude"),
-                   help="input encoding of the cores (default: the tile card's)")
-    p.add_argument("--device", help="device card used for the mapping (default: the chip "
-                   "card's)")
+                   help="placement of the layers' arrays on the cores (default greedy)")
+    p.add_argument("--layer-by-layer", action="store_true",
+                   help="run each layer of an image after all its inputs exist (default: "
+                   "input vectors stream through the layer pipeline)")
+    p.add_argument("--activations", choices=("on-chip", "off-chip"), default="on-chip",
+                   help="off-chip: every value between layers goes through the host, as in "
+                   "the HERMES paper's measurements (default on-chip)")
+    g = p.add_argument_group("chip overrides (no card copy needed)")
+    g.add_argument("--cores", type=int, help="cores per chip")
+    g.add_argument("--rows", type=int, help="array rows per core")
+    g.add_argument("--cols", type=int, help="array columns per core")
+    g.add_argument("--adc-bits", type=int, help="ADC resolution")
+    g.add_argument("--dac-bits", type=int, help="DAC (input) resolution")
+    g.add_argument("--encoding", choices=("pwm_1phase", "pwm_4phase", "amplitude"),
+                   help="input encoding of the cores (default: the tile card's, or the "
+                   "network's paper setup)")
+    g.add_argument("--clock", type=float, help="MVM clock in Hz (one PWM LSB per clock)")
+    g.add_argument("--ldpu-clock", type=float, help="local digital unit clock in Hz")
+    g.add_argument("--gdu-clock", type=float, help="global digital unit clock in Hz")
     p.add_argument("--digital", default="digital-gpu,digital-cpu",
                    help="comma-separated digital engine cards to compare with, or 'none'")
     p.add_argument("--batch", type=int, default=1, help="batch size of the digital engines "
                    "(default 1)")
+    p.add_argument("--validate", action="store_true",
+                   help="fit the card on its paper's first measured row, print memsim vs "
+                   "paper for the other rows, and exit")
     p.add_argument("--calibrate", action="store_true",
-                   help="peak 8-bit MVMs on all cores in 1- and 4-phase mode vs the HERMES "
-                   "paper, and exit")
+                   help="peak MVMs on all cores vs the card's paper, and exit")
     p.add_argument("--mvms", type=int, default=1000,
                    help="MVMs per core of the --calibrate run (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (timing "

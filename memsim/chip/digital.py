@@ -7,11 +7,19 @@ model); bytes are the weights (read once per batch) and the layer's input and ou
 activations, all from DRAM (a pessimistic bound for activations that would stay in cache).
 Energy = FLOPs · pJ/FLOP + bytes · pJ/byte + static power · time.
 
+The memory wall (:attr:`DigitalEstimate.wall_breakdown`): the same energy split into
+arithmetic (FLOPs × the arithmetic energy of one operation at the engine's precision,
+Horowitz ISSCC 2014), on-chip SRAM traffic (every weight and activation byte through
+on-chip SRAM once, × pJ per SRAM byte), DRAM traffic of weights and of activations (as the
+roofline counts them), the rest of the per-FLOP energy (register files, control, clocks:
+the card's per-FLOP energy minus arithmetic and SRAM) and static power.
+
 Card (``crossbars/<name>.toml``, ``[card] kind = "digital"``)::
 
     [compute]  peak (FLOP/s), efficiency (fraction of peak reached), bytes_per_value
     [memory]   bandwidth (B/s)
-    [energy]   per_flop (J), per_dram_byte (J), static_power (W)
+    [energy]   per_flop (J), per_flop_arithmetic (J), per_sram_byte (J), per_dram_byte (J),
+               static_power (W)
     [overhead] per_layer (s)
 """
 
@@ -23,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from memsim.cards import As, CardError, Field, parse_section, read_card
-from memsim.chip.plan import node_ops
-from memsim.mapping.graph import WEIGHT_OPS, Graph
+from memsim.chip.ops import is_view, node_ops
+from memsim.errors import ConfigError
+from memsim.mapping.description import LayerDesc, as_description
 
 __all__ = ["DigitalConfig", "DigitalEstimate", "load_digital"]
 
@@ -43,6 +50,8 @@ class DigitalConfig:
     bytes_per_value: int
     memory_bandwidth_Bps: float
     energy_per_flop_j: float
+    energy_per_flop_arithmetic_j: float
+    energy_per_sram_byte_j: float
     energy_per_dram_byte_j: float
     static_power_w: float
     per_layer_overhead_s: float
@@ -57,7 +66,8 @@ class DigitalConfig:
         if not 0 < self.efficiency <= 1:
             raise CardError(f"digital engine {self.name!r}: efficiency = {self.efficiency!r} "
                             "is out of range; allowed (0, 1]")
-        for name in ("energy_per_flop_j", "energy_per_dram_byte_j", "static_power_w",
+        for name in ("energy_per_flop_j", "energy_per_flop_arithmetic_j",
+                     "energy_per_sram_byte_j", "energy_per_dram_byte_j", "static_power_w",
                      "per_layer_overhead_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -65,55 +75,74 @@ class DigitalConfig:
                                 "range; allowed [0, inf)")
 
     def estimate(self, net: Any, batch: int = 1) -> DigitalEstimate:
-        """Time and energy per inference of ``net`` (a Graph or MappedNetwork)."""
-        if not (isinstance(batch, int) and batch >= 1):
-            raise ValueError(f"batch = {batch!r} must be an integer >= 1")
-        graph: Graph = net if isinstance(net, Graph) else net.graph
-        shapes = graph.shapes() if isinstance(net, Graph) else dict(net.shapes)
-        shapes.setdefault("input", graph.input_shape)
+        """Time and energy per inference of ``net`` (anything
+        :func:`~memsim.mapping.description.as_description` accepts)."""
+        if not (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
+            raise ConfigError(f"batch = {batch!r} must be an integer >= 1")
+        desc = _describe(net)
+        shapes = desc.shapes
         bpv = self.bytes_per_value
         rate = self.peak_flops * self.efficiency
         t_batch = 0.0
         flops = 0.0
         nbytes = 0.0
+        w_total = 0.0
         layers = []
-        for node in graph.nodes.values():
+        for node in desc.nodes.values():
             if node.op == "input":
                 continue
-            out = float(np.prod(shapes[node.name]))
-            inp = sum(float(np.prod(shapes[i])) for i in node.inputs)
-            if node.op in WEIGHT_OPS:
-                weights = sum(m.size for _, m in node.matrices())
-                in_shape = shapes[node.inputs[0]]
-                if node.op == "conv2d":
-                    reps = shapes[node.name][1] * shapes[node.name][2]
-                elif node.op == "conv1d":
-                    reps = shapes[node.name][1]
-                elif node.op in ("lstm", "gru"):
-                    reps = in_shape[0]
-                else:
-                    reps = int(np.prod(in_shape[:-1])) if len(in_shape) > 1 else 1
-                f = 2.0 * weights * reps * batch
-                b = weights * bpv + (inp + out) * bpv * batch
+            out = _size(shapes[node.name])
+            inp = sum(_size(shapes[i]) for i in node.inputs)
+            if isinstance(node, LayerDesc):
+                weights = node.weights
+                f = 2.0 * weights * node.mvms_per_inference * batch
+                w_bytes = weights * bpv
+                a_bytes = (inp + out) * bpv * batch
             else:
-                if node.op in ("flatten", "identity", "last_step"):
+                if is_view(node):
                     continue  # a view: no work, no traffic
                 f = node_ops(node, shapes) * batch
-                b = (inp + out) * bpv * batch
+                w_bytes = 0.0
+                a_bytes = (inp + out) * bpv * batch
+            b = w_bytes + a_bytes
             t = max(f / rate, b / self.memory_bandwidth_Bps) + self.per_layer_overhead_s
             layers.append({"name": node.name, "op": node.op, "flops": f / batch,
-                           "bytes": b / batch, "time_s": t,
+                           "bytes": b / batch, "weight_bytes": w_bytes / batch,
+                           "activation_bytes": a_bytes / batch, "time_s": t,
                            "bound": "compute" if f / rate >= b / self.memory_bandwidth_Bps
                            else "memory"})
             t_batch += t
             flops += f
             nbytes += b
+            w_total += w_bytes
         e_compute = flops * self.energy_per_flop_j / batch
         e_memory = nbytes * self.energy_per_dram_byte_j / batch
         e_static = self.static_power_w * t_batch / batch
-        return DigitalEstimate(self.name, graph.name, batch, t_batch, batch / t_batch,
+        traffic = {"dram_weight_bytes": w_total / batch,
+                   "dram_activation_bytes": (nbytes - w_total) / batch,
+                   "sram_bytes": nbytes / batch}
+        arith = flops / batch * self.energy_per_flop_arithmetic_j
+        sram = traffic["sram_bytes"] * self.energy_per_sram_byte_j
+        wall = {"arithmetic": arith, "SRAM": sram,
+                "DRAM weights": traffic["dram_weight_bytes"] * self.energy_per_dram_byte_j,
+                "DRAM activations": (traffic["dram_activation_bytes"]
+                                     * self.energy_per_dram_byte_j),
+                "other per-FLOP": e_compute - arith - sram, "static": e_static}
+        return DigitalEstimate(self.name, desc.name, batch, t_batch, batch / t_batch,
                                {"compute": e_compute, "DRAM": e_memory, "static": e_static},
-                               flops / batch, nbytes / batch, layers)
+                               flops / batch, nbytes / batch, layers, wall, traffic)
+
+
+def _size(shape: tuple[int, ...]) -> float:
+    return float(math.prod(shape)) if shape else 1.0
+
+
+def _describe(net: Any):
+    """The description of ``net``; a Graph is cut for a default tile (the digital engine
+    needs only the matrices and the MVMs per inference, not the cut)."""
+    from memsim.crossbar.config import TileConfig
+
+    return as_description(net, TileConfig())
 
 
 @dataclass
@@ -129,6 +158,8 @@ class DigitalEstimate:
     flops_per_inference: float
     bytes_per_inference: float
     layers: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    wall_breakdown: dict[str, float] = field(default_factory=dict)  # J per inference
+    traffic: dict[str, float] = field(default_factory=dict)  # bytes per inference
 
     @property
     def energy_j(self) -> float:
@@ -148,7 +179,8 @@ class DigitalEstimate:
                 "energy_j": self.energy_j, "energy_breakdown_j": self.energy_breakdown,
                 "flops_per_inference": self.flops_per_inference,
                 "bytes_per_inference": self.bytes_per_inference, "tops": self.tops,
-                "tops_per_w": self.tops_per_w}
+                "tops_per_w": self.tops_per_w, "wall_breakdown_j": self.wall_breakdown,
+                "traffic_bytes": self.traffic}
 
 
 _SCHEMA: dict[str, dict[str, As]] = {
@@ -165,6 +197,10 @@ _SCHEMA: dict[str, dict[str, As]] = {
     },
     "energy": {
         "per_flop": As("energy_per_flop_j", Field(dimension="energy", lo=0, hi=1e-6)),
+        "per_flop_arithmetic": As("energy_per_flop_arithmetic_j",
+                                  Field(dimension="energy", lo=0, hi=1e-6)),
+        "per_sram_byte": As("energy_per_sram_byte_j", Field(dimension="energy", lo=0,
+                                                            hi=1e-6)),
         "per_dram_byte": As("energy_per_dram_byte_j", Field(dimension="energy", lo=0, hi=1e-6)),
         "static_power": As("static_power_w", Field(dimension="power", lo=0, hi=1e5)),
     },

@@ -1,4 +1,5 @@
-"""Figures of a chip run: core activity over time (Gantt) and the energy breakdown."""
+"""Figures of a chip run: core activity over time (Gantt), the energy breakdown, and the
+per-layer breakdown (each layer's span in the first inference and its energy by component)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from typing import Any
 
 from memsim.chip.run import ChipRun
 
-__all__ = ["plot_comparison", "plot_energy", "plot_gantt", "write_chip_figures"]
+__all__ = ["plot_comparison", "plot_energy", "plot_gantt", "plot_layers",
+           "write_chip_figures"]
 
-_LABEL = re.compile(r"^(.*?)(?: t\d+)?(?: i(\d+))?$")
+_LABEL = re.compile(r"^(.*?)(?: [tb]\d+)?(?: i(\d+))?$")
 
 
 def _split_label(label: str) -> tuple[str, int | None]:
-    """"res1a i3" -> ("res1a", 3); "lstm0 t5 i0" -> ("lstm0", 0); "program seg1" -> (…, None)."""
+    """"res1a i3" -> ("res1a", 3); "lstm0 t5 i0" -> ("lstm0", 0); "conv b2 i1" -> ("conv", 1);
+    "program seg1" -> (…, None)."""
     m = _LABEL.match(label)
     layer, inf = m.group(1), m.group(2)
     return layer, (int(inf) if inf is not None else None)
@@ -104,9 +107,44 @@ def plot_comparison(run: ChipRun, digital: list[Any], ax: Any = None) -> Any:
     return ax
 
 
+def plot_layers(run: ChipRun, axes: Any = None) -> Any:
+    """Left: each layer's span in the first inference (start to end); right: its dynamic
+    energy per inference by component (stacked)."""
+    import matplotlib.pyplot as plt
+
+    layers = [la for la in run.layers() if la["energy_j"] > 0 or la["cores"]]
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(layers) + 1.8), sharey=True)
+    ax_t, ax_e = axes
+    names = [la["name"] for la in layers]
+    y = range(len(layers))
+    for k, la in enumerate(layers):
+        if la["start_s"] is not None:
+            ax_t.barh(k, la["latency_s"] * 1e6, left=la["start_s"] * 1e6, color="tab:blue")
+    ax_t.set_yticks(list(y))
+    ax_t.set_yticklabels(names, fontsize=7)
+    ax_t.invert_yaxis()
+    ax_t.set_xlabel("time in the first inference (µs)")
+    ax_t.set_title(f"{run.network}: layer spans (latency {run.latency_s * 1e6:.3g} µs)",
+                   fontsize=9)
+    comps = sorted({c for la in layers for c in la["energy_breakdown_j"]})
+    cmap = plt.get_cmap("tab10")
+    left = [0.0] * len(layers)
+    for ci, c in enumerate(comps):
+        vals = [la["energy_breakdown_j"].get(c, 0.0) * 1e6 for la in layers]
+        ax_e.barh(list(y), vals, left=left, color=cmap(ci % 10), label=c)
+        left = [a + b for a, b in zip(left, vals, strict=True)]
+    ax_e.set_xlabel("dynamic energy per inference (µJ)")
+    ax_e.set_title(f"energy by layer (static of all blocks: {run.static_energy_j * 1e6:.3g} "
+                   "µJ, not shown)", fontsize=9)
+    ax_e.legend(fontsize=7, loc="lower right")
+    return axes
+
+
 def write_chip_figures(run: ChipRun, out: str | Path, digital: list[Any] | None = None,
                        max_inferences: int | None = 8) -> list[Path]:
-    """Write ``timeline.png`` (Gantt of core activity) and ``energy.png`` into ``out``."""
+    """Write ``timeline.png`` (Gantt of core activity), ``energy.png`` and ``layers.png``
+    (per-layer spans and energy) into ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,6 +168,13 @@ def write_chip_figures(run: ChipRun, out: str | Path, digital: list[Any] | None 
     plot_energy(run, ax)
     fig.tight_layout()
     paths.append(out / "energy.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    n = len(run.layers())
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * n + 1.8), sharey=True)
+    plot_layers(run, axes)
+    fig.tight_layout()
+    paths.append(out / "layers.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
     return paths

@@ -1,11 +1,11 @@
-"""The result of a chip run: times, action counts, energy = counts × table, utilization."""
+"""The result of a chip run: times, action counts, energy = counts × table, area, per layer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from memsim.chip.card import EnergyTable
+from memsim.chip.energy import ANALOG, EnergyTable
 
 __all__ = ["ChipRun", "steady_throughput"]
 
@@ -26,8 +26,11 @@ def steady_throughput(t_done: list[float], latency_s: float) -> float:
 class ChipRun:
     """What a simulated run reports. Energy numbers are per inference unless named total.
 
-    ``counts`` are the action counts of the whole run (all inferences); energy is
-    ``counts × table`` and :meth:`recost` swaps the table without simulating again.
+    ``counts`` are the action counts of the whole run (all inferences), static block-seconds
+    (``static:<block>``: every block of every chip powered for the whole run) included;
+    energy is ``counts × table`` and :meth:`recost` swaps the table without simulating
+    again. ``counts_by_layer`` splits the dynamic counts by the layer (or digital node)
+    that caused them.
     """
 
     chip: str
@@ -55,6 +58,12 @@ class ChipRun:
     notes: list[str] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
     cores_available: int = 0
+    counts_by_layer: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    layer_spans: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
+    layer_cells: dict[str, float] = field(default_factory=dict, repr=False)
+    bands: dict[str, int] = field(default_factory=dict, repr=False)
+    area_breakdown_m2: dict[str, float] = field(default_factory=dict, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
 
     # -- energy -----------------------------------------------------------------------------
     @property
@@ -64,7 +73,7 @@ class ChipRun:
 
     @property
     def energy_breakdown(self) -> dict[str, float]:
-        """Energy per inference per component (J)."""
+        """Energy per inference per component (J); static blocks as "<block> (static)"."""
         return {k: v / self.inferences for k, v in self.total_energy_breakdown.items()}
 
     @property
@@ -75,6 +84,16 @@ class ChipRun:
     def energy_j(self) -> float:
         """Energy per inference (J), all components."""
         return self.total_energy_j / self.inferences
+
+    @property
+    def static_energy_j(self) -> float:
+        """Static energy per inference (J)."""
+        return sum(v for k, v in self.energy_breakdown.items() if k.endswith("(static)"))
+
+    @property
+    def analog_energy_j(self) -> float:
+        """Energy per inference of the arrays, converters and drivers (J)."""
+        return sum(v for k, v in self.energy_breakdown.items() if k in ANALOG)
 
     @property
     def tops(self) -> float:
@@ -88,6 +107,16 @@ class ChipRun:
     @property
     def power_w(self) -> float:
         return self.energy_j * self.throughput_per_s
+
+    # -- area -------------------------------------------------------------------------------
+    @property
+    def area_mm2(self) -> float:
+        """Silicon area of all chips of the run (mm²)."""
+        return sum(self.area_breakdown_m2.values()) * 1e6 * self.chips
+
+    @property
+    def tops_per_mm2(self) -> float:
+        return self.tops / self.area_mm2 if self.area_mm2 else float("nan")
 
     def recost(self, table: EnergyTable) -> ChipRun:
         """The same run costed with another per-action energy table (no re-simulation)."""
@@ -110,23 +139,58 @@ class ChipRun:
         total = self.cores_available or len(self.core_busy_s)
         return sum(self.utilization.values()) / total if total else 0.0
 
+    def layers(self) -> list[dict[str, Any]]:
+        """Per layer (and digital node on the global unit or host): cores, copies, bands,
+        its span in the first inference (start, end, latency), its cores' busy share, the
+        share of its arrays' cells it uses, and its dynamic energy per inference by
+        component."""
+        util = self.utilization
+        out = []
+        names = list(self.placement) + [n for n in self.counts_by_layer
+                                        if n not in self.placement]
+        for name in names:
+            cores = self.placement.get(name, [])
+            u = [util.get(c, 0.0) for c in cores]
+            energy = {k: v / self.inferences
+                      for k, v in self.table.cost(self.counts_by_layer.get(name, {})).items()}
+            span = self.layer_spans.get(name)
+            if not cores and not energy and span is None:
+                continue  # nothing to show (e.g. the input node)
+            t0, t1 = span if span is not None else (None, None)
+            out.append({"name": name, "cores": len(cores),
+                        "copies": self.replicas.get(name, 1), "bands": self.bands.get(name, 1),
+                        "start_s": t0, "end_s": t1,
+                        "latency_s": None if span is None else t1 - t0,
+                        "core_utilization": sum(u) / len(u) if u else None,
+                        "cell_utilization": self.layer_cells.get(name),
+                        "energy_j": sum(energy.values()), "energy_breakdown_j": energy})
+        return out
+
     # -- output -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         util = self.utilization
+        area = self.area_mm2
         return {
             "chip": self.chip, "network": self.network, "inferences": self.inferences,
             "granularity": self.granularity, "fit": self.fit, "chips": self.chips,
+            "options": self.options,
             "latency_s": self.latency_s, "latency_loaded_s": self.latency_loaded_s,
             "throughput_per_s": self.throughput_per_s, "makespan_s": self.makespan_s,
             "ops_per_inference": self.ops_per_inference,
             "energy_j": self.energy_j, "energy_breakdown_j": self.energy_breakdown,
+            "static_energy_j": self.static_energy_j,
             "power_w": self.power_w, "tops": self.tops, "tops_per_w": self.tops_per_w,
+            "area_mm2": area, "tops_per_mm2": self.tops_per_mm2,
+            "gops_per_mm2": 1e3 * self.tops_per_mm2,
+            "area_breakdown_mm2": {k: v * 1e6 * self.chips
+                                   for k, v in self.area_breakdown_m2.items()},
             "cores_used": len(self.core_busy_s), "cores_available": self.cores_available,
             "mean_utilization": self.mean_utilization,
             "core_utilization": {str(c): u for c, u in util.items()},
             "global_unit_utilization": (self.gdu_busy_s / self.makespan_s
                                         if self.makespan_s else 0.0),
             "placement": self.placement, "replicas": self.replicas,
+            "layers": self.layers(),
             "action_counts_per_inference": {k: v / self.inferences
                                             for k, v in sorted(self.counts.items()) if v},
             "energy_table_j": self.table.to_dict(), "energy_table": self.table.name,

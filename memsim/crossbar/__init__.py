@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from memsim.crossbar.config import IDEAL_CONVERTERS, TileConfig, load_tile_config
-from memsim.crossbar.tile import Saturation, Tile
+from memsim.crossbar.engine import Saturation, TileArray
+from memsim.crossbar.tile import Tile
 from memsim.devices import Device, load_device
 
-__all__ = ["IDEAL_CONVERTERS", "Saturation", "Tile", "TileConfig", "load_tile", "load_tile_config"]
+__all__ = ["IDEAL_CONVERTERS", "Saturation", "Tile", "TileArray", "TileConfig", "load_tile",
+           "load_tile_config"]
 
 
 def load_tile(name_or_path: str | Path | TileConfig, device: str | Path | Device = "ideal",
@@ -17,7 +19,8 @@ def load_tile(name_or_path: str | Path | TileConfig, device: str | Path | Device
     """A tile from its card (``crossbars/<name>.toml`` or a path) and a device.
 
     ``overrides`` change tile parameters by name, e.g. ``adc_bits=None`` for an
-    unquantized ADC; an unknown name is an error.
+    unquantized ADC; an unknown name is an error. ``load_tile(...).noise_free()`` is the
+    tile's exact limit.
     """
     if isinstance(name_or_path, TileConfig):
         cfg = name_or_path.with_(**overrides) if overrides else name_or_path

@@ -1,7 +1,8 @@
 """``memsim demo``: the digits CNN on the HERMES 64-core chip, accuracy and cost in one go.
 
-1. Train (first use) or load the digits CNN; map it on HERMES cores with the HERMES PCM
-   model; calibrate each tile's ADC range on 256 training images.
+1. Train (first use) or load the digits CNN; convert it with memsim.analog onto HERMES
+   cores with the HERMES PCM model; after programming, calibrate the converter ranges on
+   256 training images (memsim.calibrate).
 2. Accuracy on the 540 test images at 1 s, 1 day and 1 year after programming, mean ± σ
    over programming seeds.
 3. Latency, throughput and energy per inference from the chip simulation (SimPy), with
@@ -23,56 +24,56 @@ __all__ = ["run_demo"]
 TIMES = (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 3.15576e7))
 
 
-def _accuracy(graph, x_cal, x_te, y_te, *, seeds: int, times, tile: str, device: str,
+def _accuracy(model, x_cal, x_te, y_te, *, seeds: int, times, tile: str, device: str,
               **overrides) -> np.ndarray:
-    import memsim
-    from memsim.workloads.digits import accuracy
+    from memsim.workloads.training import analog_accuracy
 
-    net = memsim.map_network(graph, tile=tile, device=device, **overrides)
-    net.calibrate_adc(x_cal)
-    acc = np.empty((seeds, len(times)))
-    for s, ss in enumerate(np.random.SeedSequence(2024).spawn(seeds)):
-        prog, run = (np.random.default_rng(c) for c in ss.spawn(2))
-        net.program(prog)
-        for k, t in enumerate(times):
-            acc[s, k] = accuracy(net.forward(x_te, t, run), y_te)
-    return acc, net
+    return analog_accuracy(model, x_te, y_te, tile=tile, device=device, times=times,
+                           seeds=seeds, seed=2024, x_calibrate=x_cal, **overrides)["accuracy"]
 
 
 def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
              device: str = "pcm-hermes-2dev", chip: str = "hermes-64core") -> dict[str, Any]:
     import pandas as pd
+    import torch
 
     import memsim
     from memsim.chip import load_digital
     from memsim.studies.report import write_report
-    from memsim.workloads.digits import digits_model, load_digits_split
+    from memsim.workloads.digits import accuracy, digits_model, digits_torch, load_digits_split
 
     t0 = time.perf_counter()
     x_tr, _, x_te, y_te = load_digits_split()
-    graph = digits_model("cnn")
-    acc, net = _accuracy(graph, x_tr[:256], x_te, y_te, seeds=seeds,
-                         times=[t for _, t in TIMES], tile=tile, device=device)
+    model = digits_torch("cnn")
+    acc = _accuracy(model, x_tr[:256], x_te, y_te, seeds=seeds,
+                    times=[t for _, t in TIMES], tile=tile, device=device)
+    graph = digits_model("cnn")  # the same weights, for the chip's description
     the_chip = memsim.load_chip(chip)
+    net = memsim.map_network(graph, tile=tile, device=device)
     run = the_chip.simulate(net, inferences=100)
     digital = {name: load_digital(name).estimate(net) for name in ("digital-gpu", "digital-cpu")}
+    cfg = memsim.load_tile_config(tile)
 
     rows = []
     for bits in (4, 5, 6, 8):
-        a, n = _accuracy(graph, x_tr[:256], x_te, y_te, seeds=seeds, times=[86400.0],
-                         tile=tile, device=device, adc_bits=bits)
+        a = _accuracy(model, x_tr[:256], x_te, y_te, seeds=seeds, times=[86400.0],
+                      tile=tile, device=device, adc_bits=bits)
+        n = memsim.map_network(graph, tile=tile, device=device, adc_bits=bits)
         e = the_chip.simulate(n, inferences=20, record=False).energy_j
         rows += [{"adc_bits": bits, "seed_index": s, "accuracy": float(a[s, 0]),
                   "energy_j": e} for s in range(seeds)]
     out.mkdir(parents=True, exist_ok=True)
     rep = write_report(pd.DataFrame(rows), study="demo-adc-bits",
                        description="digits CNN on the HERMES 64-core chip, 1 day after "
-                       "programming: accuracy vs energy per inference over ADC resolution",
+                       "programming: accuracy vs energy per inference over ADC resolution. "
+                       f"Converter physics kept across the sweep: {cfg.assumptions()}",
                        params=["adc_bits"], out_dir=out, metrics=["accuracy", "energy_j"])
+    with torch.no_grad():
+        float_acc = accuracy(model(torch.as_tensor(x_te, dtype=torch.float32)), y_te)
     return {
         "network": "digits-cnn", "tile": tile, "device": device, "chip": chip,
-        "seeds": seeds, "float_accuracy": float(np.mean(np.argmax(graph.forward(x_te), 1)
-                                                        == y_te)),
+        "seeds": seeds, "float_accuracy": float_acc,
+        "converter_assumptions": cfg.assumptions(),
         "accuracy": {label: {"mean": float(acc[:, k].mean()),
                              "std": float(acc[:, k].std(ddof=1)) if seeds > 1 else 0.0}
                      for k, (label, _) in enumerate(TIMES)},
@@ -99,6 +100,8 @@ def format_demo(r: dict[str, Any]) -> str:
     lines.append(_table(["time after programming", "accuracy"],
                         [[k, f"{100 * v['mean']:.2f} ± {100 * v['std']:.2f} %"]
                          for k, v in r["accuracy"].items()], left=1))
+    lines.append(f"Converter physics (kept when the ADC bits change): "
+                 f"{r['converter_assumptions']}")
     c = r["chip_run"]
     lines += ["", "Chip simulation (100 pipelined inferences):",
               f"  latency per inference   {engineering(c['latency_s'], 's')}",

@@ -1,10 +1,11 @@
 """Drift study: digits-model accuracy from 1 s to 10 years after programming.
 
 For every device × drift compensation × training (plain or hardware-aware) the trained
-model is mapped on the tile, programmed with ``seeds`` independent programming seeds and
-evaluated on the digits test set at each time; the table gives the mean and the standard
-deviation over the seeds, the figure the mean with a ±1 σ band. Each tile's ADC range is
-calibrated on 256 training images before programming (MappedNetwork.calibrate_adc).
+torch model is converted with :func:`memsim.analog`, programmed with ``seeds`` independent
+programming seeds and evaluated on the digits test set at each time; the table gives the
+mean and the standard deviation over the seeds, the figure the mean with a ±1 σ band. After
+each programming the converter ranges are calibrated on 256 training images
+(:func:`memsim.calibrate`), as the chip calibrates them per layer.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from memsim.mapping import map_network
-from memsim.workloads.digits import accuracy, digits_model, hwa_noise, load_digits_split
+from memsim.workloads.digits import accuracy, digits_torch, hwa_noise, load_digits_split
+from memsim.workloads.training import analog_accuracy
 
 __all__ = ["DRIFT_TIMES", "format_drift_table", "plot_drift_study", "run_drift_study"]
 
@@ -43,24 +44,18 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
             raise ValueError(f"unknown training {tr!r}; known: plain, hwa")
     tick = progress or (lambda n=1: None)
     x_tr, _, x_te, y_te = load_digits_split()
-    streams = np.random.SeedSequence(seed)
     rows = []
-    plain = digits_model(model) if "plain" in trainings else None
+    plain = digits_torch(model) if "plain" in trainings else None
     for device in devices:
-        graphs = {"plain": plain}
+        models = {"plain": plain}
         if "hwa" in trainings:
-            graphs["hwa"] = digits_model(model, hwa=hwa_noise(tile, device))
+            models["hwa"] = digits_torch(model, hwa=hwa_noise(tile, device))
         for comp, training in itertools.product(compensations, trainings):
-            net = map_network(graphs[training], tile=tile, device=device,
-                              drift_compensation=comp)
-            net.calibrate_adc(x_tr[:256])  # per-tile ADC range, as the chip calibrates it
-            acc = np.empty((seeds, len(times)))
-            for s, ss in enumerate(streams.spawn(seeds)):
-                prog, run = (np.random.default_rng(c) for c in ss.spawn(2))
-                net.program(prog)
-                for k, (_, t) in enumerate(times):
-                    acc[s, k] = accuracy(net.forward(x_te, t, run), y_te)
-                tick(1)
+            res = analog_accuracy(models[training], x_te, y_te, tile=tile, device=device,
+                                  times=[t for _, t in times], seeds=seeds, seed=seed,
+                                  x_calibrate=x_tr[:256], drift_compensation=comp)
+            acc = res["accuracy"]
+            tick(seeds)
             rows.append({
                 "device": device, "drift_compensation": comp, "training": training,
                 "accuracy_mean": acc.mean(0).tolist(),
@@ -68,10 +63,17 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
                 "accuracy": acc.tolist(),
             })
     return {"model": model, "tile": tile, "seeds": seeds, "seed": seed,
-            "test_samples": len(y_te), "float_accuracy": accuracy(plain.forward(x_te), y_te)
+            "test_samples": len(y_te), "float_accuracy": _float_accuracy(plain, x_te, y_te)
             if plain is not None else None,
             "times": [label for label, _ in times], "times_s": [t for _, t in times],
             "rows": rows}
+
+
+def _float_accuracy(model, x, y) -> float:
+    import torch
+
+    with torch.no_grad():
+        return accuracy(model(torch.as_tensor(x, dtype=torch.float32)), y)
 
 
 def format_drift_table(result: dict[str, Any], columns: tuple[str, ...] | None = None) -> str:

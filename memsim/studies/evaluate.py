@@ -10,18 +10,23 @@ axis or fixed):
 - ``time_s``: time after programming of the accuracy measurement;
 - ``noise_scale``: scales every noise source of the device (programming, drift spread, read);
 - ``training``: "plain" or "hwa" (digits models only);
-- ``adc_calibration``: set each tile's ADC range from 256 training images (default true);
+- ``adc_calibration``: set the converter ranges from 256 training images after programming
+  (:func:`memsim.calibrate`; default true);
 - ``inferences``: pipelined inferences simulated on the chip (default 20);
 - ``fit``: what the chip does with a network larger than itself ("error", "multi-chip",
   "reprogram"; default "error");
 - ``measure_accuracy``: false skips the functional path (energy-only studies);
 - ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class);
+- chip parameters (no card copy needed): ``cores``, ``mvm_clock_hz``, ``ldpu_clock_hz``,
+  ``gdu_clock_hz``; ``streaming`` (default true) and ``activations`` ("on-chip" or
+  "off-chip") choose the chip's schedule;
 - ``test_samples``: digits test images used for the accuracy (1 to 540; default all).
 
 Every parameter is declared in :data:`PARAMS` with its type and range (true/false, positive
-integers, ranges with units, choices, card names): a study is checked against them when it
-is loaded, before any point runs, and so is a config given to :func:`evaluate_point`
-directly. The metrics a point returns are :func:`point_metrics`.
+integers, ranges with units, choices, card names; tile and chip fields are checked by
+:class:`~memsim.crossbar.TileConfig` and the chip card, their one declaration): a study is
+checked against them when it is loaded, before any point runs, and so is a config given to
+:func:`evaluate_point` directly. The metrics a point returns are :func:`point_metrics`.
 
 Accuracy is measured on the digits test set for the digits workloads; for layer-shape
 networks (random weights) it is stored as null with the reason. The chip path does not
@@ -38,14 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from memsim.crossbar.config import (
-    ADC_MODES,
-    DRIFT_COMPENSATIONS,
-    ENCODINGS,
-    INPUT_SCALINGS,
-    IR_DROP_MODES,
-    WEIGHT_SCALINGS,
-)
+from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES
 from memsim.errors import StudyError
 from memsim.studies.params import Param
 from memsim.studies.runner import NoValue, register_evaluator
@@ -55,27 +53,14 @@ __all__ = ["PARAMS", "evaluate_point", "point_metrics"]
 #: Test images of the digits split (30 % of 1797, stratified): the most ``test_samples``.
 DIGITS_TEST_SAMPLES = 540
 
-_TILE_PARAMS: dict[str, Param] = {
-    "adc_bits": Param.integer(lo=1, hi=24, none=True, help="ADC resolution (\"none\": ideal)"),
-    "dac_bits": Param.integer(lo=2, hi=24, none=True, help="DAC resolution (\"none\": ideal)"),
-    "encoding": Param.choice(*ENCODINGS),
-    "drift_compensation": Param.choice(*DRIFT_COMPENSATIONS),
-    "devices_per_polarity": Param.integer(lo=1, hi=2),
-    "rows": Param.integer(lo=1, hi=65536, help="crossbar rows (also the chip's cores)"),
-    "cols": Param.integer(lo=1, hi=65536, help="crossbar columns"),
-    "adc_mode": Param.choice(*ADC_MODES),
-    "input_scaling": Param.choice(*INPUT_SCALINGS),
-    "output_range": Param.real(lo=0.0, lo_open=True, hi=65536.0,
-                               help="ADC full scale, normalised units"),
-    "weight_scaling": Param.choice(*WEIGHT_SCALINGS),
-    "significance": Param.real(lo=1.0, hi=1e3),
-    "ir_drop": Param.choice(*IR_DROP_MODES),
-    "adc_noise": Param.real(lo=0.0, hi=1e3, help="σ per conversion, normalised units"),
-    "affine_calibration": Param.boolean(),
-}
-_TILE_KEYS = tuple(_TILE_PARAMS)
+_TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices_per_polarity",
+              "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
+              "significance", "ir_drop", "adc_noise_fs", "adc_noise_lsb", "affine_calibration",
+              "read_asymmetry", "iv_model", "phase_conversion", "bitline")
+_CHIP_KEYS = ("cores", "mvm_clock_hz", "ldpu_clock_hz", "gdu_clock_hz")
 
 #: Every parameter of the accuracy-energy evaluator, typed (checked at study load time).
+#: Tile and chip fields are checked, with the study's cards, by TileConfig and the chip card.
 PARAMS: dict[str, Param] = {
     "workload": Param.card("workload", required=True),
     "chip": Param.card("chip", required=True),
@@ -88,12 +73,15 @@ PARAMS: dict[str, Param] = {
     "training": Param.choice("plain", "hwa", default="plain"),
     "adc_calibration": Param.boolean(default=True),
     "measure_accuracy": Param.boolean(default=True),
-    "fit": Param.choice("error", "multi-chip", "reprogram", default="error"),
+    "fit": Param.choice(*FIT_MODES, default="error"),
+    "streaming": Param.boolean(default=True),
+    "activations": Param.choice(*ACTIVATION_MODES, default="on-chip"),
     "inferences": Param.integer(lo=1, hi=1_000_000, default=20),
     "digital": Param.cards("digital"),
     "test_samples": Param.integer(lo=1, hi=DIGITS_TEST_SAMPLES,
                                   help="digits test images used for the accuracy"),
-    **_TILE_PARAMS,
+    **{k: Param.field("tile") for k in _TILE_KEYS},
+    **{k: Param.field("chip") for k in _CHIP_KEYS},
 }
 _KNOWN = frozenset(PARAMS)
 _DEFAULT_DIGITAL = ("digital-gpu", "digital-cpu")
@@ -115,14 +103,6 @@ def point_metrics(config: Mapping[str, Any]) -> set[str]:
     return out
 
 
-@functools.lru_cache(maxsize=256)
-def _check_tile(tile: str, overrides_json: str) -> None:
-    from memsim.crossbar import load_tile_config
-
-    overrides = json.loads(overrides_json)
-    load_tile_config(tile).with_(**overrides)
-
-
 def _overrides(config: Mapping[str, Any]) -> dict[str, Any]:
     overrides = {k: config[k] for k in _TILE_KEYS if k in config}
     for key in ("adc_bits", "dac_bits"):
@@ -131,9 +111,22 @@ def _overrides(config: Mapping[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+@functools.lru_cache(maxsize=256)
+def _check_cards(tile: str, chip: str, overrides_json: str, chip_json: str) -> None:
+    """The tile and chip cards accept the swept fields (their own declarations check them)."""
+    from memsim.chip import load_chip_config
+    from memsim.crossbar import load_tile_config
+
+    overrides = json.loads(overrides_json)
+    load_tile_config(tile).with_(**overrides)
+    geometry = {k: overrides[k] for k in ("rows", "cols") if k in overrides}
+    load_chip_config(chip, **geometry, **json.loads(chip_json))
+
+
 def check_point(config: Mapping[str, Any]) -> None:
     """Combinations of values the evaluator cannot run (raises ``ValueError``)."""
-    _check_tile(config["tile"], json.dumps(_overrides(config), sort_keys=True))
+    _check_cards(config["tile"], config["chip"], json.dumps(_overrides(config), sort_keys=True),
+                 json.dumps({k: config[k] for k in _CHIP_KEYS if k in config}, sort_keys=True))
     if config.get("training", "plain") == "hwa" and \
             not str(config["workload"]).startswith("digits-"):
         raise StudyError(f"training = 'hwa' needs a digits workload (digits-mlp, digits-cnn);"
@@ -170,8 +163,11 @@ def _chip_metrics(key: str) -> dict[str, float]:
     graph = load_workload(cfg["workload"], np.random.default_rng(0))
     net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
     geometry = {k: cfg["overrides"][k] for k in ("rows", "cols") if k in cfg["overrides"]}
-    chip = memsim.load_chip(cfg["chip"], **geometry)  # cores with the swept array size
-    run = chip.simulate(net, inferences=cfg["inferences"], record=False, fit=cfg["fit"])
+    # cores with the swept array size, and any swept chip parameter
+    chip = memsim.load_chip(cfg["chip"], **geometry, **cfg.get("chip_overrides", {}))
+    run = chip.simulate(net, inferences=cfg["inferences"], record=False, fit=cfg["fit"],
+                        streaming=cfg.get("streaming", True),
+                        activations=cfg.get("activations", "on-chip"))
     out = {"latency_s": run.latency_s, "throughput_per_s": run.throughput_per_s,
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
     for name in cfg["digital"]:
@@ -184,7 +180,8 @@ def _chip_metrics(key: str) -> dict[str, float]:
 
 def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: int) -> float:
     import memsim
-    from memsim.workloads.digits import accuracy, digits_model, hwa_noise, load_digits_split
+    from memsim.workloads.digits import digits_torch, hwa_noise, load_digits_split
+    from memsim.workloads.training import analog_accuracy
 
     kind = config["workload"].split("-", 1)[1]
     device = memsim.load_device(config["device"])
@@ -193,21 +190,19 @@ def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: in
         device = device.with_noise(programming=scale, drift_spread=scale, read=scale)
     training = config.get("training", "plain")
     if training == "hwa":
-        tile = memsim.load_tile(config["tile"], device=device, **overrides)
-        graph = digits_model(kind, hwa=hwa_noise(tile.config, device))
+        tile = memsim.load_tile_config(config["tile"], **overrides)
+        model = digits_torch(kind, hwa=hwa_noise(tile, device))
     elif training == "plain":
-        graph = digits_model(kind)
+        model = digits_torch(kind)
     else:
         raise ValueError(f"training = {training!r}; known: plain, hwa")
     x_tr, _, x_te, y_te = load_digits_split()
     n = int(config.get("test_samples", len(y_te)))
-    net = memsim.map_network(graph, tile=config["tile"], device=device, **overrides)
-    if config.get("adc_calibration", True):
-        net.calibrate_adc(x_tr[:256])  # per-tile ADC range from training data, as on chip
-    prog, run = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    net.program(prog)
-    logits = net.forward(x_te[:n], float(config.get("time_s", 1.0)), run)
-    return accuracy(logits, y_te[:n]), net.saturation_rate()
+    x_cal = x_tr[:256] if config.get("adc_calibration", True) else None
+    res = analog_accuracy(model, x_te[:n], y_te[:n], tile=config["tile"], device=device,
+                          times=[float(config.get("time_s", 1.0))], seeds=1, seed=seed,
+                          x_calibrate=x_cal, **overrides)
+    return float(res["accuracy"][0, 0]), res["saturation_rate"]
 
 
 @register_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
@@ -224,6 +219,9 @@ def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, Any]:
                       "chip": config["chip"], "overrides": overrides,
                       "inferences": int(config.get("inferences", 20)),
                       "fit": config.get("fit", "error"),
+                      "chip_overrides": {k: config[k] for k in _CHIP_KEYS if k in config},
+                      "streaming": bool(config.get("streaming", True)),
+                      "activations": config.get("activations", "on-chip"),
                       "digital": list(digital)}, sort_keys=True)
     metrics: dict[str, Any] = dict(_chip_metrics(key))
     if not config.get("measure_accuracy", True):

@@ -105,7 +105,8 @@ class Param:
     """One declared parameter of an evaluator.
 
     ``kind``: "bool", "int", "real", "choice", "card" (a card name of ``card_kind``:
-    "devices", "tile", "chip", "digital", "workload"), "cards" (a list of such names).
+    "devices", "tile", "chip", "digital", "workload"), "cards" (a list of such names),
+    "field" (a field of the ``card_kind`` card, checked by that card's own declaration).
     ``lo``/``hi``: inclusive range of numbers (``None``: unbounded); ``unit`` is shown in
     messages; ``none``: the string "none" is also accepted (e.g. an unquantized ADC);
     ``required``: the study must set it (top level, [fixed] or [grid]).
@@ -153,6 +154,12 @@ class Param:
     def cards(cls, card_kind: str, *, help: str = "") -> Param:
         return cls(kind="cards", card_kind=card_kind, help=help)
 
+    @classmethod
+    def field(cls, owner: str, *, help: str = "") -> Param:
+        """A field of another declaration (a tile or chip card field): its value is checked
+        by that declaration, with the study's cards (the evaluator's ``check``)."""
+        return cls(kind="field", card_kind=owner, help=help)
+
     # --- checking ------------------------------------------------------------------------
 
     def describe(self) -> str:
@@ -174,6 +181,8 @@ class Param:
             return f"a {self.card_kind} card name"
         if self.kind == "cards":
             return f"a list of {self.card_kind} card names"
+        if self.kind == "field":
+            return f"a value of the {self.card_kind} card field of that name"
         return "any value"
 
     def check(self, value: Any, where: str) -> None:

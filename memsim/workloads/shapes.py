@@ -8,6 +8,12 @@ norms have random statistics. Published parameter counts are checked in the test
   prep conv 64, layer1 conv 128 + max-pool + residual (2 × conv 128), layer2 conv 256 +
   max-pool, layer3 conv 512 + max-pool + residual (2 × conv 512), max-pool 4, fc 10;
   every conv 3×3 with batch norm and ReLU, no conv bias. ≈ 6.57 M parameters.
+- ``resnet9-hermes``: the ResNet-9 that Le Gallo et al. (Nat. Electron. 6, 680, 2023;
+  arXiv 2212.02872) ran on the IBM HERMES 64-core chip: the same structure with widths
+  56, 112, 112, 112, 224, 224, 224, 224 and a 224 → 10 dense layer; 1,866,536 weights;
+  matrices Conv0 27×56, Conv1 504×112, Conv2–4 1008×{112, 112, 224}, Conv5–7 2016×224; on
+  40 of the chip's 64 cores without replication. (The paper ran it in 4-phase mode, with
+  max-pooling in software and activations between layers through the FPGA.)
 - ``resnet32-cifar10``: He et al., CVPR 2016, Sec. 4.2: 3×3 conv 16, three stages of five
   basic blocks (16, 32, 64 channels, stride 2 at the stage starts), option-A shortcuts
   (stride-2 subsampling and zero-padded channels, no parameters), global average pool,
@@ -31,8 +37,8 @@ import numpy as np
 
 from memsim.mapping.graph import Graph
 
-__all__ = ["NETWORKS", "alexnet", "lenet5", "load_network", "lstm_model", "parameter_count",
-           "resnet9_cifar10", "resnet32_cifar10"]
+__all__ = ["NETWORKS", "SETUPS", "alexnet", "lenet5", "load_network", "lstm_model",
+           "parameter_count", "resnet9_cifar10", "resnet9_hermes", "resnet32_cifar10"]
 
 
 def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -62,25 +68,45 @@ def _linear(g: Graph, rng: np.random.Generator, x: str, n_in: int, n_out: int, *
     return g.linear(x, w, b, name=name)
 
 
-def resnet9_cifar10(rng: np.random.Generator) -> Graph:
-    """DAWNBench ResNet-9 (Page 2018) for 3×32×32 CIFAR-10 images."""
-    g = Graph((3, 32, 32), name="resnet9-cifar10")
+# channel widths of the eight 3×3 convolutions: prep, layer1, res1a, res1b, layer2, layer3,
+# res3a, res3b
+DAWNBENCH_WIDTHS = (64, 128, 128, 128, 256, 512, 512, 512)
+HERMES_WIDTHS = (56, 112, 112, 112, 224, 224, 224, 224)  # Le Gallo et al. 2023, Methods
+
+
+def _resnet9(rng: np.random.Generator, widths: tuple[int, ...], name: str) -> Graph:
+    """ResNet-9 for 3×32×32 images with the given widths of its eight convolutions."""
+    w0, w1, w1a, w1b, w2, w3, w3a, w3b = widths
+    if w1a != w1 or w1b != w1 or w3a != w3 or w3b != w3:
+        raise ValueError(f"{name}: residual blocks keep their width, got widths {widths}")
+    g = Graph((3, 32, 32), name=name)
 
     def conv_bn(x: str, c_in: int, c_out: int, name: str) -> str:
         h = _conv(g, rng, x, c_in, c_out, 3, padding=1, bias=False, name=name)
         return g.relu(_bn(g, rng, h, c_out, name=f"{name}_bn"), name=f"{name}_relu")
 
-    h = conv_bn(g.input, 3, 64, "prep")
-    h = g.maxpool2d(conv_bn(h, 64, 128, "layer1"), 2, name="layer1_pool")
-    r = conv_bn(conv_bn(h, 128, 128, "res1a"), 128, 128, "res1b")
+    h = conv_bn(g.input, 3, w0, "prep")
+    h = g.maxpool2d(conv_bn(h, w0, w1, "layer1"), 2, name="layer1_pool")
+    r = conv_bn(conv_bn(h, w1, w1, "res1a"), w1, w1, "res1b")
     h = g.add(h, r, name="res1_add")
-    h = g.maxpool2d(conv_bn(h, 128, 256, "layer2"), 2, name="layer2_pool")
-    h = g.maxpool2d(conv_bn(h, 256, 512, "layer3"), 2, name="layer3_pool")
-    r = conv_bn(conv_bn(h, 512, 512, "res3a"), 512, 512, "res3b")
+    h = g.maxpool2d(conv_bn(h, w1, w2, "layer2"), 2, name="layer2_pool")
+    h = g.maxpool2d(conv_bn(h, w2, w3, "layer3"), 2, name="layer3_pool")
+    r = conv_bn(conv_bn(h, w3, w3, "res3a"), w3, w3, "res3b")
     h = g.add(h, r, name="res3_add")
     h = g.flatten(g.maxpool2d(h, 4, name="pool"), name="flatten")
-    g.set_output(_linear(g, rng, h, 512, 10, bias=False, name="fc"))
+    g.set_output(_linear(g, rng, h, w3, 10, bias=False, name="fc"))
     return g
+
+
+def resnet9_cifar10(rng: np.random.Generator) -> Graph:
+    """DAWNBench ResNet-9 (Page 2018) for 3×32×32 CIFAR-10 images."""
+    return _resnet9(rng, DAWNBENCH_WIDTHS, "resnet9-cifar10")
+
+
+def resnet9_hermes(rng: np.random.Generator) -> Graph:
+    """The ResNet-9 run on the IBM HERMES chip (Le Gallo et al. 2023): DAWNBench structure,
+    widths 56-112-112-112-224-224-224-224, 1,866,536 weights, 40 cores of 256×256."""
+    return _resnet9(rng, HERMES_WIDTHS, "resnet9-hermes")
 
 
 def _shortcut_a(c_out: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -175,10 +201,21 @@ def lstm_model(rng: np.random.Generator, input_size: int = 28, hidden: int = 128
 
 NETWORKS: dict[str, Callable[[np.random.Generator], Graph]] = {
     "resnet9-cifar10": resnet9_cifar10,
+    "resnet9-hermes": resnet9_hermes,
     "resnet32-cifar10": resnet32_cifar10,
     "alexnet": alexnet,
     "lenet5": lenet5,
     "lstm": lstm_model,
+}
+
+
+# How a network's paper ran it on a chip: what `memsim chip` uses unless told otherwise.
+SETUPS: dict[str, dict[str, str]] = {
+    "resnet9-hermes": {
+        "chip": "hermes-64core", "encoding": "pwm_4phase",
+        "source": "Le Gallo et al. 2023: all ResNet-9 experiments in 4-phase mode (max-pooling "
+                  "in software and activations between layers through the FPGA: "
+                  "--activations off-chip)"},
 }
 
 

@@ -1,0 +1,392 @@
+"""Analog layers inside the user's own torch model (memsim.analog)."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import memsim
+import memsim.analog as ma
+
+EXACT = dict(tile="hermes-core", device="pcm-hermes-2dev", exact=True)
+
+
+def close(a: torch.Tensor, b: torch.Tensor, tol: float = 2e-5) -> None:
+    """Equal to float32 tolerance relative to the output's scale."""
+    scale = float(b.abs().max()) + 1e-12
+    err = float((a - b).abs().max())
+    assert err <= tol * scale, (err, scale)
+
+
+def check_exact(model: nn.Module, *inputs, tol: float = 2e-5) -> nn.Module:
+    model.eval()
+    a = ma.analog(model, **EXACT)
+    ma.program(a, seed=0)
+    with torch.no_grad():
+        ref = model(*inputs)
+        got = a(*inputs)
+    for r, g in zip(torch.utils._pytree.tree_leaves(ref), torch.utils._pytree.tree_leaves(got),
+                    strict=True):
+        if r is None:
+            assert g is None
+            continue
+        assert r.shape == g.shape
+        close(g, r, tol)
+    return a
+
+
+# -- exact limit: every layer kind equals torch --------------------------------------------
+@pytest.mark.parametrize("layer, shape", [
+    (nn.Linear(40, 7), (5, 40)),
+    (nn.Linear(300, 270), (3, 300)),  # several row and column tiles
+    (nn.Linear(12, 3, bias=False), (2, 4, 12)),  # extra leading dims
+    (nn.Conv2d(3, 8, 3, padding=1), (2, 3, 9, 9)),
+    (nn.Conv2d(64, 20, 3, stride=2, padding=2, dilation=2), (2, 64, 11, 11)),  # 3 row tiles
+    (nn.Conv2d(12, 12, 3, padding=1, groups=12), (2, 12, 7, 7)),  # depthwise
+    (nn.Conv2d(8, 6, (3, 1), padding=(1, 0), groups=2, bias=False), (2, 8, 6, 5)),
+    (nn.Conv2d(4, 4, 4, padding="same"), (2, 4, 7, 7)),  # asymmetric "same" padding
+    (nn.Conv2d(4, 5, 3, padding=1, padding_mode="reflect"), (2, 4, 6, 6)),
+    (nn.Conv1d(5, 6, 3, padding=1, stride=2), (3, 5, 10)),
+    (nn.Conv2d(3, 4, 3), (3, 7, 7)),  # unbatched input
+])
+def test_weight_layers_exact_limit_equals_torch(layer, shape):
+    torch.manual_seed(0)
+    check_exact(layer, torch.randn(shape))
+
+
+@pytest.mark.parametrize("scaling", ["absmax", "layer", "fixed"])
+def test_conv_paths_agree_in_the_exact_limit(scaling):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(40, 9, 3, padding=1).eval()
+    x = torch.randn(2, 40, 6, 6)
+    a = ma.analog(conv, exact=True, input_scaling=scaling, input_range=10.0)
+    ma.program(a, seed=0)
+    with torch.no_grad():
+        close(a(x), conv(x))
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recurrent_layers_exact_limit(cell, batch_first, bidirectional):
+    torch.manual_seed(2)
+    rnn = cell(5, 7, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+    x = torch.randn((3, 6, 5) if batch_first else (6, 3, 5))
+    check_exact(rnn, x)
+    n = 4 if bidirectional else 2
+    h0 = torch.randn(n, 3, 7)
+    if cell is nn.LSTM:
+        check_exact(rnn, x, (h0, torch.randn(n, 3, 7)))
+    else:
+        check_exact(rnn, x, h0)
+    check_exact(rnn, x[0] if batch_first else x[:, 0])  # unbatched (T, features)
+
+
+def test_lstm_last_hidden_state_idiom():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 8)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            _, (h, _) = self.rnn(x)
+            return self.fc(h[-1])
+
+    torch.manual_seed(3)
+    check_exact(Net(), torch.randn(5, 2, 4))
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_multihead_attention_exact_limit(batch_first, need_weights):
+    torch.manual_seed(4)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first)
+    x = torch.randn((2, 5, 16) if batch_first else (5, 2, 16))
+    mask = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)
+    kpm = torch.zeros(2, 5, dtype=torch.bool)
+    kpm[1, -1] = True
+
+    class Self(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, x):
+            return self.mha(x, x, x, attn_mask=mask, key_padding_mask=kpm,
+                            need_weights=need_weights)
+
+    check_exact(Self(), x)
+
+
+def test_cross_attention_with_other_key_dims_exact_limit():
+    torch.manual_seed(5)
+    mha = nn.MultiheadAttention(12, 3, kdim=7, vdim=5, bias=True, add_bias_kv=True)
+
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, q, k, v):
+            return self.mha(q, k, v)[0]
+
+    check_exact(Cross(), torch.randn(4, 2, 12), torch.randn(6, 2, 7), torch.randn(6, 2, 5))
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_transformer_layers_exact_limit_and_no_fused_fast_path(batch_first):
+    torch.manual_seed(6)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0,
+                                                           batch_first=batch_first), 2,
+                                enable_nested_tensor=False)
+    x = torch.randn((3, 6, 16) if batch_first else (6, 3, 16))
+    a = check_exact(enc, x, tol=1e-4)
+    kinds = {type(m).__name__ for m in a.modules()}
+    assert "AnalogMultiheadAttention" in kinds and "AnalogLinear" in kinds
+    # noisy model: the output must differ from the float one, i.e. the tiles are used even
+    # where torch would take its fused transformer kernel in eval mode
+    noisy = ma.analog(enc.eval(), "hermes-core", "pcm-hermes-2dev")
+    ma.program(noisy, seed=0)
+    with torch.no_grad():
+        assert not torch.allclose(noisy(x), enc(x), atol=1e-3)
+    dec = nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=batch_first)
+    mem = torch.randn((3, 5, 16) if batch_first else (5, 3, 16))
+    check_exact(dec, x, mem, tol=1e-4)
+
+
+# -- the user's model is the network ---------------------------------------------------------
+class InPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.bn(self.c1(x))
+        y.mul_(0.5)
+        torch.relu_(y)
+        z = self.c2(y)
+        z.clamp_(-1.0, 1.0)
+        F.relu(z, inplace=True)
+        z += y  # residual, in place
+        return self.fc(z.mean((2, 3)))
+
+
+def test_in_place_ops_behave_as_in_torch():
+    torch.manual_seed(7)
+    model = InPlace()
+    for p in model.bn.parameters():
+        p.data.uniform_(0.5, 1.5)
+    model.bn.running_var.uniform_(0.5, 2.0)
+    check_exact(model, torch.randn(4, 3, 8, 8))
+
+
+def test_conversion_leaves_the_users_model_untouched():
+    torch.manual_seed(8)
+    model = InPlace().train()
+    before = copy.deepcopy(model.state_dict())
+    a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+    assert model.training and a.training  # modes kept, the user's not switched to eval
+    assert isinstance(model.c1, nn.Conv2d) and isinstance(a.c1, ma.AnalogConv)
+    ma.program(a, seed=0)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    a.eval()
+    assert model.training
+
+
+def test_unconverted_weight_layers_are_reported():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
+    with pytest.warns(UserWarning, match=r"stay digital.*Embedding"):
+        a = ma.analog(model, **EXACT)
+    rep = ma.report(a)
+    assert rep["digital_weight_layers"] == [{"name": "0", "type": "Embedding",
+                                             "why": "no analog version of this layer type"}]
+    assert [la["type"] for la in rep["layers"]] == ["AnalogLinear"]
+
+
+def test_eval_before_programming_is_a_clear_error():
+    a = ma.analog(nn.Linear(3, 2), **EXACT).eval()
+    with pytest.raises(memsim.StateError, match=r"memsim.program"):
+        a(torch.randn(1, 3))
+
+
+# -- noise and time ----------------------------------------------------------------------------
+def test_per_mvm_noise_statistics_on_the_torch_path():
+    """Same input vector N times: output variance per column = Σ x² σ² + σ_ADC² (ADC
+    unquantized, slow noise a fixed state); tolerance from the χ² spread, 5 σ."""
+    torch.manual_seed(9)
+    lin = nn.Linear(64, 32, bias=False).eval()
+    a = ma.analog(lin, "generic-256", "pcm-generic", adc_bits=None, dac_bits=None,
+                  adc_noise_fs=0.002, dtype="float64", input_scaling="fixed", input_range=1.0)
+    ma.program(a, seed=1)
+    ma.set_time(a, 3600.0)
+    x = torch.rand(1, 64, dtype=torch.float64) * 2 - 1
+    n = 4000
+    with torch.no_grad():
+        y = a(x.expand(n, 64))
+    arr = a._arrays["w"]
+    st = arr.state_at(3600.0 - arr.programmed_at_s_, a._rng)
+    xn = x[0].numpy()
+    var_norm = (xn**2) @ st.var[0, 0].numpy() + (arr.config.adc_noise_fs
+                                                 * arr.config.output_range) ** 2
+    scale = arr.weight_scale_[0, 0] * st.alpha[0, 0].numpy()
+    expect = var_norm * scale**2
+    got = y.var(0).numpy()
+    rel = got / expect
+    tol = 5 * np.sqrt(2 / (n - 1))
+    assert np.all(np.abs(rel - 1) < tol), (rel.min(), rel.max(), tol)
+    mean_expect = (xn @ st.w[0, 0].numpy()) * scale  # the slow state at this time
+    assert np.allclose(y.mean(0).numpy(), mean_expect, atol=5 * np.sqrt(expect / n).max())
+
+
+def test_reproducible_and_time_dependent():
+    torch.manual_seed(10)
+    model = InPlace().eval()
+    x = torch.randn(2, 3, 8, 8)
+
+    def run(seed, t):
+        a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+        ma.program(a, seed=seed)
+        ma.set_time(a, t)
+        with torch.no_grad():
+            return a(x)
+
+    assert torch.equal(run(0, 86400.0), run(0, 86400.0))
+    assert not torch.equal(run(0, 86400.0), run(1, 86400.0))
+    assert not torch.equal(run(0, 86400.0), run(0, 3.15e7))
+
+
+def test_drift_degrades_without_compensation_and_time_before_programming_is_refused():
+    torch.manual_seed(11)
+    lin = nn.Linear(200, 50).eval()
+    x = torch.randn(256, 200)
+    ref = lin(x).detach()
+    a = ma.analog(lin, "hermes-core", "pcm-hermes-2dev", drift_compensation="none")
+    ma.program(a, seed=0, at_s=10.0)
+    with torch.no_grad(), ma.at_time(a, 20.0):
+        early = (a(x) - ref).norm() / ref.norm()
+    with torch.no_grad(), ma.at_time(a, 3.15e7):
+        late = (a(x) - ref).norm() / ref.norm()
+    assert late > 2 * early
+    ma.set_time(a, 5.0)
+    with pytest.raises(memsim.StateError, match="before the layer was programmed"):
+        a(x)
+
+
+# -- state, devices, threads ------------------------------------------------------------------
+def test_state_dict_round_trip_keeps_the_programmed_devices():
+    torch.manual_seed(12)
+    model = InPlace().eval()
+    x = torch.randn(2, 3, 8, 8)
+    a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+    ma.program(a, seed=3)
+    ma.set_time(a, 86400.0)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    b = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+    buf.seek(0)
+    b.load_state_dict(torch.load(buf, weights_only=False))
+    ma.set_time(b, 86400.0)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))  # same devices, same noise streams
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    torch.manual_seed(13)
+    model = InPlace().eval()
+    x = torch.randn(8, 3, 8, 8)
+    outs = []
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            import numba
+
+            numba.set_num_threads(threads)
+            a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+            ma.program(a, seed=0)
+            with torch.no_grad():
+                outs.append(a(x))
+    finally:
+        torch.set_num_threads(old)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_exact_limit_and_noise():
+    torch.manual_seed(14)
+    model = InPlace().eval()
+    x = torch.randn(4, 3, 8, 8)
+    a = ma.analog(model, **EXACT)
+    ma.program(a, seed=0)
+    a = a.to("cuda")
+    with torch.no_grad():
+        close(a(x.cuda()).cpu(), model(x))
+    n = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+    ma.program(n, seed=0)
+    n = n.to("cuda")
+    with torch.no_grad():
+        y = n(x.cuda()).cpu()
+    assert y.shape == (4, 4) and torch.isfinite(y).all()
+
+
+# -- training --------------------------------------------------------------------------------
+def test_hardware_aware_training_runs_with_torch_optimizers_and_reprograms():
+    torch.manual_seed(15)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 3))
+    x = torch.randn(64, 1, 6, 6)
+    y = (x.mean((1, 2, 3)) > 0).long() + (x[:, 0, 0, 0] > 1).long()
+    a = ma.analog(model, "hermes-core", "pcm-hermes-2dev").train()
+    opt = torch.optim.Adam(a.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        loss = F.cross_entropy(a(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    a.eval()
+    ma.program(a, seed=0)  # the trained weights go to the tiles
+    with torch.no_grad():
+        acc = (a(x).argmax(1) == y).float().mean()
+    assert acc > 0.6
+
+
+def test_hwa_noise_is_measured_on_the_engine():
+    pcm = ma.HWANoise.from_cards("hermes-core", "pcm-hermes-2dev")
+    ideal = ma.HWANoise.from_cards("hermes-core", "ideal")
+    assert 0.01 < pcm.weight_sigma < 0.3
+    assert ideal.weight_sigma < 1e-6
+    assert pcm.dac_bits == 8 and pcm.out_sigma > 0
+
+
+# -- the chip from the same object --------------------------------------------------------------
+def test_description_recorded_from_one_batch_feeds_the_chip():
+    torch.manual_seed(16)
+    model = InPlace().eval()
+    a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+    ma.program(a, seed=0)
+    d = ma.describe(a, torch.randn(4, 3, 8, 8))
+    names = [la.name for la in d.layers]
+    assert names == ["c1", "c2", "fc"]
+    c1, c2, fc = d.layers
+    assert c1.mvms_per_inference == 64 and c2.mvms_per_inference == 64
+    assert fc.mvms_per_inference == 1
+    assert c1.matrices == (("w", (27, 8)),) and fc.matrices == (("w", (8, 4)),)
+    ops = [n.op for n in d.digital]
+    assert "batchnorm" in ops and "relu" in ops and "add" in ops  # in-place ops recorded
+    assert d.output == "fc"
+    assert memsim.mapping.as_description(a) is d
