@@ -7,6 +7,7 @@ from memsim.crossbar import Tile, TileConfig, load_tile, load_tile_config
 from memsim.devices import Device, DeviceState, list_devices, load_device
 from memsim.errors import (
     CardError,
+    ClusterError,
     ConfigError,
     InputError,
     MemsimError,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CardError",
+    "ClusterError",
     "ConfigError",
     "Device",
     "DeviceState",

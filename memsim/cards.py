@@ -11,6 +11,10 @@ The loader converts values to SI units, checks them against the range that the c
 declares for that field and raises a ``ValueError`` that names the card, the field, the
 value and the allowed range when anything is missing, unknown, of the wrong unit or out
 of range. Nothing is silently changed.
+
+Beyond each field's own range, a value far outside what any device, tile or chip has is
+refused as a likely unit slip (a conductance above 10 mS, e.g. ``0.9`` with unit ``"S"``
+meant as µS; see :data:`PLAUSIBLE`), naming the field and the unit to check.
 """
 
 from __future__ import annotations
@@ -58,6 +62,21 @@ _UNITS: dict[str, dict[str, float]] = {
     "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "µW": 1e-6},
     "data_size": {"B": 1.0, "kB": 1e3, "KiB": 1024.0, "MB": 1e6, "MiB": 1024.0**2},
     "area": {"m2": 1.0, "mm2": 1e-6, "um2": 1e-12, "µm2": 1e-12},
+}
+
+
+#: Largest plausible magnitude (SI) per dimension, and what it means: larger card values are
+#: refused as unit slips. Conductances of memristive devices in crossbars are µS to a few mS.
+PLAUSIBLE: dict[str, tuple[float, str]] = {
+    "conductance": (10e-3, "10 mS: memristive devices in crossbars conduct µS to a few mS"),
+    "current": (1.0, "1 A: a crossbar line carries µA to mA"),
+    "voltage": (100.0, "100 V: memristive devices switch and are read below a few volts"),
+    "resistance": (1e12, "1 TΩ"),
+    "time": (1e10, "1e10 s (about 300 years)"),
+    "energy": (1e-3, "1 mJ for one action (an MVM, a conversion, a pulse)"),
+    "power": (1e4, "10 kW"),
+    "length": (1e-3, "1 mm for a device dimension"),
+    "frequency": (1e11, "100 GHz"),
 }
 
 
@@ -141,17 +160,27 @@ def list_cards(kind: str) -> list[str]:
 
 def find_card(name_or_path: str | Path, kind: str) -> Path:
     """Resolve a card name (``devices/<name>.toml``) or a path to an existing file."""
+    if not isinstance(name_or_path, str | Path) or not str(name_or_path).strip():
+        raise CardError(f"a {kind} card is a name or the path of a .toml file, got "
+                        f"{name_or_path!r}")
     text = str(name_or_path)
+    if "\x00" in text:
+        raise CardError(f"card name {text!r} contains a NUL character")
     path = Path(text).expanduser()
     looks_like_path = path.suffix == ".toml" or "/" in text or "\\" in text
-    if looks_like_path:
-        if path.is_file():
-            return path
-        raise CardError(f"card file {text!r} does not exist")
-    for folder in card_dir(kind):
-        candidate = folder / f"{text}.toml"
-        if candidate.is_file():
-            return candidate
+    try:
+        if looks_like_path:
+            if path.is_file():
+                return path
+            if path.exists():
+                raise CardError(f"card file {text!r} is not a file")
+            raise CardError(f"card file {text!r} does not exist")
+        for folder in card_dir(kind):
+            candidate = folder / f"{text}.toml"
+            if candidate.is_file():
+                return candidate
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise CardError(f"card {text!r} cannot be looked up: {exc.strerror or exc}") from None
     raise CardError(
         f"unknown {kind} card {text!r}; known cards: {', '.join(list_cards(kind)) or 'none'}"
         " (or pass the path of a .toml card)"
@@ -166,6 +195,13 @@ def read_card(name_or_path: str | Path, kind: str) -> tuple[str, dict[str, Any]]
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise CardError(f"card {path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CardError(f"card {path}: not a text (UTF-8) file: {exc}") from exc
+    except OSError as exc:
+        raise CardError(f"card {path} cannot be read: {exc.strerror or exc}") from exc
+    if "card" in data and not isinstance(data["card"], dict):
+        raise CardError(f"card {path}: [card] must be a table (kind, description, …), got "
+                        f"{data['card']!r}")
     return path.stem, data
 
 
@@ -188,7 +224,15 @@ def take_quantity(table: Mapping[str, Any], field: Field, where: str) -> Quantit
     if not isinstance(source, str) or not source.strip():
         raise CardError(f"{where}.source must be a non-empty string naming the source")
     si = to_si(value, str(table["unit"]), field.dimension, where=f"{where}: ")
-    return Quantity(field.check(si, where), source)
+    checked = field.check(si, where)
+    limit = PLAUSIBLE.get(field.dimension)
+    if limit is not None and abs(checked) > limit[0]:
+        in_si = f" ({checked:g} {si_unit(field.dimension)})" \
+            if table["unit"] != si_unit(field.dimension) else ""
+        raise CardError(f"{where} = {value!r} {table['unit']}{in_si} is implausibly large: "
+                        f"above {limit[1]}. "
+                        f"Is the unit right (allowed: {', '.join(_UNITS[field.dimension])})?")
+    return Quantity(checked, source)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CardError",
+    "ClusterError",
     "ConfigError",
     "InputError",
     "MemsimError",
@@ -25,6 +26,10 @@ class MemsimError(Exception):
 
 class CardError(MemsimError, ValueError):
     """A card that cannot be used; the message names the card and the field."""
+
+
+class ClusterError(MemsimError, ConnectionError):
+    """A Dask cluster that cannot be reached or started; the message names the address."""
 
 
 class ConfigError(MemsimError, ValueError):

@@ -270,12 +270,13 @@ def test_store_rows_transactions_and_dataframe(tmp_path):
         assert store.errors() == []  # cleared by the success, same transaction
         store.add(config_hash="h2", seed_index=1, params={"adc_bits": 8, "tile": "t"},
                   seed=12, metrics={"accuracy": 0.95}, started=2.0, finished=3.0, host="b")
-        with pytest.raises(sqlite3.IntegrityError):  # a stored point is never replaced
+        with pytest.raises(memsim.StoreError, match="never replaced"):  # never replaced
             store.add(config_hash="h2", seed_index=1, params={}, seed=0, metrics={},
                       started=0, finished=0, host="c")
         # an interrupt inside a transaction rolls it back: no partial row
         with pytest.raises(KeyboardInterrupt), store._transaction() as cur:
-            cur.execute("INSERT INTO results VALUES ('h3', 0, '{}', 0, '{}', 'v', 0, 0, 0, 'x')")
+            cur.execute("INSERT INTO results VALUES ('h3', 0, '{}', 0, '{}', 'v', 0, 0, 0, 'x', "
+                        "'{}')")
             raise KeyboardInterrupt
         assert store.done_keys() == {("h1", 0), ("h2", 1)}
         rows = store.rows()

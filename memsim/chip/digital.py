@@ -218,6 +218,10 @@ def load_digital(name_or_path: str | Path) -> DigitalConfig:
     if card.get("kind") != "digital":
         raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a digital engine card "
                         "needs 'digital'")
+    if set(card) - {"kind", "description"}:
+        raise CardError(f"{where}: [card] has unknown fields "
+                        f"{sorted(set(card) - {'kind', 'description'})}; allowed: "
+                        "['description', 'kind']")
     unknown = set(data) - {"card", *_SCHEMA}
     if unknown:
         raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: "

@@ -340,6 +340,10 @@ def load_tile_config(name_or_path: Any, **overrides: Any) -> TileConfig:
     name, data = read_card(name_or_path, "crossbars")
     where = f"tile card {name!r}"
     card = data.get("card", {})
+    if not isinstance(card, Mapping) or set(card) - {"kind", "description"} \
+            or not isinstance(card.get("description", ""), str):
+        raise CardError(f"{where}: [card] must be a table of kind = \"tile\" and a "
+                        f"description string; got {card!r}")
     if card.get("kind") != "tile":
         raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a tile card needs "
                         "'tile' (chip and digital-engine cards are loaded with load_chip)")

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from memsim._checks import real_array
 from memsim.cards import CardError, Field, Quantity, take_quantity
+from memsim.errors import ConfigError, InputError
 
 __all__ = ["Device", "DeviceState", "NonIdealities", "check_generator", "check_time"]
 
@@ -69,13 +71,16 @@ def check_generator(rng: Any) -> np.random.Generator:
 
 
 def check_time(t: Any) -> float:
-    """A time since programming in seconds: a finite number >= 0."""
+    """A time since programming in seconds: a finite real number >= 0 (not a bool, not
+    complex, not text); raises :class:`memsim.ConfigError`."""
+    if isinstance(t, bool | np.bool_ | str | bytes | complex | np.complexfloating):
+        raise ConfigError(f"t = {t!r} must be a time in seconds (a real number >= 0)")
     try:
         value = float(t)
     except (TypeError, ValueError):
-        raise ValueError(f"t = {t!r} must be a time in seconds (a number >= 0)") from None
+        raise ConfigError(f"t = {t!r} must be a time in seconds (a number >= 0)") from None
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"t = {t!r} s is out of range; allowed [0, inf) s after programming")
+        raise ConfigError(f"t = {t!r} s is out of range; allowed [0, inf) s after programming")
     return value
 
 
@@ -108,7 +113,7 @@ class NonIdealities:
 
     def __post_init__(self) -> None:
         if self.stuck_at_gmin_rate + self.stuck_at_gmax_rate > 1.0:
-            raise ValueError(
+            raise ConfigError(
                 "stuck_at_gmin_rate + stuck_at_gmax_rate = "
                 f"{self.stuck_at_gmin_rate + self.stuck_at_gmax_rate:g} exceeds 1"
             )
@@ -177,20 +182,21 @@ class Device(abc.ABC):
     devices_per_polarity: int = 1
 
     def check_targets(self, g_target_s: Any) -> np.ndarray:
-        """Targets as a float64 array; NaN, inf and out-of-range values raise."""
-        g = np.asarray(g_target_s, dtype=np.float64)
+        """Targets as a float64 array; complex, non-numeric, NaN, inf and out-of-range values
+        raise :class:`memsim.InputError` naming the device."""
+        g = real_array(g_target_s, f"{self.name}: g_target")
         if g.size and not np.all(np.isfinite(g)):
             n = int(np.count_nonzero(~np.isfinite(g)))
-            raise ValueError(f"{self.name}: g_target contains {n} NaN or infinite value(s)")
+            raise InputError(f"{self.name}: g_target contains {n} NaN or infinite value(s)")
         if g.size and g.min() < 0:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: negative target conductance {g.min():.4g} S; "
                 f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
             )
         tol = 1e-9 * self.g_max_s
         if g.size and (g.min() < self.g_min_s - tol or g.max() > self.g_max_s + tol):
             bad = g.min() if g.min() < self.g_min_s - tol else g.max()
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: target conductance {bad:.4g} S is out of range; "
                 f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
             )

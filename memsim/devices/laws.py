@@ -135,7 +135,7 @@ def _parse_form(table: Mapping[str, Any], where: str) -> Law:
     if not isinstance(table, Mapping) or "law" not in table:
         raise CardError(f"{where} must be a table with a 'law' key, one of {sorted(_FORM_KEYS)}")
     form = table["law"]
-    if form not in _FORM_KEYS:
+    if not isinstance(form, str) or form not in _FORM_KEYS:
         raise CardError(f"{where}.law = {form!r} is unknown; allowed: {sorted(_FORM_KEYS)}")
     given = set(table) - {"law"}
     missing = _FORM_KEYS[form] - given
@@ -197,7 +197,7 @@ def parse_law(
     if not isinstance(source, str) or not source.strip():
         raise CardError(f"{where}.source must be a non-empty string naming the source")
     variable = table["variable"]
-    if variable not in variables:
+    if not isinstance(variable, str) or variable not in variables:
         raise CardError(f"{where}.variable = {variable!r} is unknown; allowed: {list(variables)}")
     unit = str(table["unit"])
     scale = to_si(1.0, unit, dimension, where=f"{where}: ")

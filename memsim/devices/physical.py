@@ -341,7 +341,7 @@ def _quantities(table: Mapping[str, Any], fields: Mapping[str, Field], section: 
 
 def _model(table: Mapping[str, Any], section: str, where: str, models: Mapping) -> str:
     model = table.get("model")
-    if model not in models:
+    if not isinstance(model, str) or model not in models:
         raise CardError(f"{where}: {section}.model = {model!r} is unknown; "
                         f"allowed: {sorted(models)}")
     return str(model)

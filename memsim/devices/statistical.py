@@ -246,7 +246,7 @@ def _model_section(data, key, where, models):
     allowed = {"model"} | set().union(*models.values())
     table = _section(data, key, where, allowed)
     model = _require(table, "model", f"{where} [{key}]")
-    if model not in models:
+    if not isinstance(model, str) or model not in models:
         raise CardError(f"{where}: {key}.model = {model!r} is unknown; allowed: {sorted(models)}")
     extra = set(table) - {"model"} - models[model]
     if extra:

@@ -7,6 +7,11 @@ the mapped network (the tile engine): there is one implementation of every layer
 
 Layouts: inputs are (batch, *shape) with channels first for convolutions ((C, H, W) or
 (C, L)) and (T, features) for recurrent layers (batch first).
+
+Values are checked where they enter: layer hyper-parameters (stride, padding, dilation,
+groups, kernel sizes) and weight shapes when a layer is built, a negative batch-norm
+variance, complex or non-numeric arrays; an empty batch gives an empty output. A layer that
+turns finite inputs into NaN or infinity raises :class:`memsim.NumericalError` naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from memsim._checks import check_int, real_array
+from memsim.errors import ConfigError, InputError, NumericalError, StateError
 
 __all__ = ["WEIGHT_OPS", "Graph", "Node", "im2col"]
 
@@ -64,6 +72,16 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
+def _checked_pair(v: Any, what: str, lo: int) -> tuple[int, int]:
+    """An int or a pair of ints, each at least ``lo`` (ConfigError naming ``what``)."""
+    if isinstance(v, list | tuple):
+        if len(v) != 2:
+            raise ConfigError(f"{what} = {v!r} must be an integer or a pair of integers")
+        return (check_int(v[0], what, lo=lo), check_int(v[1], what, lo=lo))
+    k = check_int(v, what, lo=lo)
+    return (k, k)
+
+
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
            padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[np.ndarray, int, int]:
     """(B, C, H, W) → (B·OH·OW, C·KH·KW) patches in (channel, kh, kw) order, and OH, OW."""
@@ -77,7 +95,7 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     oh = (h + 2 * ph - eh) // sh + 1
     ow = (w + 2 * pw - ew) // sw + 1
     if oh <= 0 or ow <= 0:
-        raise ValueError(f"kernel {kernel} (dilation {dilation}) is larger than the padded "
+        raise InputError(f"kernel {kernel} (dilation {dilation}) is larger than the padded "
                          f"input {h + 2 * ph}x{w + 2 * pw}")
     win = np.lib.stride_tricks.sliding_window_view(xp, (eh, ew), axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :oh, :ow]  # (B, C, OH, OW, KH, KW)
@@ -94,6 +112,9 @@ def _pool(x: np.ndarray, kernel, stride, padding, mode: str) -> np.ndarray:
     sh, sw = _pair(stride if stride is not None else kernel)
     ph, pw = _pair(padding)
     fill = -np.inf if mode == "max" else 0.0
+    if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
+        raise InputError(f"pooling kernel {(kh, kw)} is larger than the padded input "
+                         f"{x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw}")
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill) if ph or pw \
         else x
     win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
@@ -114,10 +135,11 @@ class Graph:
     input = "input"
 
     def __init__(self, input_shape: tuple[int, ...], name: str = "graph") -> None:
-        if not input_shape or any(int(d) <= 0 for d in input_shape):
-            raise ValueError(f"input_shape {input_shape!r} must be a tuple of positive sizes")
+        if not isinstance(input_shape, list | tuple) or not input_shape:
+            raise ConfigError(f"input_shape {input_shape!r} must be a tuple of positive sizes")
         self.name = name
-        self.input_shape = tuple(int(d) for d in input_shape)
+        self.input_shape = tuple(check_int(d, f"{name}: input_shape entry", lo=1)
+                                 for d in input_shape)
         self.nodes: dict[str, Node] = {"input": Node("input", "input", ())}
         self.output: str | None = None
 
@@ -126,70 +148,120 @@ class Graph:
              attrs=None) -> str:
         for i in inputs:
             if i not in self.nodes:
-                raise ValueError(f"{self.name}: node {name or op!r} takes input {i!r}, which is "
-                                 f"not in the graph")
+                raise ConfigError(f"{self.name}: node {name or op!r} takes input {i!r}, which "
+                                  f"is not in the graph")
         if name is None:
             k = sum(1 for n in self.nodes.values() if n.op == op)
             name = f"{op}{k}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{self.name}: node name {name!r} must be a non-empty string")
         if name in self.nodes:
-            raise ValueError(f"{self.name}: a node named {name!r} already exists")
-        params = {k: np.asarray(v, dtype=np.float64) for k, v in (params or {}).items()
-                  if v is not None}
+            raise ConfigError(f"{self.name}: a node named {name!r} already exists")
+        params = {k: real_array(v, f"{self.name}: {name}.{k}") for k, v in
+                  (params or {}).items() if v is not None}
         for k, v in params.items():
             if not np.all(np.isfinite(v)):
-                raise ValueError(f"{self.name}: {name}.{k} contains NaN or infinite values")
+                raise InputError(f"{self.name}: {name}.{k} contains NaN or infinite values")
         self.nodes[name] = Node(name, op, inputs, params, dict(attrs or {}))
         return name
 
+    def _weight(self, weight: Any, ndim: int, what: str) -> np.ndarray:
+        w = real_array(weight, f"{self.name}: {what}")
+        if w.ndim != ndim or 0 in w.shape:
+            raise InputError(f"{self.name}: {what} must be a non-empty {ndim}-D array, got "
+                             f"shape {w.shape}")
+        return w
+
+    def _bias(self, bias: Any, size: int, what: str) -> np.ndarray | None:
+        if bias is None:
+            return None
+        b = real_array(bias, f"{self.name}: {what}")
+        if b.shape != (size,):
+            raise InputError(f"{self.name}: {what} must have shape ({size},), got {b.shape}")
+        return b
+
     def linear(self, x: str, weight, bias=None, *, name: str | None = None) -> str:
-        w = np.asarray(weight)
-        if w.ndim != 2:
-            raise ValueError(f"linear weight must be (out, in), got shape {w.shape}")
-        return self._add("linear", (x,), name, {"weight": w, "bias": bias})
+        label = f"linear {name}" if name else "linear"
+        w = self._weight(weight, 2, f"{label} weight (out, in)")
+        b = self._bias(bias, w.shape[0], f"{label} bias")
+        return self._add("linear", (x,), name, {"weight": w, "bias": b})
+
+    def _conv(self, op: str, x: str, weight, bias, stride, padding, dilation, groups,
+              name: str | None) -> str:
+        one_d = op == "conv1d"
+        label = f"{op} {name}" if name else op
+        g = check_int(groups, f"{self.name}: {label} groups", lo=1)
+        w = self._weight(weight, 3 if one_d else 4,
+                         f"{label} weight (C_out, C_in/groups, {'k' if one_d else 'kh, kw'})")
+        if w.shape[0] % g:
+            raise ConfigError(f"{self.name}: {label} has {w.shape[0]} output channels, not "
+                              f"divisible by groups = {g}")
+        b = self._bias(bias, w.shape[0], f"{label} bias")
+        if one_d:
+            attrs = {"stride": (1, check_int(stride, f"{self.name}: {label} stride", lo=1)),
+                     "padding": (0, check_int(padding, f"{self.name}: {label} padding", lo=0)),
+                     "dilation": (1, check_int(dilation, f"{self.name}: {label} dilation",
+                                               lo=1))}
+        else:
+            attrs = {"stride": _checked_pair(stride, f"{self.name}: {label} stride", 1),
+                     "padding": _checked_pair(padding, f"{self.name}: {label} padding", 0),
+                     "dilation": _checked_pair(dilation, f"{self.name}: {label} dilation", 1)}
+        return self._add(op, (x,), name, {"weight": w, "bias": b}, {**attrs, "groups": g})
 
     def conv2d(self, x: str, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
                name: str | None = None) -> str:
-        w = np.asarray(weight)
-        if w.ndim != 4 or w.shape[0] % groups:
-            raise ValueError(f"conv2d weight must be (C_out, C_in/groups, kh, kw) with C_out "
-                             f"divisible by groups={groups}, got {w.shape}")
-        return self._add("conv2d", (x,), name, {"weight": w, "bias": bias},
-                         {"stride": _pair(stride), "padding": _pair(padding),
-                          "dilation": _pair(dilation), "groups": int(groups)})
+        return self._conv("conv2d", x, weight, bias, stride, padding, dilation, groups, name)
 
     def conv1d(self, x: str, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
                name: str | None = None) -> str:
-        w = np.asarray(weight)
-        if w.ndim != 3 or w.shape[0] % groups:
-            raise ValueError(f"conv1d weight must be (C_out, C_in/groups, k), got {w.shape}")
-        return self._add("conv1d", (x,), name, {"weight": w, "bias": bias},
-                         {"stride": (1, int(stride)), "padding": (0, int(padding)),
-                          "dilation": (1, int(dilation)), "groups": int(groups)})
+        return self._conv("conv1d", x, weight, bias, stride, padding, dilation, groups, name)
 
     def batchnorm(self, x: str, mean, var, weight=None, bias=None, *, eps: float = 1e-5,
                   name: str | None = None) -> str:
-        mean = np.asarray(mean, dtype=np.float64)
+        label = f"batchnorm {name}" if name else "batchnorm"
+        mean = real_array(mean, f"{self.name}: {label} mean")
+        if mean.ndim != 1 or mean.size == 0:
+            raise InputError(f"{self.name}: {label} mean must be a non-empty 1-D array, got "
+                             f"shape {mean.shape}")
+        n = mean.size
+        var = self._bias(var, n, f"{label} var")
+        if var is None:
+            raise InputError(f"{self.name}: {label} needs the running variance")
+        if np.any(var < 0):
+            raise InputError(f"{self.name}: {label} var has {int(np.sum(var < 0))} negative "
+                             f"value(s) (min {var.min():.4g}); a variance is >= 0")
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or \
+                not np.isfinite(eps) or eps <= 0:
+            raise ConfigError(f"{self.name}: {label} eps = {eps!r} must be a number > 0")
+        weight = np.ones(n) if weight is None else self._bias(weight, n, f"{label} weight")
+        bias = np.zeros(n) if bias is None else self._bias(bias, n, f"{label} bias")
         return self._add("batchnorm", (x,), name,
-                         {"mean": mean, "var": var,
-                          "weight": np.ones_like(mean) if weight is None else weight,
-                          "bias": np.zeros_like(mean) if bias is None else bias},
+                         {"mean": mean, "var": var, "weight": weight, "bias": bias},
                          {"eps": float(eps)})
 
     def activation(self, x: str, kind: str, *, name: str | None = None) -> str:
         if kind not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {kind!r}; known: {list(ACTIVATIONS)}")
+            raise ConfigError(f"unknown activation {kind!r}; known: {list(ACTIVATIONS)}")
         return self._add(kind, (x,), name)
 
     def relu(self, x: str, *, name: str | None = None) -> str:
         return self.activation(x, "relu", name=name)
 
+    def _pool(self, op: str, x: str, kernel, stride, padding, name) -> str:
+        label = f"{op} {name}" if name else op
+        k = _checked_pair(kernel, f"{self.name}: {label} kernel", 1)
+        st = k if stride is None else _checked_pair(stride, f"{self.name}: {label} stride", 1)
+        pad = _checked_pair(padding, f"{self.name}: {label} padding", 0)
+        if pad[0] > k[0] // 2 or pad[1] > k[1] // 2:
+            raise ConfigError(f"{self.name}: {label} padding = {padding!r} is more than half "
+                              f"the kernel {k}; a window would see only padding")
+        return self._add(op, (x,), name, attrs={"kernel": k, "stride": st, "padding": pad})
+
     def maxpool2d(self, x: str, kernel, stride=None, padding=0, *, name=None) -> str:
-        return self._add("maxpool2d", (x,), name, attrs={"kernel": kernel, "stride": stride,
-                                                         "padding": padding})
+        return self._pool("maxpool2d", x, kernel, stride, padding, name)
 
     def avgpool2d(self, x: str, kernel, stride=None, padding=0, *, name=None) -> str:
-        return self._add("avgpool2d", (x,), name, attrs={"kernel": kernel, "stride": stride,
-                                                         "padding": padding})
+        return self._pool("avgpool2d", x, kernel, stride, padding, name)
 
     def global_avgpool(self, x: str, *, name=None) -> str:
         return self._add("global_avgpool", (x,), name)
@@ -212,12 +284,16 @@ class Graph:
 
     def _recurrent(self, op: str, gates: int, x: str, weight_ih, weight_hh, bias_ih, bias_hh,
                    name) -> str:
-        w_ih, w_hh = np.asarray(weight_ih), np.asarray(weight_hh)
+        label = f"{op} {name}" if name else op
+        w_ih = self._weight(weight_ih, 2, f"{label} weight_ih")
+        w_hh = self._weight(weight_hh, 2, f"{label} weight_hh")
         if w_ih.shape[0] != gates * w_hh.shape[1] or w_hh.shape[0] != w_ih.shape[0]:
-            raise ValueError(f"{op.upper()} weights must be ({gates}H, in) and ({gates}H, H), "
-                             f"got {w_ih.shape} and {w_hh.shape}")
+            raise InputError(f"{self.name}: {op.upper()} weights must be ({gates}H, in) and "
+                             f"({gates}H, H), got {w_ih.shape} and {w_hh.shape}")
+        b_ih = self._bias(bias_ih, w_ih.shape[0], f"{label} bias_ih")
+        b_hh = self._bias(bias_hh, w_ih.shape[0], f"{label} bias_hh")
         return self._add(op, (x,), name, {"weight_ih": w_ih, "weight_hh": w_hh,
-                                           "bias_ih": bias_ih, "bias_hh": bias_hh})
+                                           "bias_ih": b_ih, "bias_hh": b_hh})
 
     def last_step(self, x: str, *, name=None) -> str:
         """(B, T, H) → (B, H): the last time step of a sequence."""
@@ -231,7 +307,7 @@ class Graph:
 
     def set_output(self, node: str) -> None:
         if node not in self.nodes:
-            raise ValueError(f"{self.name}: output {node!r} is not a node of the graph")
+            raise ConfigError(f"{self.name}: output {node!r} is not a node of the graph")
         self.output = node
 
     # -- inspection -----------------------------------------------------------------------------
@@ -286,13 +362,22 @@ class Graph:
         """Run the graph on a batch. ``matmul(node, key, X) -> X @ M`` does every weight
         matrix product (default: exact float64); biases and all other layers are digital."""
         if self.output is None:
-            raise ValueError(f"{self.name}: no output set (call set_output)")
-        x = np.asarray(x, dtype=np.float64)
+            raise StateError(f"{self.name}: no output set (call set_output)")
+        x = real_array(x, f"{self.name}: input")
+        if x.ndim == len(self.input_shape) and x.shape == self.input_shape:
+            raise InputError(f"{self.name}: input of shape {x.shape} is one sample; inputs "
+                             f"are batches (batch, *{self.input_shape}): use x[None]")
         if x.shape[1:] != self.input_shape:
-            raise ValueError(f"{self.name}: input of shape {x.shape} does not match the "
+            raise InputError(f"{self.name}: input of shape {x.shape} does not match the "
                              f"network's per-sample input shape {self.input_shape}")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{self.name}: input contains NaN or infinite values")
+            n = int(np.count_nonzero(~np.isfinite(x)))
+            raise InputError(f"{self.name}: input contains {n} NaN or infinite value(s)")
+        if x.shape[0] == 0:  # an empty batch: an empty output of the right shape
+            out_shape = self._out_shape()
+            if record is not None:
+                record.update(self.shapes())
+            return np.empty((0, *out_shape))
         mats = {}
 
         def exact(node: str, key: str, a: np.ndarray) -> np.ndarray:
@@ -307,9 +392,26 @@ class Graph:
                 continue
             args = [values[i] for i in n.inputs]
             values[n.name] = self._run(n, args, mm)
+            self._check_finite(n, values[n.name])
             if record is not None:
                 record[n.name] = values[n.name].shape[1:]
         return values[self.output]
+
+    def _out_shape(self) -> tuple[int, ...]:
+        assert self.output is not None
+        return self.shapes()[self.output]
+
+    def _check_finite(self, n: Node, value: np.ndarray) -> None:
+        """Inputs were finite: a NaN or infinity now was made inside layer ``n``."""
+        finite = np.isfinite(value)
+        if finite.all():
+            return
+        bad = int(value.size - np.count_nonzero(finite))
+        hint = ("; on crossbar tiles this means the simulated noise or drift is far too "
+                "large for the arithmetic (check noise_scale and the device and tile cards)"
+                if n.op in WEIGHT_OPS else "")
+        raise NumericalError(f"{self.name}: layer {n.name!r} ({n.op}) produced {bad} NaN or "
+                             f"infinite value(s) of {value.size} from finite inputs{hint}")
 
     @staticmethod
     def _run(n: Node, args: list[np.ndarray], mm: MatMul) -> np.ndarray:
@@ -317,7 +419,7 @@ class Graph:
         op, p = n.op, n.params
         if op == "linear":
             if a.shape[-1] != p["weight"].shape[1]:
-                raise ValueError(f"node {n.name!r}: input has {a.shape[-1]} features but the "
+                raise InputError(f"node {n.name!r}: input has {a.shape[-1]} features but the "
                                  f"weight {p['weight'].shape} expects {p['weight'].shape[1]}")
             lead = a.shape[:-1]
             y = mm(n.name, "w", a.reshape(-1, a.shape[-1]))
@@ -331,7 +433,7 @@ class Graph:
             g = n.attrs["groups"]
             cin = c // g
             if c != w.shape[1] * g:
-                raise ValueError(f"node {n.name!r}: input has {c} channels but the weight "
+                raise InputError(f"node {n.name!r}: input has {c} channels but the weight "
                                  f"{w.shape} with groups={g} expects {w.shape[1] * g}")
             per = w.shape[0] // g
             k = (1, w.shape[2]) if one_d else (w.shape[2], w.shape[3])
@@ -381,8 +483,8 @@ class Graph:
         if op == "gru":
             return Graph._gru(n, a, mm)
         if op == "external":
-            return np.asarray(n.attrs["fn"](*args), dtype=np.float64)
-        raise ValueError(f"node {n.name!r}: unknown op {op!r}")  # pragma: no cover
+            return real_array(n.attrs["fn"](*args), f"output of layer {n.name!r}")
+        raise ConfigError(f"node {n.name!r}: unknown op {op!r}")  # pragma: no cover
 
     @staticmethod
     def _lstm(n: Node, a: np.ndarray, mm: MatMul) -> np.ndarray:

@@ -19,44 +19,137 @@ axis or fixed):
 - ``digital``: list of digital-engine cards for the baseline (default GPU- and CPU-class);
 - chip parameters (no card copy needed): ``cores``, ``mvm_clock_hz``, ``ldpu_clock_hz``,
   ``gdu_clock_hz``; ``streaming`` (default true) and ``activations`` ("on-chip" or
-  "off-chip") choose the chip's schedule.
+  "off-chip") choose the chip's schedule;
+- ``test_samples``: digits test images used for the accuracy (1 to 540; default all).
 
-Accuracy is measured on the digits test set for the digits workloads (NaN for layer-shape
-networks, which have random weights). The chip path does not depend on the data or the
-seed, so it is simulated once per mapping and cached in the process.
+Every parameter is declared in :data:`PARAMS` with its type and range (true/false, positive
+integers, ranges with units, choices, card names; tile and chip fields are checked by
+:class:`~memsim.crossbar.TileConfig` and the chip card, their one declaration): a study is
+checked against them when it is loaded, before any point runs, and so is a config given to
+:func:`evaluate_point` directly. The metrics a point returns are :func:`point_metrics`.
+
+Accuracy is measured on the digits test set for the digits workloads; for layer-shape
+networks (random weights) it is stored as null with the reason. The chip path does not
+depend on the data or the seed, so it is simulated once per mapping and cached in the
+process.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from memsim.studies.runner import register_evaluator
+from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES
+from memsim.errors import StudyError
+from memsim.studies.params import Param
+from memsim.studies.runner import NoValue, register_evaluator
 
-__all__ = ["evaluate_point"]
+__all__ = ["PARAMS", "evaluate_point", "point_metrics"]
+
+#: Test images of the digits split (30 % of 1797, stratified): the most ``test_samples``.
+DIGITS_TEST_SAMPLES = 540
 
 _TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices_per_polarity",
               "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
               "significance", "ir_drop", "adc_noise_fs", "adc_noise_lsb", "affine_calibration",
               "read_asymmetry", "iv_model", "phase_conversion", "bitline")
 _CHIP_KEYS = ("cores", "mvm_clock_hz", "ldpu_clock_hz", "gdu_clock_hz")
-_KNOWN = {"workload", "chip", "tile", "device", "time_s", "noise_scale", "training",
-          "adc_calibration", "measure_accuracy", "fit", "streaming", "activations",
-          "inferences", "digital", "batch", "test_samples", *_TILE_KEYS, *_CHIP_KEYS}
+
+#: Every parameter of the accuracy-energy evaluator, typed (checked at study load time).
+#: Tile and chip fields are checked, with the study's cards, by TileConfig and the chip card.
+PARAMS: dict[str, Param] = {
+    "workload": Param.card("workload", required=True),
+    "chip": Param.card("chip", required=True),
+    "tile": Param.card("tile", required=True),
+    "device": Param.card("devices", required=True),
+    "time_s": Param.real(lo=0.0, hi=1e10, unit="s", default=1.0,
+                         help="time after programming of the accuracy measurement"),
+    "noise_scale": Param.real(lo=0.0, hi=1e3, default=1.0,
+                              help="factor on every noise source of the device"),
+    "training": Param.choice("plain", "hwa", default="plain"),
+    "adc_calibration": Param.boolean(default=True),
+    "measure_accuracy": Param.boolean(default=True),
+    "fit": Param.choice(*FIT_MODES, default="error"),
+    "streaming": Param.boolean(default=True),
+    "activations": Param.choice(*ACTIVATION_MODES, default="on-chip"),
+    "inferences": Param.integer(lo=1, hi=1_000_000, default=20),
+    "digital": Param.cards("digital"),
+    "test_samples": Param.integer(lo=1, hi=DIGITS_TEST_SAMPLES,
+                                  help="digits test images used for the accuracy"),
+    **{k: Param.field("tile") for k in _TILE_KEYS},
+    **{k: Param.field("chip") for k in _CHIP_KEYS},
+}
+_KNOWN = frozenset(PARAMS)
+_DEFAULT_DIGITAL = ("digital-gpu", "digital-cpu")
+_CHIP_METRICS = ("latency_s", "throughput_per_s", "energy_j", "tops", "tops_per_w")
 
 
-def _split(config: dict[str, Any]):
-    unknown = set(config) - _KNOWN
-    if unknown:
-        raise ValueError(f"unknown study parameters {sorted(unknown)}; known: {sorted(_KNOWN)}")
+def _digital_kind(name: str) -> str:
+    return "gpu" if "gpu" in name else "cpu" if "cpu" in name else name
+
+
+def point_metrics(config: Mapping[str, Any]) -> set[str]:
+    """The metrics :func:`evaluate_point` returns for ``config``."""
+    out = set(_CHIP_METRICS)
+    for name in config.get("digital", _DEFAULT_DIGITAL):
+        kind = _digital_kind(name)
+        out |= {f"digital_{kind}_energy_j", f"digital_{kind}_latency_s"}
+    if config.get("measure_accuracy", True):
+        out |= {"accuracy", "adc_saturation"}
+    return out
+
+
+def _overrides(config: Mapping[str, Any]) -> dict[str, Any]:
     overrides = {k: config[k] for k in _TILE_KEYS if k in config}
-    if "adc_bits" in overrides and overrides["adc_bits"] in ("none", None):
-        overrides["adc_bits"] = None
+    for key in ("adc_bits", "dac_bits"):
+        if overrides.get(key) == "none":
+            overrides[key] = None
     return overrides
+
+
+@functools.lru_cache(maxsize=256)
+def _check_cards(tile: str, chip: str, overrides_json: str, chip_json: str) -> None:
+    """The tile and chip cards accept the swept fields (their own declarations check them)."""
+    from memsim.chip import load_chip_config
+    from memsim.crossbar import load_tile_config
+
+    overrides = json.loads(overrides_json)
+    load_tile_config(tile).with_(**overrides)
+    geometry = {k: overrides[k] for k in ("rows", "cols") if k in overrides}
+    load_chip_config(chip, **geometry, **json.loads(chip_json))
+
+
+def check_point(config: Mapping[str, Any]) -> None:
+    """Combinations of values the evaluator cannot run (raises ``ValueError``)."""
+    _check_cards(config["tile"], config["chip"], json.dumps(_overrides(config), sort_keys=True),
+                 json.dumps({k: config[k] for k in _CHIP_KEYS if k in config}, sort_keys=True))
+    if config.get("training", "plain") == "hwa" and \
+            not str(config["workload"]).startswith("digits-"):
+        raise StudyError(f"training = 'hwa' needs a digits workload (digits-mlp, digits-cnn);"
+                         f" workload = {config['workload']!r} has random weights")
+
+
+def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Type-check a config given directly to :func:`evaluate_point`; tile overrides."""
+    unknown = sorted(set(config) - _KNOWN)
+    if unknown:
+        raise StudyError(f"unknown study parameters {unknown}; known: {sorted(_KNOWN)}")
+    for key, p in PARAMS.items():
+        if key in config:
+            p.check(config[key], f"study parameter {key}")
+        elif p.required:
+            raise StudyError(f"study point needs {key!r} (top level, [fixed] or [grid])")
+    try:
+        check_point(config)
+    except StudyError:
+        raise
+    except ValueError as exc:
+        raise StudyError(f"study point {dict(config)}: {exc}") from None
+    return _overrides(config)
 
 
 @functools.lru_cache(maxsize=32)
@@ -79,7 +172,7 @@ def _chip_metrics(key: str) -> dict[str, float]:
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
     for name in cfg["digital"]:
         est = load_digital(name).estimate(net)
-        kind = "gpu" if "gpu" in name else "cpu" if "cpu" in name else name
+        kind = _digital_kind(name)
         out[f"digital_{kind}_energy_j"] = est.energy_j
         out[f"digital_{kind}_latency_s"] = est.latency_s
     return out
@@ -112,14 +205,16 @@ def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: in
     return float(res["accuracy"][0, 0]), res["saturation_rate"]
 
 
-@register_evaluator("accuracy-energy")
-def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, float]:
-    """Metrics of one study point (see the module docstring for the parameters)."""
-    overrides = _split(config)
-    for key in ("workload", "chip", "tile", "device"):
-        if key not in config:
-            raise ValueError(f"study point needs {key!r} (top level, [fixed] or [grid])")
-    digital = config.get("digital", ["digital-gpu", "digital-cpu"])
+@register_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
+                    check=check_point)
+def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Metrics of one study point (see the module docstring for the parameters).
+
+    A metric that cannot be measured for this point (the accuracy of a layer-shape network
+    with random weights) is a :class:`~memsim.studies.runner.NoValue` with the reason.
+    """
+    overrides = _validate(config)
+    digital = config.get("digital", list(_DEFAULT_DIGITAL))
     key = json.dumps({"workload": config["workload"], "tile": config["tile"],
                       "chip": config["chip"], "overrides": overrides,
                       "inferences": int(config.get("inferences", 20)),
@@ -128,13 +223,15 @@ def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, float]:
                       "streaming": bool(config.get("streaming", True)),
                       "activations": config.get("activations", "on-chip"),
                       "digital": list(digital)}, sort_keys=True)
-    metrics = dict(_chip_metrics(key))
+    metrics: dict[str, Any] = dict(_chip_metrics(key))
     if not config.get("measure_accuracy", True):
         return metrics
     if config["workload"].startswith("digits-"):
         acc, sat = _digits_accuracy(config, overrides, seed)
     else:
-        acc, sat = math.nan, math.nan
+        why = (f"workload {config['workload']!r} is a layer-shape network with random "
+               "weights: no accuracy (set measure_accuracy = false)")
+        acc, sat = NoValue(why), NoValue(why)
     metrics["accuracy"] = acc
     metrics["adc_saturation"] = sat
     return metrics

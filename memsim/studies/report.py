@@ -4,6 +4,10 @@ Input is the study's results as a pandas DataFrame (one row per point and seed; 
 are the grid parameters, ``seed_index`` and the metrics). Rows are first aggregated over
 seeds (mean and standard deviation); each figure is drawn when the columns it needs
 exist. The report is Markdown plus a self-contained HTML page (figures embedded).
+
+Every file is written atomically under a unique temporary name (two runs of one study may
+write its report at once; Ctrl-C while writing leaves the previous file, never half of
+one). A metric without a value (stored as null) shows as "—".
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aggregate", "pareto_mask", "write_report"]
+from memsim._io import atomic_path, atomic_write_text, output_error
+from memsim.errors import StoreError
+
+__all__ = ["aggregate", "pareto_mask", "study_table", "write_report"]
 
 METRIC_ORDER = ("accuracy", "latency_s", "throughput_per_s", "energy_j", "tops", "tops_per_w",
                 "digital_gpu_energy_j", "digital_cpu_energy_j", "adc_saturation")
@@ -51,11 +58,24 @@ def _label(row, params: list[str]) -> str:
 
 def _energy_unit(values: np.ndarray) -> tuple[float, str]:
     """(factor, unit) that shows typical energies as numbers near 1..1000."""
-    typical = float(np.nanmedian(np.abs(values))) if len(values) else 1.0
+    finite = np.abs(np.asarray(values, dtype=float))
+    finite = finite[np.isfinite(finite)]
+    typical = float(np.median(finite)) if finite.size else 1.0
     for factor, unit in ((1e12, "pJ"), (1e9, "nJ"), (1e6, "µJ"), (1e3, "mJ")):
         if typical * factor < 1e3:
             return factor, unit
     return 1.0, "J"
+
+
+def _savefig(fig, path: Path) -> None:
+    """Save a PNG atomically (unique temporary file, then rename) and close the figure."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _plot_pareto(agg, params, path: Path) -> Path | None:
@@ -83,8 +103,7 @@ def _plot_pareto(agg, params, path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _savefig(fig, path)
     return path
 
 
@@ -112,8 +131,7 @@ def _plot_time(agg, params, path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _savefig(fig, path)
     return path
 
 
@@ -146,8 +164,7 @@ def _plot_devices(agg, params, path: Path) -> Path | None:
     ax.set_ylim(max(0, lo), 100)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _savefig(fig, path)
     return path
 
 
@@ -173,12 +190,13 @@ def _plot_analog_digital(agg, params, path: Path) -> Path | None:
     ax.set_title("analog vs digital energy per inference")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _savefig(fig, path)
     return path
 
 
 def _fmt(v: Any, col: str) -> str:
+    if isinstance(v, float | np.floating) and not np.isfinite(v):
+        return "—"
     if isinstance(v, float | np.floating):
         if col.startswith("accuracy"):
             return f"{100 * v:.2f} %"
@@ -206,21 +224,49 @@ def table_rows(agg, params: list[str], metrics: list[str]) -> tuple[list[str], l
     return head, body
 
 
+def study_table(df, *, params: list[str], metrics: list[str] | None = None):
+    """(head, body, aggregate) of a study's results: mean and σ over seeds per grid point,
+    the Pareto flag where energy and accuracy exist. Writes nothing."""
+    present = [m for m in METRIC_ORDER if m in df.columns]
+    present += [m for m in (metrics or []) if m in df.columns and m not in present]
+    agg = aggregate(df, params, present)
+    if "energy_j" in agg and "accuracy" in agg and agg["accuracy"].notna().all():
+        agg["pareto"] = pareto_mask(agg["energy_j"], agg["accuracy"])
+    shown = [m for m in (metrics or present) if m in agg.columns]
+    head, body = table_rows(agg, params, shown)
+    if "pareto" in agg:
+        head.append("Pareto")
+        for row, flag in zip(body, agg["pareto"], strict=True):
+            row.append("yes" if flag else "")
+    return head, body, agg
+
+
 def write_report(df, *, study: str, description: str, params: list[str], out_dir: Path,
                  extra: dict[str, Any] | None = None,
                  metrics: list[str] | None = None) -> dict[str, Any]:
     """Write the figures, ``<study>.md`` and ``<study>.html``; returns their paths.
 
     ``metrics``: the columns of the table (default: every known metric present); the
-    figures use whatever metrics the results hold."""
+    figures use whatever metrics the results hold. A folder that cannot be written raises
+    :class:`memsim.StoreError` naming it.
+    """
+    try:
+        return _write_report(df, study=study, description=description, params=params,
+                             out_dir=Path(out_dir), extra=extra, metrics=metrics)
+    except OSError as exc:
+        if isinstance(exc, StoreError) or exc.errno is None:
+            raise
+        raise output_error(exc.filename or out_dir, exc, what="write the report to",
+                           option="--out") from exc
+
+
+def _write_report(df, *, study: str, description: str, params: list[str], out_dir: Path,
+                  extra: dict[str, Any] | None, metrics: list[str] | None) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    present = [m for m in METRIC_ORDER if m in df.columns]
-    agg = aggregate(df, params, present)
-    if "energy_j" in agg and "accuracy" in agg and agg["accuracy"].notna().all():
-        agg["pareto"] = pareto_mask(agg["energy_j"], agg["accuracy"])
+    head, body, agg = study_table(df, params=params, metrics=metrics)
     figs = {
         "Energy/accuracy Pareto front": _plot_pareto(agg, params, out_dir / f"{study}-pareto.png"),
         "Accuracy vs time after programming": _plot_time(agg, params,
@@ -230,12 +276,6 @@ def write_report(df, *, study: str, description: str, params: list[str], out_dir
             agg, params, out_dir / f"{study}-analog-digital.png"),
     }
     figs = {k: v for k, v in figs.items() if v is not None}
-    shown = [m for m in (metrics or present) if m in agg.columns]
-    head, body = table_rows(agg, params, shown)
-    if "pareto" in agg:
-        head.append("Pareto")
-        for row, flag in zip(body, agg["pareto"], strict=True):
-            row.append("yes" if flag else "")
     md = [f"# Study {study}", "", description, ""]
     for k, v in (extra or {}).items():
         md.append(f"- {k}: {v}")
@@ -245,7 +285,7 @@ def write_report(df, *, study: str, description: str, params: list[str], out_dir
     for title, path in figs.items():
         md += ["", f"## {title}", "", f"![{title}]({path.name})"]
     md_path = out_dir / f"{study}.md"
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write_text(md_path, "\n".join(md) + "\n")
 
     def img(p: Path) -> str:
         data = base64.b64encode(p.read_bytes()).decode()
@@ -268,6 +308,6 @@ def write_report(df, *, study: str, description: str, params: list[str], out_dir
         "</body></html>",
     ]
     html_path = out_dir / f"{study}.html"
-    html_path.write_text("".join(page))
+    atomic_write_text(html_path, "".join(page))
     return {"markdown": md_path, "html": html_path, "figures": list(figs.values()),
             "table": (head, body), "aggregate": agg}

@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 
 from memsim.cards import read_card
+from memsim.errors import StudyError
+from memsim.studies.params import normal_form
 
 __all__ = [
     "BASE_KEYS",
@@ -129,43 +131,45 @@ def _check_value(value: Any, where: str) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{where} = {value!r} is not a finite number")
+            raise StudyError(f"{where} = {value!r} is not a finite number")
         return value
     if isinstance(value, list):
         return [_check_value(v, f"{where}[{k}]") for k, v in enumerate(value)]
     if isinstance(value, Mapping):
         return {str(k): _check_value(v, f"{where}.{k}") for k, v in value.items()}
-    raise ValueError(f"{where} = {value!r} has type {type(value).__name__}; allowed: "
+    raise StudyError(f"{where} = {value!r} has type {type(value).__name__}; allowed: "
                      "string, integer, float, boolean, list or table")
 
 
 def _check_int(value: Any, where: str, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{where} = {value!r} must be an integer")
+        raise StudyError(f"{where} = {value!r} must be an integer")
     if value < lo:
-        raise ValueError(f"{where} = {value} is out of range; allowed >= {lo}")
+        raise StudyError(f"{where} = {value} is out of range; allowed >= {lo}")
     return value
 
 
 def _check_grid(table: Any, where: str, *, allow_empty: bool = False) -> dict[str, tuple]:
     if not isinstance(table, Mapping):
-        raise ValueError(f"{where} must be a table of parameter = [values], got {table!r}")
+        raise StudyError(f"{where} must be a table of parameter = [values], got {table!r}")
     if not table and not allow_empty:
-        raise ValueError(f"{where} is empty; give at least one parameter = [values]")
+        raise StudyError(f"{where} is empty; give at least one parameter = [values]")
     grid: dict[str, tuple] = {}
     for key, values in table.items():
         if not isinstance(values, list):
-            raise ValueError(f"{where}.{key} = {values!r} must be a list of values "
+            raise StudyError(f"{where}.{key} = {values!r} must be a list of values "
                              f"(write [{values!r}] for a single value, or move it to [fixed])")
         if not values:
-            raise ValueError(f"{where}.{key} is an empty list; give at least one value")
+            raise StudyError(f"{where}.{key} is an empty list; give at least one value")
         checked = tuple(_check_value(v, f"{where}.{key}[{k}]") for k, v in enumerate(values))
-        seen: set[str] = set()
+        seen: dict[str, Any] = {}
         for v in checked:
-            text = canonical_json(v)
+            text = canonical_json(normal_form(v))  # 1 and 1.0 are one value
             if text in seen:
-                raise ValueError(f"{where}.{key} lists {v!r} twice")
-            seen.add(text)
+                same = "twice" if canonical_json(seen[text]) == canonical_json(v) else \
+                    f"and {seen[text]!r}: the same value written twice"
+                raise StudyError(f"{where}.{key} lists {v!r} {same}")
+            seen[text] = v
         grid[key] = checked
     return grid
 
@@ -175,7 +179,8 @@ class StudySpec:
     """A parameter study: fixed cards, a grid, seeds per point, metrics and an evaluator.
 
     Build it with :func:`load_study` (from TOML) or :meth:`from_dict`; the constructor
-    validates every field and raises ``ValueError`` naming the study file and the key.
+    validates every field and raises :class:`memsim.StudyError` (a ``ValueError``) naming the
+    study file and the key.
     """
 
     name: str
@@ -196,52 +201,52 @@ class StudySpec:
     def __post_init__(self) -> None:
         where = f"study {self.source}"
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise ValueError(f"{where}: name = {self.name!r} must be a non-empty file-name-safe "
+            raise StudyError(f"{where}: name = {self.name!r} must be a non-empty file-name-safe "
                              "string (letters, digits, '_', '.', '-')")
         if not isinstance(self.description, str):
-            raise ValueError(f"{where}: description must be a string")
+            raise StudyError(f"{where}: description must be a string")
         object.__setattr__(self, "grid", _check_grid(self.grid, f"{where}: [grid]"))
         _check_int(self.seeds, f"{where}: seeds", 1)
         _check_int(self.base_seed, f"{where}: base_seed", 0)
         if not isinstance(self.evaluator, str) or not self.evaluator.strip():
-            raise ValueError(f"{where}: evaluator = {self.evaluator!r} must be the non-empty "
+            raise StudyError(f"{where}: evaluator = {self.evaluator!r} must be the non-empty "
                              "name of a registered evaluator")
         metrics = self.metrics
         if isinstance(metrics, str) or not isinstance(metrics, list | tuple) or not metrics \
                 or not all(isinstance(m, str) and m for m in metrics):
-            raise ValueError(f"{where}: metrics = {metrics!r} must be a non-empty list of "
+            raise StudyError(f"{where}: metrics = {metrics!r} must be a non-empty list of "
                              "metric names")
         if len(set(metrics)) != len(metrics):
-            raise ValueError(f"{where}: metrics = {list(metrics)!r} lists a name twice")
+            raise StudyError(f"{where}: metrics = {list(metrics)!r} lists a name twice")
         object.__setattr__(self, "metrics", tuple(metrics))
         if not isinstance(self.fixed, Mapping):
-            raise ValueError(f"{where}: [fixed] must be a table, got {self.fixed!r}")
+            raise StudyError(f"{where}: [fixed] must be a table, got {self.fixed!r}")
         fixed = {str(k): _check_value(v, f"{where}: fixed.{k}") for k, v in self.fixed.items()}
         object.__setattr__(self, "fixed", fixed)
         for key in BASE_KEYS:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{where}: {key} = {value!r} must be a card name (string)")
+                raise StudyError(f"{where}: {key} = {value!r} must be a card name (string)")
         # one place per parameter: top level, [fixed] or [grid]
         places = {k: "top level" for k in BASE_KEYS if getattr(self, k) is not None}
         for table, keys in (("[fixed]", fixed), ("[grid]", self.grid)):
             for k in keys:
                 if k in places:
-                    raise ValueError(f"{where}: {k!r} is set both at {places[k]} and in "
+                    raise StudyError(f"{where}: {k!r} is set both at {places[k]} and in "
                                      f"{table}; keep one")
                 places[k] = table
         for m in self.metrics:
             if m in places or m in ("config_hash", "seed_index", "seed"):
-                raise ValueError(f"{where}: metric {m!r} has the name of a parameter or "
+                raise StudyError(f"{where}: metric {m!r} has the name of a parameter or "
                                  "column; rename it")
         if not isinstance(self.quick, Mapping):
-            raise ValueError(f"{where}: [quick] must be a table, got {self.quick!r}")
+            raise StudyError(f"{where}: [quick] must be a table, got {self.quick!r}")
         quick = dict(self.quick)
         if "seeds" in quick:
             _check_int(quick["seeds"], f"{where}: quick.seeds", 1)
         unknown = sorted(set(quick) - {"seeds"} - set(self.grid))
         if unknown:
-            raise ValueError(f"{where}: [quick] has keys {unknown} that are not grid parameters; "
+            raise StudyError(f"{where}: [quick] has keys {unknown} that are not grid parameters; "
                              f"allowed: seeds, {', '.join(self.grid)}")
         qgrid = _check_grid({k: v for k, v in quick.items() if k != "seeds"},
                             f"{where}: [quick]", allow_empty=True)
@@ -251,25 +256,32 @@ class StudySpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>",
                   default_name: str | None = None) -> StudySpec:
-        """Validate a parsed study document (unknown or missing keys raise ``ValueError``)."""
+        """Validate a parsed study document (unknown or missing keys raise ``StudyError``)."""
         where = f"study {source}"
         if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: expected a table, got {type(data).__name__}")
+            raise StudyError(f"{where}: expected a table, got {type(data).__name__}")
         unknown = sorted(set(data) - _KNOWN_KEYS)
         if unknown:
-            raise ValueError(f"{where}: unknown top-level keys {unknown}; allowed: "
+            raise StudyError(f"{where}: unknown top-level keys {unknown}; allowed: "
                              f"{', '.join(sorted(_KNOWN_KEYS))}")
         for key in ("grid", "seeds", "base_seed", "metrics", "evaluator"):
             if key not in data:
-                raise ValueError(f"{where}: missing required key {key!r}")
+                raise StudyError(f"{where}: missing required key {key!r}")
         kwargs = dict(data)
         if "name" not in kwargs:
             if default_name is None:
-                raise ValueError(f"{where}: missing required key 'name'")
+                raise StudyError(f"{where}: missing required key 'name'")
             kwargs["name"] = default_name
         kwargs.setdefault("fixed", {})
         kwargs.setdefault("quick", {})
         return cls(**kwargs, source=source)
+
+    def places(self) -> dict[str, str]:
+        """Where each parameter is set: "top level", "[fixed]" or "[grid]"."""
+        out = {k: "top level" for k in BASE_KEYS if getattr(self, k) is not None}
+        out.update(dict.fromkeys(self.fixed, "[fixed]"))
+        out.update(dict.fromkeys(self.grid, "[grid]"))
+        return out
 
     # --- expansion -------------------------------------------------------------------
 
@@ -320,14 +332,24 @@ class StudySpec:
         return out
 
 
-def load_study(name_or_path: str | Path) -> StudySpec:
+def load_study(name_or_path: str | Path, *, check: bool = True) -> StudySpec:
     """Load a study: a name in the repository's ``studies/`` folder or a path to a TOML file.
 
     Raises ``memsim.CardError`` (a ``ValueError``) for a missing file or invalid TOML and
-    ``ValueError`` naming the file and the key for an invalid study.
+    :class:`memsim.StudyError` (a ``ValueError``) naming the file and the key for an invalid
+    study. With ``check`` (default), a study whose evaluator is registered with declared
+    parameters and metrics is also checked against them (types, ranges, card names, unknown
+    parameters and metrics), before any point runs.
     """
     from memsim.cards import find_card
 
     path = find_card(name_or_path, "studies")
     stem, data = read_card(path, "studies")
-    return StudySpec.from_dict(data, source=str(path), default_name=stem)
+    spec = StudySpec.from_dict(data, source=str(path), default_name=stem)
+    if check:
+        import memsim.studies.evaluate  # noqa: F401  (registers the built-in evaluator)
+        from memsim.studies.runner import EVALUATORS, check_study
+
+        if spec.evaluator in EVALUATORS:
+            check_study(spec, EVALUATORS[spec.evaluator])
+    return spec
