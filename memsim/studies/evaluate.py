@@ -9,7 +9,7 @@ axis or fixed):
   ``drift_compensation``, ``devices_per_polarity``, ``rows``, ``cols``, ``adc_mode`` …;
 - ``time_s``: time after programming of the accuracy measurement;
 - ``noise_scale``: scales every noise source of the device (programming, drift spread, read);
-- ``training``: "plain" or "hwa" (digits models only);
+- ``training``: "plain" or "hwa" (trained workloads only);
 - ``adc_calibration``: set the converter ranges from 256 training images after programming
   (:func:`memsim.calibrate`; default true);
 - ``inferences``: pipelined inferences simulated on the chip (default 20);
@@ -28,8 +28,9 @@ integers, ranges with units, choices, card names; tile and chip fields are check
 checked against them when it is loaded, before any point runs, and so is a config given to
 :func:`evaluate_point` directly. The metrics a point returns are :func:`point_metrics`.
 
-Accuracy is measured on the digits test set for the digits workloads; for layer-shape
-networks (random weights) it is stored as null with the reason. The chip path does not
+Accuracy is measured on the test set of the trained workloads
+(:mod:`memsim.workloads.trained`); for layer-shape networks (random weights) it is stored as
+null with the reason. The chip path does not
 depend on the data or the seed, so it is simulated once per mapping and cached in the
 process.
 """
@@ -127,9 +128,10 @@ def check_point(config: Mapping[str, Any]) -> None:
     """Combinations of values the evaluator cannot run (raises ``ValueError``)."""
     _check_cards(config["tile"], config["chip"], json.dumps(_overrides(config), sort_keys=True),
                  json.dumps({k: config[k] for k in _CHIP_KEYS if k in config}, sort_keys=True))
-    if config.get("training", "plain") == "hwa" and \
-            not str(config["workload"]).startswith("digits-"):
-        raise StudyError(f"training = 'hwa' needs a digits workload (digits-mlp, digits-cnn);"
+    from memsim.workloads.trained import TRAINED
+
+    if config.get("training", "plain") == "hwa" and str(config["workload"]) not in TRAINED:
+        raise StudyError(f"training = 'hwa' needs a trained workload ({', '.join(TRAINED)});"
                          f" workload = {config['workload']!r} has random weights")
 
 
@@ -178,12 +180,15 @@ def _chip_metrics(key: str) -> dict[str, float]:
     return out
 
 
-def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: int) -> float:
+def _trained_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: int
+                      ) -> tuple[float, float]:
+    """Accuracy and ADC saturation rate of a trained workload on the tiles."""
     import memsim
-    from memsim.workloads.digits import digits_torch, hwa_noise, load_digits_split
+    from memsim.workloads.digits import hwa_noise
+    from memsim.workloads.trained import get_trained
     from memsim.workloads.training import analog_accuracy
 
-    kind = config["workload"].split("-", 1)[1]
+    work = get_trained(config["workload"])
     device = memsim.load_device(config["device"])
     scale = float(config.get("noise_scale", 1.0))
     if scale != 1.0:
@@ -191,14 +196,12 @@ def _digits_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: in
     training = config.get("training", "plain")
     if training == "hwa":
         tile = memsim.load_tile_config(config["tile"], **overrides)
-        model = digits_torch(kind, hwa=hwa_noise(tile, device))
-    elif training == "plain":
-        model = digits_torch(kind)
+        model = work.model(hwa_noise(tile, device))
     else:
-        raise ValueError(f"training = {training!r}; known: plain, hwa")
-    x_tr, _, x_te, y_te = load_digits_split()
-    n = int(config.get("test_samples", len(y_te)))
-    x_cal = x_tr[:256] if config.get("adc_calibration", True) else None
+        model = work.model(None)
+    x_tr, _, x_te, y_te = work.data()
+    n = min(int(config.get("test_samples", len(y_te))), len(y_te))
+    x_cal = x_tr[:work.calibration_samples] if config.get("adc_calibration", True) else None
     res = analog_accuracy(model, x_te[:n], y_te[:n], tile=config["tile"], device=device,
                           times=[float(config.get("time_s", 1.0))], seeds=1, seed=seed,
                           x_calibrate=x_cal, **overrides)
@@ -226,8 +229,10 @@ def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, Any]:
     metrics: dict[str, Any] = dict(_chip_metrics(key))
     if not config.get("measure_accuracy", True):
         return metrics
-    if config["workload"].startswith("digits-"):
-        acc, sat = _digits_accuracy(config, overrides, seed)
+    from memsim.workloads.trained import TRAINED
+
+    if config["workload"] in TRAINED:
+        acc, sat = _trained_accuracy(config, overrides, seed)
     else:
         why = (f"workload {config['workload']!r} is a layer-shape network with random "
                "weights: no accuracy (set measure_accuracy = false)")

@@ -29,7 +29,7 @@ from memsim.mapping.graph import Graph
 from memsim.workloads.training import accuracy, cache_dir, cached_weights, train
 
 __all__ = ["MODELS", "HWANoise", "accuracy", "cache_dir", "digits_model", "digits_torch",
-           "hwa_noise", "load_digits_split"]
+           "hwa_noise", "load_digits_split", "workload_cnn", "workload_mlp"]
 
 MODELS = ("mlp", "cnn")
 _VERSION = 2
@@ -128,3 +128,22 @@ def digits_model(kind: str = "cnn", *, hwa: HWANoise | None = None, seed: int = 
     h = g.flatten(g.maxpool2d(g.relu(h), 2))
     g.set_output(g.linear(h, p["fc.weight"], p["fc.bias"], name="fc"))
     return g
+
+
+def _workload(kind: str):
+    from memsim.workloads.trained import TrainedWorkload
+
+    return TrainedWorkload(
+        name=f"digits-{kind}", data=load_digits_split,
+        model=lambda hwa=None: digits_torch(kind, hwa=hwa),
+        description=f"scikit-learn digits (8x8), {kind.upper()} of the digits module")
+
+
+def workload_mlp():
+    """digits-mlp as a trained workload."""
+    return _workload("mlp")
+
+
+def workload_cnn():
+    """digits-cnn as a trained workload."""
+    return _workload("cnn")

@@ -1,0 +1,63 @@
+"""Trained workloads: a data set and a torch model trained on it, plain or hardware-aware.
+
+Each entry names a function (imported only when the workload is used) that returns a
+:class:`TrainedWorkload`. Studies, the drift study and the demo measure accuracy through it:
+the model is trained at first use and cached (:mod:`memsim.workloads.training`), converted
+with :func:`memsim.analog` and programmed; the chip simulates the description recorded from
+one batch (:func:`memsim.describe`). A new workload is one function and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memsim.errors import ConfigError
+
+__all__ = ["TRAINED", "TrainedWorkload", "get_trained", "list_trained"]
+
+
+@dataclass(frozen=True)
+class TrainedWorkload:
+    """A trained workload.
+
+    Attributes:
+        name: the workload's name ("digits-cnn").
+        data: () -> (x_train, y_train, x_test, y_test), numpy, inputs as the model takes them.
+        model: (hwa) -> the trained torch model in eval mode (``hwa``: an HWANoise for
+            hardware-aware training, or None), trained at first use and cached.
+        description: one line for reports.
+        calibration_samples: training inputs used to calibrate the converter ranges.
+    """
+
+    name: str
+    data: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    model: Callable[[Any], Any]
+    description: str = ""
+    calibration_samples: int = 256
+
+    def test_size(self) -> int:
+        return int(len(self.data()[3]))
+
+
+#: workload name -> "module:function" returning its TrainedWorkload
+TRAINED: dict[str, str] = {
+    "digits-mlp": "memsim.workloads.digits:workload_mlp",
+    "digits-cnn": "memsim.workloads.digits:workload_cnn",
+}
+
+
+def list_trained() -> list[str]:
+    return sorted(TRAINED)
+
+
+def get_trained(name: str) -> TrainedWorkload:
+    """The trained workload ``name`` (ConfigError naming the known ones otherwise)."""
+    if name not in TRAINED:
+        raise ConfigError(f"unknown trained workload {name!r}; known: {', '.join(TRAINED)}")
+    module, func = TRAINED[name].split(":")
+    return getattr(importlib.import_module(module), func)()
