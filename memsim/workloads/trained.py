@@ -41,7 +41,7 @@ class TrainedWorkload:
     calibration_samples: int = 256
 
     def test_size(self) -> int:
-        return int(len(self.data()[3]))
+        return len(self.data()[3])
 
 
 #: workload name -> "module:function" returning its TrainedWorkload
