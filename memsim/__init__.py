@@ -6,6 +6,7 @@ from memsim.chip import load_chip
 from memsim.crossbar import Tile, TileConfig, load_tile, load_tile_config
 from memsim.devices import Device, DeviceState, list_devices, load_device
 from memsim.errors import (
+    CalibrationWarning,
     CardError,
     ClusterError,
     ConfigError,
@@ -21,6 +22,7 @@ from memsim.mapping import Graph, MappedNetwork, map_network
 __version__ = "0.1.0"
 
 __all__ = [
+    "CalibrationWarning",
     "CardError",
     "ClusterError",
     "ConfigError",

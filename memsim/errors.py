@@ -8,6 +8,7 @@ represented, ``OSError`` for files), so ``except ValueError`` keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "CalibrationWarning",
     "CardError",
     "ClusterError",
     "ConfigError",
@@ -55,3 +56,8 @@ class StoreError(MemsimError, OSError):
 
 class StudyError(MemsimError, ValueError):
     """A study file or study value that cannot be used."""
+
+
+class CalibrationWarning(UserWarning):
+    """A converter range was chosen from data the user did not choose (e.g. the first batch
+    a layer saw): results depend on that batch. Calibrate on data of your choice instead."""

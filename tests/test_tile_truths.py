@@ -37,7 +37,8 @@ def test_all_zero_input_rows_give_zero_not_full_scale_noise(card):
     back to 1, so converter noise and offsets came out at full size)."""
     rng = np.random.default_rng(0)
     device = "pcm-hermes-2dev" if card == "hermes-core" else "pcm-generic"
-    tile = load_tile(card, device=device).program(rng.standard_normal((256, 128)), rng)
+    tile = load_tile(card, device=device, input_scaling="absmax").program(
+        rng.standard_normal((256, 128)), rng)
     x = rng.uniform(-1, 1, (6, 256))
     x[1] = 0.0
     x[4] = 0.0
@@ -48,6 +49,21 @@ def test_all_zero_input_rows_give_zero_not_full_scale_noise(card):
     tiny = tile.matvec(x[:1] * 1e-9, 86400.0, np.random.default_rng(1), redraw=True) / 1e-9
     one = tile.matvec(x[:1], 86400.0, np.random.default_rng(1), redraw=True)
     np.testing.assert_allclose(tiny, one, rtol=1e-5)
+
+
+def test_zero_rows_with_a_per_layer_input_range_keep_only_the_converter_offsets():
+    """With one input range per layer (HERMES), an all-zero row drives no pulses: the
+    output is what the converter shows at zero input, in real units (offset residue after
+    the affine correction, and the converter noise), far below the signal."""
+    rng = np.random.default_rng(12)
+    tile = load_tile("hermes-core", device="pcm-hermes-2dev").program(
+        rng.standard_normal((256, 64)), rng)
+    x = rng.uniform(-1, 1, (200, 256))
+    tile.calibrate_inputs(x)
+    x[::2] = 0.0
+    y = tile.matvec(x, 86400.0, rng)
+    signal = np.abs(y[1::2]).mean()
+    assert np.abs(y[::2]).mean() < 0.05 * signal
 
 
 def test_zero_channels_of_a_depthwise_layer_stay_zero():
@@ -71,7 +87,8 @@ def test_finite_inputs_of_any_magnitude_give_finite_outputs(scale):
     rng = np.random.default_rng(2)
     w = rng.standard_normal((64, 16))
     x = rng.uniform(-1, 1, (5, 64))
-    tile = load_tile("hermes-core", device="pcm-hermes-2dev").program(w, rng)
+    tile = load_tile("hermes-core", device="pcm-hermes-2dev", input_scaling="absmax").program(
+        w, rng)
     y = tile.matvec(x * scale, 3600.0, np.random.default_rng(3), redraw=True)
     ref = tile.matvec(x, 3600.0, np.random.default_rng(3), redraw=True)
     assert np.all(np.isfinite(y))

@@ -46,7 +46,7 @@ from memsim.analog.layers import (
 )
 from memsim.crossbar.config import TileConfig, load_tile_config
 from memsim.devices import Device, load_device
-from memsim.errors import ConfigError, InputError
+from memsim.errors import CalibrationWarning, ConfigError, InputError
 
 __all__ = [
     "AnalogConv",
@@ -70,10 +70,6 @@ __all__ = [
 #: weight-bearing torch modules that stay digital (reported, never dropped silently)
 _DIGITAL_WEIGHTS = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                     nn.Bilinear, nn.RNN, nn.Embedding, nn.EmbeddingBag)
-
-
-class CalibrationWarning(UserWarning):
-    """A range was chosen from data the user did not choose (e.g. the first batch)."""
 
 
 def _convert(module: nn.Module, ctx: _Context, prefix: str, digital: list) -> nn.Module:
@@ -149,6 +145,7 @@ def analog(model: nn.Module, tile: str | Path | TileConfig = "hermes-core",
     new = _convert(new, ctx, "", digital)
     ctx.unconverted = digital
     new._memsim = ctx
+    new.register_forward_pre_hook(_first_batch_ranges)
     if not analog_modules(new):
         warnings.warn("memsim.analog: the model has no Linear, Conv1d/2d, LSTM, GRU or "
                       "MultiheadAttention layer: nothing runs on tiles", stacklevel=2)
@@ -156,6 +153,27 @@ def analog(model: nn.Module, tile: str | Path | TileConfig = "hermes-core",
         warnings.warn("memsim.analog: these weight layers stay digital (no analog version "
                       f"yet): {', '.join(f'{n} ({t})' for n, t in digital)}", stacklevel=2)
     return new
+
+
+def _needs_ranges(amodel: nn.Module) -> bool:
+    return any(arr.config.input_scaling == "layer" and arr.input_range_ is None
+               for m in analog_modules(amodel) for arr in m._arrays.values())
+
+
+def _first_batch_ranges(amodel: nn.Module, args: tuple) -> None:
+    """Forward pre-hook of a converted model: in eval() mode, layers with per-layer input
+    ranges that were never calibrated get them from this batch (memsim.calibrate on it, all
+    steps of recurrent layers included), with one CalibrationWarning."""
+    ctx = amodel._memsim
+    if amodel.training or ctx.calibrating is not None or ctx.recorder is not None \
+            or not args or not _needs_ranges(amodel):
+        return
+    if not all(m.programmed for m in analog_modules(amodel)):
+        return  # the layer's own error (program first) comes in the forward
+    warnings.warn("memsim: layers with input_scaling = 'layer' set their input ranges from "
+                  "the first batch they saw; call memsim.calibrate(model, x) with "
+                  "representative data to choose them", CalibrationWarning, stacklevel=3)
+    calibrate(amodel, args if len(args) > 1 else args[0], adc=False, only_missing=True)
 
 
 def _context(amodel: nn.Module) -> _Context:
@@ -236,7 +254,8 @@ def describe(amodel: nn.Module, x: Any, name: str | None = None):
 
 
 def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = True,
-              quantile: float = 0.999, margin: float = 1.2) -> dict[str, Any]:
+              quantile: float = 0.999, margin: float = 1.2,
+              only_missing: bool = False) -> dict[str, Any]:
     """Set each layer's converter ranges from data, as a chip's per-layer calibration does.
 
     Runs ``x`` through the model with exact products (float weights) and sets, per row
@@ -244,6 +263,7 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
     the ADC full scale (the ``quantile`` of |normalised column output| times ``margin``).
     Noise referred to the full scale follows it. Layers with an affine correction or drift
     compensation are re-calibrated. Needs a programmed model. Returns the ranges per layer.
+    ``only_missing``: set only the input ranges not set yet (the first-batch rule).
     """
     if not 0 < quantile <= 1 or not margin > 0:
         raise InputError(f"quantile = {quantile} must be in (0, 1] and margin = {margin} > 0")
@@ -270,6 +290,8 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
             st = stats.get((id(m), key))
             if st is None:
                 continue
+            if only_missing and arr.input_range_ is not None:
+                continue
             if inputs and st["absmax"]:
                 arr.set_input_range_from(torch.stack(st["absmax"]).amax(0))
             if adc and st["y"]:
@@ -277,7 +299,8 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
                 q = torch.quantile(y.double(), quantile, dim=-1) if y.shape[-1] < 2**24 \
                     else y.double().amax(-1)
                 arr.output_range_ = np.maximum(q.numpy() * margin, 1e-6)
-            if arr.config.affine_calibration or arr.config.drift_compensation != "none":
+            if adc and (arr.config.affine_calibration
+                        or arr.config.drift_compensation != "none"):
                 arr._calibrate(m._rng)
                 arr._times = {}
             out[arr.name] = {

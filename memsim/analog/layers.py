@@ -68,19 +68,6 @@ class _Context:
         state["calibrating"] = None
         return state
 
-    def first_batch_ranges(self, name: str) -> None:
-        if not self.warned:
-            self.warned = True
-            import warnings
-
-            from memsim.analog import CalibrationWarning
-
-            warnings.warn(
-                f"memsim: layer {name!r} (and any other layer not calibrated yet) set its "
-                "per-layer input range from the first batch it saw; call memsim.calibrate("
-                "model, x) with representative data to choose the ranges",
-                CalibrationWarning, stacklevel=4)
-
 
 class AnalogModule(nn.Module):
     """Base of the analog modules: tile arrays, programming, time, reports."""
@@ -116,6 +103,7 @@ class AnalogModule(nn.Module):
                                 f" matrix {key!r}" if key != "w" else ""),
                             torch_device=dev, exact=ctx.exact)
             arr.program(mats if keep else clipped, rng, at_s=at_s, keep_reference=keep)
+            arr.warn_first_batch = False  # the model warns once for all its layers
             old = self._arrays.get(key)
             if old is not None and old.input_range_ is not None:
                 arr.input_range_ = old.input_range_
@@ -181,6 +169,7 @@ class AnalogModule(nn.Module):
                             torch_device=self._param_device(),
                             exact=ctx.exact)
             arr.import_state(state["arrays"][key], mats)
+            arr.warn_first_batch = False
             arrays[key] = arr
         object.__setattr__(self, "_arrays", arrays)
         rng = np.random.default_rng()
@@ -194,11 +183,8 @@ class AnalogModule(nn.Module):
         arr = self._array(key)
         if self._ctx.calibrating is not None:
             return self._observe_linear(arr, x, key)
-        fresh = arr.input_range_ is None
         with torch.no_grad():
             y = arr.matvec(x.detach(), self._t_since(arr), self._rng)
-        if fresh and arr.input_range_ is not None:
-            self._ctx.first_batch_ranges(self.layer_name)
         return y.to(x.dtype)
 
     # -- calibration (memsim.calibrate) ----------
@@ -320,7 +306,8 @@ class AnalogConv(AnalogModule):
         return x, tuple(self.padding)
 
     def _observe_conv(self, arr: TileArray, x: torch.Tensor, conv: dict) -> torch.Tensor:
-        """Exact convolution, and the statistics memsim.calibrate needs."""
+        """Exact convolution, and the statistics memsim.calibrate needs: each row tile's
+        input abs-max and |normalised column output| with its range."""
         from memsim.crossbar.engine import _TimeState
 
         st = self._stats("w")
@@ -332,17 +319,21 @@ class AnalogConv(AnalogModule):
             s = st["absmax"][-1] if arr.config.input_scaling == "layer" \
                 else arr.layer_range().double().cpu()
             s = torch.where(s > 0, s, torch.ones_like(s))
+            c2 = conv
+            x4 = xd
+            if self.dims == 1:  # as the engine: a 1-D convolution is a 2-D one of height 1
+                x4 = xd[:, :, None, :]
+                c2 = dict(dims=2, kernel_size=(1, conv["kernel_size"][0]),
+                          stride=(1, conv["stride"][0]), padding=(0, conv["padding"][0]),
+                          dilation=(1, conv["dilation"][0]))
+            xqs, _, _ = arr._conv_dac(x4, s.to(arr.torch_device), cin_g, kk, False)
+            ts = _TimeState(t_since=0.0, gp=None, gn=None, w=arr.w_norm(), var_p=None,
+                            var_n=None, var=None, alpha=torch.ones(1))
+            ys, _ = arr._conv_analog(xqs, None, ts, c2, kk)  # per tile (B, G·C, H', W')
             g = arr.geom
-            s_ch = torch.empty((g.groups, cin_g), dtype=xd.dtype)
-            for k, (r0, r1) in enumerate(g.row_cuts):
-                s_ch[:, r0 // kk:r1 // kk] = s[:, k:k + 1].to(xd.dtype)
-            xn = (xd / s_ch.reshape(1, -1, *([1] * self.dims)).to(xd.device)).clamp(-1, 1)
-            w = arr.w_norm()
-            ts = _TimeState(t_since=0.0, gp=None, gn=None, w=w, var_p=None, var_n=None,
-                            var=None, alpha=torch.ones(1))
-            y, _ = arr._conv_analog(xn.to(arr.dtype), ts, conv, kk)  # (B, G, K, C, P)
-            st["y"].append(y.abs().permute(1, 2, 0, 3, 4).reshape(
-                g.groups, g.K, -1).cpu())
+            st["y"].append(torch.stack([y.abs().reshape(y.shape[0], g.groups, g.C, -1)
+                                        .permute(1, 0, 2, 3).reshape(g.groups, -1)
+                                        for y in ys], dim=1).cpu())
         fn = torch.nn.functional.conv2d if self.dims == 2 else torch.nn.functional.conv1d
         return fn(x, self.weight, None, conv["stride"], conv["padding"], conv["dilation"],
                   self.groups)
@@ -367,11 +358,8 @@ class AnalogConv(AnalogModule):
             if self._ctx.calibrating is not None:
                 y = self._observe_conv(arr, xp, conv)
             else:
-                fresh = arr.input_range_ is None
                 with torch.no_grad():
                     y = arr.conv(xp.detach(), conv, self._t_since(arr), self._rng).to(x.dtype)
-                if fresh and arr.input_range_ is not None:
-                    self._ctx.first_batch_ranges(self.layer_name)
             if self.bias is not None:
                 y = y + self.bias.reshape(1, -1, *([1] * self.dims))
         y = y[0] if unbatched else y

@@ -237,14 +237,13 @@ class TileConfig:
     def noise_free(self) -> TileConfig:
         """The exact limit of this tile: unquantized converters without noise, offset or
         gain mismatch, no IR drop, a linear symmetric cell, no calibration or compensation
-        (nothing left to correct), float64. A :class:`~memsim.crossbar.Tile` built on it
+        (nothing left to correct), per-vector input scaling (a fixed range could clip),
+        float64. A :class:`~memsim.crossbar.Tile` built on it
         (``Tile.noise_free()``) also reads its devices at their targets (no programming
         error, drift or read noise), so that ``matvec`` equals ``X @ W``."""
         return self.with_(**IDEAL_CONVERTERS, ir_drop="none", iv_model="linear",
                           read_asymmetry=1.0, affine_calibration=False,
-                          drift_compensation="none",
-                          input_scaling="absmax" if self.input_scaling == "clip_retry"
-                          else self.input_scaling)
+                          drift_compensation="none", input_scaling="absmax")
 
     @property
     def phases(self) -> int:

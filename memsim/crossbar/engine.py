@@ -219,6 +219,9 @@ class TileArray:
         self._states: dict[tuple[int, int], list] = {}
         self._own_weights = False
         self.input_range_: torch.Tensor | None = None  # (G, K) for "layer" scaling
+        #: warn when "layer" ranges come from the first batch (the analog model warns once
+        #: for all its layers instead)
+        self.warn_first_batch = True
         self.output_range_: np.ndarray | None = None  # (G, K) calibrated ADC full scale
 
     def __repr__(self) -> str:
@@ -793,6 +796,18 @@ class TileArray:
         r = x_absmax.detach().to("cpu", torch.float64)
         self.input_range_ = torch.where(r > 0, r, torch.ones_like(r))
 
+    def _first_batch_range(self, absmax: torch.Tensor) -> None:
+        self.set_input_range_from(absmax)
+        if self.warn_first_batch:
+            import warnings
+
+            from memsim.errors import CalibrationWarning
+
+            warnings.warn(f"{self.name}: input_scaling = 'layer' set the input range from the "
+                          "first batch; set it from data of your choice (Tile.calibrate_inputs, "
+                          "memsim.calibrate) or use input_scaling='absmax'", CalibrationWarning,
+                          stacklevel=4)
+
     def dac(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """x / s clipped to [−1, 1] and quantized to the DAC's steps (s broadcast to x; a zero
         scale gives 0). The torch form of the numba DAC kernels."""
@@ -834,7 +849,7 @@ class TileArray:
         st = self.state_at(t_since, rng, redraw=redraw)
         if cfg.input_scaling == "layer" and self.input_range_ is None:
             self._check_input(x)
-            self.set_input_range_from(self._to_tiles(x).abs().amax(dim=(0, 3)))
+            self._first_batch_range(self._to_tiles(x).abs().amax(dim=(0, 3)))
         out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else self.dtype
         want_sq = st.var is not None and self.cell.identity()
         xq, x2, s, clipped = self._dac_linear(x, want_sq)
@@ -982,7 +997,7 @@ class TileArray:
         cin_g = g.R // kk
         if cfg.input_scaling == "layer" and self.input_range_ is None:
             self._check_input(x)
-            self.set_input_range_from(self._conv_absmax(x, cin_g, kk))
+            self._first_batch_range(self._conv_absmax(x, cin_g, kk))
         s = self.layer_range()  # (G, K)
         want_sq = st.var is not None and self.cell.identity()
         xqs, x2s, clipped = self._conv_dac(x, s, cin_g, kk, want_sq)

@@ -134,6 +134,15 @@ class Tile:
         out = y.numpy().astype(np.float64)
         return out[0] if one else out
 
+    def calibrate_inputs(self, x: Any) -> None:
+        """Set the input range of input_scaling = "layer" from the abs-max of ``x``
+        (batch, rows'), as a chip's per-layer calibration does."""
+        self._require_programmed()
+        xt = torch.from_numpy(np.ascontiguousarray(_as_float_array(x, "inputs",
+                                                                   f"tile {self.config.name!r}")))
+        self.array_.set_input_range_from(self.array_._to_tiles(xt.reshape(-1, self.shape_[0]))
+                                         .abs().amax(dim=(0, 3)))
+
     def set_output_range(self, full_scale: float) -> None:
         """Set the ADC full scale (normalised units), as a per-layer ADC calibration does.
         Converter noise referred to the full scale follows it; noise in LSB keeps its size
