@@ -453,11 +453,24 @@ class TileArray:
     def _read_chunks(self, t_since: float, rng: np.random.Generator):
         """(u, k, G₊, G₋, σ²₊, σ²₋) per row tile at ``t_since``, normalised and masked."""
         g = self.geom
-        for u in range(g.groups):
-            for k in range(g.K):
-                read = self.cell.read(self.chunk_states(u, k), t_since, rng, exact=self.exact)
-                m = self._mask[k][:, None]
-                yield (u, k, *(a * m for a in read))
+        for k in range(g.K):
+            for u in range(g.groups):
+                yield (u, k, *self._chunk_maps(u, k, t_since, rng))
+
+    def _chunk_maps(self, u: int, k: int, t_since: float, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(G₊, G₋, σ²₊, σ²₋) of row tile k of group u at ``t_since``: normalised, padding rows
+        zero, the approximate IR-drop attenuation applied."""
+        cfg = self.config
+        gp, gn, vp, vn = self.cell.read(self.chunk_states(u, k), t_since, rng,
+                                        exact=self.exact)
+        m = self._mask[k][:, None]
+        gp, gn, vp, vn = gp * m, gn * m, vp * m, vn * m
+        if cfg.ir_drop == "approx":
+            ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_s,
+                                     gn[None, None] * self.cell.g_unit_s, cfg)
+            gp, gn = gp * ap[0, 0], gn * an[0, 0]
+        return gp, gn, vp, vn
 
     def _draw_time(self, t_since: float, rng: np.random.Generator) -> _TimeState:
         cfg = self.config
@@ -475,11 +488,7 @@ class TileArray:
         gp_raw = np.empty(shape) if exact_ir else None
         gn_raw = np.empty(shape) if exact_ir else None
         for u, k, gp, gn, vp, vn in self._read_chunks(t_since, rng):
-            if cfg.ir_drop == "approx":
-                ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_s,
-                                         gn[None, None] * self.cell.g_unit_s, cfg)
-                gp, gn = gp * ap[0, 0], gn * an[0, 0]
-            elif exact_ir:
+            if exact_ir:
                 gp_raw[u, k], gn_raw[u, k] = gp * self.cell.g_unit_s, gn * self.cell.g_unit_s
             w[u, k] = torch.from_numpy(gp - gn)
             if split:
@@ -524,38 +533,67 @@ class TileArray:
         return out
 
     def _calibrate(self, rng: np.random.Generator) -> None:
-        """Reference MVMs at calibration time: drift-compensation readout and the per-column
-        affine fit (least squares of ideal on measured outputs)."""
+        """Reference MVMs at calibration time, one row tile at a time (bounded memory): the
+        drift-compensation readout (all-ones input, per column) and the per-column affine fit
+        (least squares of the ideal on the measured raw ADC values of ``calibration_vectors``
+        uniform random inputs), both on the same read of the devices."""
         cfg = self.config
         g = self.geom
+        t_cal = cfg.calibration_time_s
         readout = np.empty((g.groups, g.K, g.C))
         readout_var = np.zeros((g.groups, g.K, g.C))
-        for u, k, gp, gn, vp, vn in self._read_chunks(cfg.calibration_time_s, rng):
-            readout[u, k] = (gp + gn).sum(axis=0)
-            readout_var[u, k] = (vp + vn).sum(axis=0)
+        affine = cfg.affine_calibration
+        a_fit = np.ones((g.groups, g.K, g.C))
+        b_fit = np.zeros((g.groups, g.K, g.C))
+        split = self.cell.needs_polarities(cfg)
+        dt = self.dtype
+        n = cfg.calibration_vectors
+        for k in range(g.K):
+            maps = [self._chunk_maps(u, k, t_cal, rng) for u in range(g.groups)]
+            for u, (gp, gn, vp, vn) in enumerate(maps):
+                readout[u, k] = (gp + gn).sum(axis=0)
+                readout_var[u, k] = (vp + vn).sum(axis=0)
+            if not affine:
+                continue
+
+            def stack(i, maps=maps):
+                return torch.from_numpy(np.stack([m[i] for m in maps])[:, None]).to(
+                    self.torch_device, dt)
+
+            noisy = any(m[2].any() or m[3].any() for m in maps)
+            gp_t, gn_t = stack(0), stack(1)
+            st = _TimeState(t_since=t_cal, gp=gp_t if split else None,
+                            gn=gn_t if split else None, w=gp_t - gn_t,
+                            var_p=stack(2) if noisy and split else None,
+                            var_n=stack(3) if noisy and split else None,
+                            var=stack(2) + stack(3) if noisy else None,
+                            alpha=torch.ones(1))
+            x = rng.uniform(-1.0, 1.0, size=(g.groups, n, g.rpt)) * self._mask[k]
+            xt = torch.from_numpy(x).to(self.torch_device, dt)
+            y, var = self._products(xt, None, st, g.groups)
+            raw = torch.empty((n, g.groups, g.C), dtype=dt, device=y.device)
+            layout = dict(B=n, P=1, sb=g.C, sp=0, su=n * g.C, sc=1, ob=g.groups * g.C, op=0,
+                          ou=g.C, oc=1, ok=0)
+            self._adc([y], [var], layout, None, st, rng, raw, raw=True, ks=[k])
+            measured = raw.double().cpu().numpy()  # (n, G, C)
+            for u in range(g.groups):
+                ideal = torch.from_numpy(x[u]).to(dt) @ torch.from_numpy(
+                    self.w_chunk(u, k)).to(dt)
+                mi_all = ideal.double().numpy()
+                ms = measured[:, u]
+                mm, mi = ms.mean(0), mi_all.mean(0)
+                dm = ms - mm
+                var_m = (dm * dm).sum(0)
+                cov = (dm * (mi_all - mi)).sum(0)
+                ok = var_m > 0
+                a_fit[u, k] = np.where(ok, cov / np.where(ok, var_m, 1.0), 1.0)
+                b_fit[u, k] = mi - a_fit[u, k] * mm
         if readout_var.any():
             readout = readout + np.sqrt(readout_var) * rng.standard_normal(readout.shape)
         if cfg.drift_compensation != "none":
             self.reference_readout_ = readout
-        if not cfg.affine_calibration:
-            return
-        st = self._draw_time(cfg.calibration_time_s, rng)
-        n = cfg.calibration_vectors
-        x = rng.uniform(-1.0, 1.0, size=(n, g.groups, g.K, g.rpt)) * self._mask[None, None]
-        xt = torch.from_numpy(x).to(self.torch_device, self.dtype)
-        measured = self._tiles_raw(xt, st, rng)  # (n, G, K, C)
-        ideal = np.empty_like(measured)
-        for u in range(g.groups):
-            for k in range(g.K):
-                ideal[:, u, k] = x[:, u, k] @ self.w_chunk(u, k)
-        mm = measured.mean(0)
-        mi = ideal.mean(0)
-        dm = measured - mm
-        var = (dm * dm).sum(0)
-        cov = (dm * (ideal - mi)).sum(0)
-        ok = var > 0
-        a = np.where(ok, cov / np.where(ok, var, 1.0), 1.0)
-        self.affine_ = (a, mi - a * mm)
+        if affine:
+            self.affine_ = (a_fit, b_fit)
 
     # -- the forward paths -------------------------------------------------------------------------
     def _digital(self, st: _TimeState) -> tuple[torch.Tensor, torch.Tensor]:
@@ -568,8 +606,8 @@ class TileArray:
 
     def _adc(self, ys: list, vs: list, layout: dict[str, int], scale: torch.Tensor | None,
              st: _TimeState, rng: np.random.Generator, out: torch.Tensor, *,
-             raw: bool = False, zs: list | None = None, backend: str | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+             raw: bool = False, zs: list | None = None, backend: str | None = None,
+             ks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ADC stage of every row tile, into ``out``.
 
         ``ys[k]``/``vs[k]``: analog outputs and read-noise variances of row tile k, logically
@@ -577,7 +615,8 @@ class TileArray:
         ob, op, ou, oc for ``out``); ``vs[k]`` may be None. ``scale``: (B or 1, G, K) input
         scales (unused when ``raw``). ``raw``: out receives the ADC values per row tile, out
         logically (B, P, G, K, C). Returns (saturated conversions, non-finite outputs) per
-        sample. ``zs``: the normals to use (tests compare the back-ends on them).
+        sample. ``zs``: the normals to use (tests compare the back-ends on them). ``ks``: the
+        row tiles ``ys`` hold (default all, in order).
         """
         cfg = self.config
         g = self.geom
@@ -593,23 +632,25 @@ class TileArray:
         backend = backend or ("numba" if out.device.type == "cpu" else "torch")
         sat = np.zeros(B, dtype=np.int64)
         bad = np.zeros(B, dtype=np.int64)
+        ks = list(range(g.K)) if ks is None else list(ks)
         if backend == "torch":
             return self._adc_torch(ys, vs, layout, scale, rng, out, raw, zs, noisy, bits,
-                                   floor, lsb, s2, offset, gain1, mul, add)
+                                   floor, lsb, s2, offset, gain1, mul, add, ks)
         seed = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
         o = _flat(out)  # the layout's output strides address out's storage
         f64 = np.float64
-        for k in range(g.K):
-            y = _flat(ys[k])  # strides in the layout, from the tile's first element
-            v = vs[k]
+        last = len(ks) - 1
+        for i, k in enumerate(ks):
+            y = _flat(ys[i])  # strides in the layout, from the tile's first element
+            v = vs[i]
             vf = _flat(v) if v is not None else y[:0]
-            z = _flat(zs[k]) if zs is not None else np.zeros(0, np.float32)
+            z = _flat(zs[i]) if zs is not None else np.zeros(0, np.float32)
             g1 = np.ascontiguousarray(gain1[:, k], dtype=f64).reshape(-1)
             if raw:
                 ones = np.ones(g.groups * g.C)
                 m_k = a_k = ones
                 sc, sc_b = np.ones(g.groups), 0
-                ob = o[k * layout["ok"]:]
+                ob = o[i * layout["ok"]:]
             else:
                 m_k = np.ascontiguousarray(mul[:, k].cpu().numpy(), dtype=f64).reshape(-1)
                 a_k = np.ascontiguousarray(add[:, k].cpu().numpy(), dtype=f64).reshape(-1)
@@ -617,18 +658,19 @@ class TileArray:
                 sc, sc_b = np.ascontiguousarray(sk.numpy()).reshape(-1), (
                     g.groups if sk.shape[0] > 1 else 0)
                 ob = o
-            _k.adc_stage(y, vf, v is not None, 0, layout["sb"], layout["sp"], layout["su"],
-                         layout["sc"], B, P, g.groups, g.C, k, g.K, seed, noisy,
-                         zs is not None, z, g1, g1 * g1,
-                         np.ascontiguousarray(offset[:, k], dtype=f64).reshape(-1), m_k, a_k,
-                         np.ascontiguousarray(lsb[:, k], dtype=f64),
-                         np.ascontiguousarray(s2[:, k], dtype=f64), bits, floor, sc, sc_b,
-                         ob, layout["ob"], layout["op"], layout["ou"], layout["oc"], raw,
-                         k > 0 and not raw, k == g.K - 1 and not raw, sat, bad)
+            _k.call(_k.adc_stage, B * P * g.groups * g.C,
+                    y, vf, v is not None, 0, layout["sb"], layout["sp"], layout["su"],
+                    layout["sc"], B, P, g.groups, g.C, k, g.K, seed, noisy,
+                    zs is not None, z, g1, g1 * g1,
+                    np.ascontiguousarray(offset[:, k], dtype=f64).reshape(-1), m_k, a_k,
+                    np.ascontiguousarray(lsb[:, k], dtype=f64),
+                    np.ascontiguousarray(s2[:, k], dtype=f64), bits, floor, sc, sc_b,
+                    ob, layout["ob"], layout["op"], layout["ou"], layout["oc"], raw,
+                    i > 0 and not raw, i == last and not raw, sat, bad)
         return sat, bad
 
     def _adc_torch(self, ys, vs, layout, scale, rng, out, raw, zs, noisy, bits, floor, lsb,
-                   s2, offset, gain1, mul, add):
+                   s2, offset, gain1, mul, add, ks):
         g = self.geom
         B, P = layout["B"], layout["P"]
         dev, dt = out.device, self.dtype
@@ -644,12 +686,12 @@ class TileArray:
                                 t.storage_offset())
 
         acc = None
-        for k in range(g.K):
-            y = view(ys[k])
-            v = None if vs[k] is None else view(vs[k])
+        for i, k in enumerate(ks):
+            y = view(ys[i])
+            v = None if vs[i] is None else view(vs[i])
             z = None
             if noisy:
-                z = view(zs[k]) if zs is not None else torch.randn(
+                z = view(zs[i]) if zs is not None else torch.randn(
                     shape, generator=gen, device=dev, dtype=dt)
 
             def tt(a):
@@ -663,7 +705,7 @@ class TileArray:
             if raw:
                 out.as_strided((B, P, g.groups, g.C),
                                (layout["ob"], layout["op"], layout["ou"], layout["oc"]),
-                               out.storage_offset() + k * layout["ok"]).copy_(q)
+                               out.storage_offset() + i * layout["ok"]).copy_(q)
             else:
                 acc = q if acc is None else acc + q
         bad = torch.zeros(B, dtype=torch.int64, device=dev)
@@ -699,9 +741,9 @@ class TileArray:
             clipped = np.zeros(N, dtype=np.int64)
             lo = np.array([r0 for r0, _ in g.row_cuts], dtype=np.int64)
             hi = np.array([r1 for _, r1 in g.row_cuts], dtype=np.int64)
-            _k.dac_linear(xc.view(-1).numpy(), N, g.groups, g.R, g.K, g.rpt, lo, hi, absmax,
-                          s_fixed, n_steps, xq.view(-1).numpy(), x2.view(-1).numpy(), want_sq,
-                          s_out.view(-1).numpy(), bad, clipped)
+            _k.call(_k.dac_linear, xc.numel(), xc.view(-1).numpy(), N, g.groups, g.R, g.K,
+                    g.rpt, lo, hi, absmax, s_fixed, n_steps, xq.view(-1).numpy(),
+                    x2.view(-1).numpy(), want_sq, s_out.view(-1).numpy(), bad, clipped)
             if bad.any():
                 self._bad_input(int(bad.sum()))
             scale = s_out if absmax else s_out[:1]
@@ -725,8 +767,13 @@ class TileArray:
                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Column outputs and read-noise variances, (G·K, N, C), for DAC outputs
         (G·K, N, rpt)."""
+        return self._products(xq, x2, st, self.geom.groups * self.geom.K)
+
+    def _products(self, xq: torch.Tensor, x2: torch.Tensor | None, st: _TimeState, GK: int
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batched products of GK tiles: inputs (GK, N, rpt), maps of st reshaped to
+        (GK, rpt, C)."""
         g = self.geom
-        GK = g.groups * g.K
         if self.cell.identity():
             terms = [(xq, st.w)]
             vterms = [(x2 if x2 is not None else xq * xq, st.var)] if st.var is not None else []
@@ -763,22 +810,6 @@ class TileArray:
         sat, bad = self._adc(ys, vs, self._linear_layout(N), s, st, rng, out)
         self._check_output(bad)
         return out, sat
-
-    def _tiles_raw(self, x: torch.Tensor, st: _TimeState, rng: np.random.Generator
-                   ) -> np.ndarray:
-        """Raw ADC values (n, G, K, C) for normalised tile inputs x (n, G, K, rpt) in [−1, 1]
-        (calibration: no DAC, no digital unit)."""
-        g = self.geom
-        n = x.shape[0]
-        xk = x.permute(1, 2, 0, 3).reshape(g.groups * g.K, n, g.rpt).contiguous()
-        y, var = self._products_linear(xk, None, st)
-        out = torch.empty((n, g.groups, g.K, g.C), dtype=self.dtype, device=y.device)
-        layout = self._linear_layout(n)
-        layout.update(ob=g.groups * g.K * g.C, ou=g.K * g.C, ok=g.C)
-        self._adc([y[k::g.K] for k in range(g.K)],
-                  [None if var is None else var[k::g.K] for k in range(g.K)], layout, None,
-                  st, rng, out, raw=True)
-        return out.cpu().numpy().astype(np.float64)
 
     def layer_range(self) -> torch.Tensor:
         """(G, K) input range of the "fixed" or "layer" scaling."""
@@ -1060,9 +1091,9 @@ class TileArray:
             st = xin.stride()
             flat = xin.as_strided((xin.untyped_storage().nbytes() // xin.element_size(),),
                                   (1,), 0)
-            _k.dac_conv(flat.numpy()[xin.storage_offset():], st[0], st[1], st[2], st[3], B, C,
-                        H, W, s_ch, n_steps, ch_tile, ch_pos, ch_n, offs, xq.numpy(),
-                        x2.numpy(), want_sq, bad, clip)
+            _k.call(_k.dac_conv, x.numel(), flat.numpy()[xin.storage_offset():], st[0], st[1],
+                    st[2], st[3], B, C, H, W, s_ch, n_steps, ch_tile, ch_pos, ch_n, offs,
+                    xq.numpy(), x2.numpy(), want_sq, bad, clip)
             if bad.any():
                 self._bad_input(int(bad.sum()))
 
