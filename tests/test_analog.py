@@ -390,3 +390,23 @@ def test_description_recorded_from_one_batch_feeds_the_chip():
     assert "batchnorm" in ops and "relu" in ops and "add" in ops  # in-place ops recorded
     assert d.output == "fc"
     assert memsim.mapping.as_description(a) is d
+
+
+def test_large_layers_converted_a_chunk_of_row_tiles_at_a_time_give_the_same_numbers(
+        monkeypatch):
+    """Bounded memory must not change a result: a layer of many row tiles computed a chunk
+    at a time equals the same layer computed at once, to the last bit."""
+    import memsim.crossbar.engine as engine
+
+    torch.manual_seed(17)
+    lin = nn.Linear(3000, 300).eval()
+    x = torch.randn(64, 3000)
+    outs = []
+    for chunk in (engine._PRODUCT_CHUNK_BYTES, 1):
+        monkeypatch.setattr(engine, "_PRODUCT_CHUNK_BYTES", chunk)
+        a = ma.analog(lin, "hermes-core", "pcm-hermes-2dev", input_scaling="absmax")
+        ma.program(a, seed=0)
+        ma.set_time(a, 100.0)
+        with torch.no_grad():
+            outs.append(a(x))
+    assert torch.equal(outs[0], outs[1])

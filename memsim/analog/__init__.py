@@ -23,7 +23,7 @@ analog and what stays digital, with converter saturation counts.
 from __future__ import annotations
 
 import contextlib
-import copy
+import copy as _copy
 import math
 import warnings
 from collections.abc import Iterator
@@ -107,7 +107,7 @@ def _convert(module: nn.Module, ctx: _Context, prefix: str, digital: list) -> nn
 def analog(model: nn.Module, tile: str | Path | TileConfig = "hermes-core",
            device: str | Path | Device = "pcm-hermes-2dev", *, exact: bool = False,
            hwa: HWANoise | str | None = "auto", hwa_time_s: float = 86400.0,
-           seed: int = 0, **overrides: Any) -> nn.Module:
+           seed: int = 0, copy: bool = True, **overrides: Any) -> nn.Module:
     """A copy of ``model`` whose weight layers run on memsim tiles.
 
     Args:
@@ -120,6 +120,8 @@ def analog(model: nn.Module, tile: str | Path | TileConfig = "hermes-core",
             ``hwa_time_s`` on first use), an :class:`HWANoise`, or None (train() then runs
             the float weights without noise).
         seed: seed of the hardware-aware training noise.
+        copy: False converts ``model`` itself instead of a copy (no second copy of the
+            weights in memory, for large models; ``model`` becomes the analog model).
         overrides: tile parameters by name (e.g. ``adc_bits=6``).
     """
     if not isinstance(model, nn.Module):
@@ -140,7 +142,7 @@ def analog(model: nn.Module, tile: str | Path | TileConfig = "hermes-core",
     ctx = _Context(cfg, dev, exact, hwa, hwa_seed=seed)
     ctx.hwa_time_s = float(hwa_time_s)
     ctx.warned = False
-    new = copy.deepcopy(model)
+    new = _copy.deepcopy(model) if copy else model
     digital: list[tuple[str, str]] = []
     new = _convert(new, ctx, "", digital)
     ctx.unconverted = digital

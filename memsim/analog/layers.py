@@ -232,10 +232,9 @@ class AnalogLinear(AnalogModule):
         super().__init__()
         self.in_features = src.in_features
         self.out_features = src.out_features
-        self.weight = nn.Parameter(src.weight.detach().clone(),
-                                   requires_grad=src.weight.requires_grad)
-        self.bias = None if src.bias is None else nn.Parameter(
-            src.bias.detach().clone(), requires_grad=src.bias.requires_grad)
+        # the converted model is already a copy (or converted in place): take its parameters
+        self.weight = src.weight
+        self.bias = src.bias
         self._setup(ctx, name)
 
     def extra_repr(self) -> str:
@@ -276,10 +275,8 @@ class AnalogConv(AnalogModule):
             self._reversed_padding = src._reversed_padding_repeated_twice
         else:
             self._reversed_padding = src._reversed_padding_repeated_twice
-        self.weight = nn.Parameter(src.weight.detach().clone(),
-                                   requires_grad=src.weight.requires_grad)
-        self.bias = None if src.bias is None else nn.Parameter(
-            src.bias.detach().clone(), requires_grad=src.bias.requires_grad)
+        self.weight = src.weight
+        self.bias = src.bias
         self._setup(ctx, name)
 
     def extra_repr(self) -> str:
@@ -388,8 +385,7 @@ class _AnalogRNNBase(AnalogModule):
             setattr(self, attr, getattr(src, attr))
         self.dirs = 2 if self.bidirectional else 1
         for pname, p in src.named_parameters(recurse=False):
-            setattr(self, pname, nn.Parameter(p.detach().clone(),
-                                              requires_grad=p.requires_grad))
+            setattr(self, pname, p)
         self._setup(ctx, name)
 
     def extra_repr(self) -> str:
@@ -559,14 +555,11 @@ class AnalogMultiheadAttention(AnalogModule):
             if p is None:
                 self.register_parameter(pname, None)
             else:
-                setattr(self, pname, nn.Parameter(p.detach().clone(),
-                                                  requires_grad=p.requires_grad))
-        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim,
-                                  bias=src.out_proj.bias is not None)
-        with torch.no_grad():
-            self.out_proj.weight.copy_(src.out_proj.weight)
-            if src.out_proj.bias is not None:
-                self.out_proj.bias.copy_(src.out_proj.bias)
+                setattr(self, pname, p)
+        self.out_proj = nn.Linear(1, 1, bias=src.out_proj.bias is not None)
+        self.out_proj.weight = src.out_proj.weight
+        self.out_proj.bias = src.out_proj.bias
+        self.out_proj.in_features = self.out_proj.out_features = self.embed_dim
         self._setup(ctx, name)
 
     def weight_matrices(self):

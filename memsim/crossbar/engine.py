@@ -39,6 +39,7 @@ With per-vector scaling the input is unfolded (im2col) and runs as a matrix prod
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +56,27 @@ from memsim.errors import ConfigError, InputError, NumericalError, StateError
 
 __all__ = ["STATE_CACHE_BYTES", "Saturation", "TileArray", "adc_stage_torch", "balanced_cuts"]
 
-#: Device states of a layer are kept between reads up to this size; larger layers draw them
-#: again from their programming streams at each new read time (same numbers, less memory).
-STATE_CACHE_BYTES = 256 * 2**20
+#: Device states are kept between reads up to this many bytes in all (every tile array of the
+#: process together); the others are drawn again from their programming streams when a new
+#: read time needs them (the same numbers, less memory).
+STATE_CACHE_BYTES = 128 * 2**20
+_state_cache_used = [0]
+
+
+#: Column outputs of row tiles computed at once in a matrix product before they are converted
+#: (a layer with many row tiles is converted a chunk of tiles at a time).
+_PRODUCT_CHUNK_BYTES = 32 * 2**20
+
+
+def _claim_state_cache(nbytes: int) -> bool:
+    if _state_cache_used[0] + nbytes > STATE_CACHE_BYTES:
+        return False
+    _state_cache_used[0] += nbytes
+    return True
+
+
+def _release_state_cache(nbytes: int) -> None:
+    _state_cache_used[0] = max(0, _state_cache_used[0] - nbytes)
 
 
 @dataclass
@@ -222,6 +241,10 @@ class TileArray:
         #: warn when "layer" ranges come from the first batch (the analog model warns once
         #: for all its layers instead)
         self.warn_first_batch = True
+        #: the per-MVM read-noise variance maps are kept in bfloat16 for float32 tiles (an
+        #: 8-bit mantissa: σ of each device's noise to 0.2 %, half the memory); products with
+        #: them are computed in the tile's precision
+        self.var_dtype = torch.bfloat16 if self.dtype == torch.float32 else self.dtype
         self.output_range_: np.ndarray | None = None  # (G, K) calibrated ADC full scale
 
     def __repr__(self) -> str:
@@ -273,7 +296,7 @@ class TileArray:
         if tuple(w.shape) != (g.groups, g.R, g.C):
             raise InputError(f"{self.name}: weights of shape {tuple(w.shape)} do not match the "
                              f"programmed layout {(g.groups, g.R, g.C)}")
-        bad = int((~torch.isfinite(w)).sum())
+        bad = sum(int((~torch.isfinite(w[:, r0:r1])).sum()) for r0, r1 in g.row_cuts)
         if bad:
             raise InputError(f"{self.name}: weights contain {bad} NaN or infinite value(s)")
         if keep_reference and isinstance(weights, torch.Tensor):
@@ -288,8 +311,7 @@ class TileArray:
         self._mask = g.row_mask()
         self._seeds = rng.integers(0, 2**63, size=(g.groups, g.K))
         self._states: dict[tuple[int, int], list] = {}
-        per_chunk = 2 * g.rpt * g.C * self.cell.instances * 4 * 4  # (target, prog, ν, q)·f32
-        self._cache_states = per_chunk * g.groups * g.K <= STATE_CACHE_BYTES
+        self._set_state_cache()
         cfg = self.config
         c_shape = (g.groups, g.K, g.C)
         self.adc_gain_ = (cfg.adc_gain_sigma * rng.standard_normal(c_shape)
@@ -302,6 +324,18 @@ class TileArray:
         if cfg.affine_calibration or cfg.drift_compensation != "none":
             self._calibrate(rng)
         return self
+
+    def _set_state_cache(self) -> None:
+        """Keep this array's device states if the process-wide budget allows."""
+        g = self.geom
+        old = getattr(self, "_cache_claim", None)
+        if old is not None and old.detach() is not None:
+            _release_state_cache(self._cache_bytes)
+        # (target, programmed, ν, extra) · float32 per device, 2 polarities per weight
+        self._cache_bytes = 2 * g.rpt * g.C * self.cell.instances * 4 * 4 * g.groups * g.K
+        self._cache_states = _claim_state_cache(self._cache_bytes)
+        self._cache_claim = (weakref.finalize(self, _release_state_cache, self._cache_bytes)
+                             if self._cache_states else None)
 
     def _scales(self) -> np.ndarray:
         """(G, K, C) weight→conductance scale: max |w| per column of each tile (or per tile)."""
@@ -399,8 +433,7 @@ class TileArray:
         self._weights_version = weights._version
         self._mask = g.row_mask()
         self._states = {}
-        per_chunk = 2 * g.rpt * g.C * self.cell.instances * 4 * 4
-        self._cache_states = per_chunk * g.groups * g.K <= STATE_CACHE_BYTES
+        self._set_state_cache()
         self._times = {}
 
     def _require_programmed(self) -> None:
@@ -496,9 +529,11 @@ class TileArray:
             readout[u, k] = (gp + gn).sum(axis=0)
             if vp.any() or vn.any():
                 if var is None:
-                    var = torch.zeros(shape, dtype=dt)
+                    vdt = self.var_dtype
+                    var = torch.zeros(shape, dtype=vdt)
                     if split:
-                        vp_t, vn_t = torch.zeros(shape, dtype=dt), torch.zeros(shape, dtype=dt)
+                        vp_t, vn_t = (torch.zeros(shape, dtype=vdt),
+                                      torch.zeros(shape, dtype=vdt))
                 var[u, k] = torch.from_numpy(vp + vn)
                 if split:
                     vp_t[u, k], vn_t[u, k] = torch.from_numpy(vp), torch.from_numpy(vn)
@@ -607,7 +642,8 @@ class TileArray:
     def _adc(self, ys: list, vs: list, layout: dict[str, int], scale: torch.Tensor | None,
              st: _TimeState, rng: np.random.Generator, out: torch.Tensor, *,
              raw: bool = False, zs: list | None = None, backend: str | None = None,
-             ks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+             ks: list[int] | None = None, accumulate: bool = False, final: bool = True,
+             seed: np.uint64 | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ADC stage of every row tile, into ``out``.
 
         ``ys[k]``/``vs[k]``: analog outputs and read-noise variances of row tile k, logically
@@ -616,7 +652,10 @@ class TileArray:
         scales (unused when ``raw``). ``raw``: out receives the ADC values per row tile, out
         logically (B, P, G, K, C). Returns (saturated conversions, non-finite outputs) per
         sample. ``zs``: the normals to use (tests compare the back-ends on them). ``ks``: the
-        row tiles ``ys`` hold (default all, in order).
+        row tiles ``ys`` hold (default all, in order). ``accumulate``: add to ``out`` (a
+        later chunk of row tiles); ``final``: this call ends the sum (count non-finite);
+        ``seed``: the noise seed (drawn from ``rng`` if None; chunks of one product share it,
+        so that the normals do not depend on the chunking).
         """
         cfg = self.config
         g = self.geom
@@ -635,8 +674,10 @@ class TileArray:
         ks = list(range(g.K)) if ks is None else list(ks)
         if backend == "torch":
             return self._adc_torch(ys, vs, layout, scale, rng, out, raw, zs, noisy, bits,
-                                   floor, lsb, s2, offset, gain1, mul, add, ks)
-        seed = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
+                                   floor, lsb, s2, offset, gain1, mul, add, ks, accumulate,
+                                   final)
+        if seed is None:
+            seed = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
         o = _flat(out)  # the layout's output strides address out's storage
         f64 = np.float64
         last = len(ks) - 1
@@ -666,11 +707,12 @@ class TileArray:
                     np.ascontiguousarray(lsb[:, k], dtype=f64),
                     np.ascontiguousarray(s2[:, k], dtype=f64), bits, floor, sc, sc_b,
                     ob, layout["ob"], layout["op"], layout["ou"], layout["oc"], raw,
-                    i > 0 and not raw, i == last and not raw, sat, bad)
+                    (i > 0 or accumulate) and not raw, i == last and final and not raw, sat,
+                    bad)
         return sat, bad
 
     def _adc_torch(self, ys, vs, layout, scale, rng, out, raw, zs, noisy, bits, floor, lsb,
-                   s2, offset, gain1, mul, add, ks):
+                   s2, offset, gain1, mul, add, ks, accumulate=False, final=True):
         g = self.geom
         B, P = layout["B"], layout["P"]
         dev, dt = out.device, self.dtype
@@ -712,8 +754,12 @@ class TileArray:
         if not raw:
             dst = out.as_strided((B, P, g.groups, g.C),
                                  (layout["ob"], layout["op"], layout["ou"], layout["oc"]))
-            dst.copy_(acc)
-            bad = (~torch.isfinite(dst)).flatten(1).sum(1)
+            if accumulate:
+                dst.add_(acc.to(dst.dtype))
+            else:
+                dst.copy_(acc)
+            if final:
+                bad = (~torch.isfinite(dst)).flatten(1).sum(1)
         return sat.cpu().numpy(), bad.cpu().numpy()
 
     # -- matrix products ---------------------------------------------------------------------
@@ -786,7 +832,7 @@ class TileArray:
             y = part if y is None else y.add_(part)
         var = None
         for inp, mat in vterms:
-            part = torch.bmm(inp, mat.reshape(GK, g.rpt, g.C))
+            part = _bmm(inp, mat.reshape(GK, g.rpt, g.C))
             var = part if var is None else var.add_(part)
         return y, var
 
@@ -800,14 +846,44 @@ class TileArray:
         cfg = self.config
         if cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
             return self._four_separate(xq, s, st, rng, N, out_dtype)
+        out = torch.empty((N, g.groups * g.C), dtype=out_dtype, device=xq.device)
         if st.gp_raw is not None:  # exact IR drop: a nodal solve per input vector
             y, var = self._analog_exact_ir(xq, st)
+        elif g.groups == 1 and g.K > 1 and N * g.C * g.K * 4 > _PRODUCT_CHUNK_BYTES:
+            return self._linear_chunked(xq, x2, s, st, rng, N, out)
         else:
             y, var = self._products_linear(xq, x2, st)
         ys = [y[k::g.K] for k in range(g.K)]  # (G, N, C) views: tile stride K·N·C
         vs = [None if var is None else var[k::g.K] for k in range(g.K)]
-        out = torch.empty((N, g.groups * g.C), dtype=out_dtype, device=y.device)
         sat, bad = self._adc(ys, vs, self._linear_layout(N), s, st, rng, out)
+        self._check_output(bad)
+        return out, sat
+
+    def _linear_chunked(self, xq, x2, s, st, rng, N, out):
+        """A layer of many row tiles, a few at a time: the column outputs of a chunk of row
+        tiles are converted and added before the next chunk is computed (bounded memory)."""
+        g = self.geom
+        per = max(1, _PRODUCT_CHUNK_BYTES // (N * g.C * 4))
+        sat = np.zeros(N, dtype=np.int64)
+        bad = np.zeros(N, dtype=np.int64)
+        layout = self._linear_layout(N)
+        seed = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
+        for k0 in range(0, g.K, per):
+            k1 = min(g.K, k0 + per)
+            sub = _TimeState(
+                t_since=st.t_since, w=st.w[:, k0:k1],
+                gp=None if st.gp is None else st.gp[:, k0:k1],
+                gn=None if st.gn is None else st.gn[:, k0:k1],
+                var=None if st.var is None else st.var[:, k0:k1],
+                var_p=None if st.var_p is None else st.var_p[:, k0:k1],
+                var_n=None if st.var_n is None else st.var_n[:, k0:k1], alpha=st.alpha)
+            y, var = self._products(xq[k0:k1], None if x2 is None else x2[k0:k1], sub, k1 - k0)
+            lay = dict(layout, su=(k1 - k0) * N * g.C)
+            sat_c, bad_c = self._adc(list(y), [None] * (k1 - k0) if var is None else list(var),
+                                     lay, s, st, rng, out, ks=list(range(k0, k1)),
+                                     accumulate=k0 > 0, final=k1 == g.K, seed=seed)
+            sat += sat_c
+            bad += bad_c
         self._check_output(bad)
         return out, sat
 
@@ -945,7 +1021,7 @@ class TileArray:
         for xs, gm, vm, sign in ((xp, gp, vp, 1.0), (xp, gn, vn, -1.0), (xn, gp, vp, -1.0),
                                  (xn, gn, vn, 1.0)):
             y = torch.bmm(xs, gm.reshape(GK, g.rpt, g.C))
-            var = None if vm is None else torch.bmm(xs * xs, vm.reshape(GK, g.rpt, g.C))
+            var = None if vm is None else _bmm(xs * xs, vm.reshape(GK, g.rpt, g.C))
             raw = torch.empty((N, g.groups, g.K, g.C), dtype=self.dtype, device=y.device)
             sat_p, _ = self._adc([y[k::g.K] for k in range(g.K)],
                                  [None if var is None else var[k::g.K] for k in range(g.K)],
@@ -977,7 +1053,7 @@ class TileArray:
         var = None
         if st.var is not None:
             for inp, mat in self.cell.variance_terms(xq, st):
-                part = torch.bmm(inp, mat.reshape(g.groups * g.K, g.rpt, g.C))
+                part = _bmm(inp, mat.reshape(g.groups * g.K, g.rpt, g.C))
                 var = part if var is None else var.add_(part)
         return yt, var
 
@@ -1118,7 +1194,7 @@ class TileArray:
         cpt = (r1 - r0) // kk
         w = mat[:, k, :r1 - r0].reshape(g.groups, cpt, *ksize, g.C)
         perm = (0, w.ndim - 1, 1, *range(2, w.ndim - 1))
-        return w.permute(perm).reshape(g.groups * g.C, cpt, *ksize).contiguous(
+        return w.permute(perm).reshape(g.groups * g.C, cpt, *ksize).to(self.dtype).contiguous(
             memory_format=torch.channels_last)
 
     def _conv_analog(self, xqs, x2s, st, conv, kk):
@@ -1180,6 +1256,17 @@ class TileArray:
         out_sp = _conv_out_shape(x.shape[2:], conv)
         return y.reshape(B, L, g.groups * g.C).transpose(1, 2).reshape(
             B, g.groups * g.C, *out_sp)
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b batched, b (a variance map kept in a compact type) converted one tile at a time
+    to a's precision: the product is computed in a's precision."""
+    if b.dtype == a.dtype:
+        return torch.bmm(a, b)
+    out = torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device=a.device)
+    for i in range(a.shape[0]):
+        torch.mm(a[i], b[i].to(a.dtype), out=out[i])
+    return out
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
