@@ -148,7 +148,7 @@ def test_the_chip_counts_the_basis_evaluation_as_local_digital_work():
     assert [n for n in nodes if n.startswith("bspline")] == ["bspline", "bspline_1"]
     per = basis_ops_per_input(5, 3)
     assert nodes["bspline"].digital_ops == 64 * per
-    assert nodes["bspline"].attrs["ldpu_items"] == 64 * 8
+    assert nodes["bspline"].attrs["ldpu_items"] == 64 * per  # one result per clock
     assert nodes["bspline_1"].digital_ops == 16 * per
     assert nodes["bspline"].inputs == ("input",)
     assert nodes["layers.0.spline"].inputs == ("bspline",)
@@ -167,16 +167,27 @@ def test_the_chip_counts_the_basis_evaluation_as_local_digital_work():
     assert spline["energy_breakdown_j"]["local digital"] > 0
 
 
-def test_basis_values_written_set_the_local_unit_time():
-    """The local unit writes G + k values per input (one per clock): a longer span for the
-    spline layer than reading the inputs alone would give."""
+def test_basis_results_set_the_local_unit_time():
+    """The local unit produces one result per clock: per input max(operations, G + k values
+    written), not the one value it reads; the LUT's basis is faster than the recursion."""
     from memsim.chip.ops import ldpu_items
 
     _, desc = _recorded_kan("lut")
     node = desc.nodes["bspline"]
+    assert basis_ops_per_input(5, 3, "lut") < 8
     assert ldpu_items(node, desc.shapes) == 64 * 8
     plain = memsim.mapping.description.NodeDesc("x", "relu", ("input",), (64,))
     assert ldpu_items(plain, {"input": (64,), "x": (64,)}) == 64
+    chip = memsim.load_chip("hermes-64core")
+    _, desc_deboor = _recorded_kan("de-boor")
+    spans = []
+    for d in (desc, desc_deboor):
+        run = chip.simulate(d, inferences=1)
+        spans.append({r["name"]: r for r in run.layers()}["layers.0.spline"]["latency_s"])
+    # 512 basis rows = two 256-row arrays on two cores, each evaluating the basis of its 32
+    # inputs: 32 x (39 - 8) more results at 400 MHz
+    assert {r["name"]: r for r in run.layers()}["layers.0.spline"]["cores"] == 2
+    assert spans[1] - spans[0] == pytest.approx(32 * (39 - 8) / 400e6, rel=1e-6)
 
 
 # -- workloads -----------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ values it writes, which :func:`memsim.describe` records as one digital node (see
   position in it from the quantized input (2 operations), then k + 1 table reads.
 
 Either way the unit writes G + k values per input (the zeros too: the array's rows take the
-dense vector), one value per local-digital-unit clock.
+dense vector). The local digital unit produces one result per clock (HERMES: one FP16 output
+per clock, Le Gallo et al., Nat. Electron. 6, 680, 2023, Extended Data Table I), so its time
+per input is max(operations, G + k) clocks: 39 for "de-boor" and 8 for "lut" at G = 5, k = 3.
 
 Workloads (:data:`memsim.workloads.trained.TRAINED`): ``digits-kan`` (64-16-10) and
 ``mnist-kan`` (784-16-10), grid 5, order 3, and MLPs with the same number of parameters
@@ -68,14 +70,18 @@ from memsim.errors import ConfigError, InputError
 
 __all__ = [
     "BASIS_METHODS",
+    "COMPARED",
     "KAN",
     "MLP",
     "BSplineBasis",
     "KANLinear",
     "basis_ops_per_input",
+    "chip_comparison",
     "count_parameters",
     "equal_parameter_hidden",
+    "format_comparison",
     "from_pykan",
+    "main",
     "make_model",
     "trained_model",
     "workload_digits_kan",
@@ -199,7 +205,8 @@ class BSplineBasis(nn.Module):
         node ``bspline`` with its operations and the values it writes, per inference."""
         values = float(inputs[0].numel()) / max(1, batch)
         per = basis_ops_per_input(self.grid_size, self.spline_order, self.method, self.uniform)
-        return {"op": "bspline", "ops": per * values, "ldpu_items": values * self.n_basis,
+        return {"op": "bspline", "ops": per * values,
+                "ldpu_items": values * max(per, float(self.n_basis)),
                 "attrs": {"method": self.method, "grid_size": self.grid_size,
                           "spline_order": self.spline_order}}
 
@@ -507,3 +514,89 @@ def workload_mnist_kan():
 def workload_mnist_mlp_eq():
     """mnist-mlp-eq as a trained workload."""
     return _workload("mnist-mlp-eq")
+
+
+# -- the chip comparison (python -m memsim.workloads.kan) ------------------------------------------
+COMPARED = ("digits-kan", "digits-mlp-eq", "mnist-kan", "mnist-mlp-eq")
+
+
+def chip_comparison(names: Sequence[str] = COMPARED, *, chip: str = "hermes-64core",
+                    tile: str = "hermes-core", inferences: int = 20) -> list[dict[str, Any]]:
+    """Parameters, arrays, software accuracy and chip latency/energy per inference of each
+    workload; the KANs once per basis evaluation method (:data:`BASIS_METHODS`).
+
+    Each trained model is converted (:func:`memsim.analog`, ideal devices: timing does not
+    depend on conductances), calibrated and described from one training input, and its
+    description simulated on ``chip`` for ``inferences`` pipelined inferences, the settings of
+    the study evaluator (so ``latency_s`` and ``energy_j`` equal the study's). ``basis_ops``:
+    digital operations of the basis evaluations per inference; ``local_digital_j``: energy of
+    all local-digital-unit operations (affine corrections, activations, basis evaluation).
+    """
+    import memsim
+    from memsim.workloads.training import accuracy
+
+    rows = []
+    for name in names:
+        spec = _SPECS.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown KAN workload {name!r}; known: {list(_SPECS)}")
+        x_tr, _, x_te, y_te = _data(spec["data"])
+        x1 = torch.tensor(np.asarray(x_tr[:1]), dtype=torch.float32)
+        for method in (BASIS_METHODS if spec["kind"] == "kan" else (None,)):
+            model = trained_model(name, basis_method=method or "de-boor")
+            with torch.no_grad():
+                acc = accuracy(model(torch.tensor(np.asarray(x_te), dtype=torch.float32)),
+                               y_te)
+            amodel = memsim.analog(model, tile, "ideal", hwa=None)
+            memsim.program(amodel, 0)
+            memsim.calibrate(amodel, x1)
+            desc = memsim.describe(amodel, x1, name=name)
+            run = memsim.load_chip(chip).simulate(amodel, inferences=inferences)
+            breakdown = run.energy_breakdown
+            rows.append({
+                "workload": name, "basis": method or "-",
+                "parameters": count_parameters(model),
+                "arrays": sum(layer.arrays for layer in desc.layers),
+                "software_accuracy": acc,
+                "basis_ops": float(sum(n.digital_ops or 0.0 for n in desc.nodes.values()
+                                       if n.op == "bspline")),
+                "latency_s": run.latency_s, "energy_j": run.energy_j,
+                "dynamic_energy_j": run.energy_j - run.static_energy_j,
+                "local_digital_j": breakdown.get("local digital", 0.0)})
+    return rows
+
+
+def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows of :func:`chip_comparison` as a plain-text table."""
+    from memsim._format import engineering, table
+
+    head = ["workload", "basis", "parameters", "arrays", "float acc.", "basis ops",
+            "latency", "energy", "dynamic", "local digital"]
+    body = [[r["workload"], r["basis"], f"{r['parameters']:,}", str(r["arrays"]),
+             f"{100 * r['software_accuracy']:.2f} %", f"{r['basis_ops']:,.0f}",
+             engineering(r["latency_s"], "s"), engineering(r["energy_j"], "J"),
+             engineering(r["dynamic_energy_j"], "J"), engineering(r["local_digital_j"], "J")]
+            for r in rows]
+    return table(head, body, left=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m memsim.workloads.kan [--quick] [--json]``: the chip comparison table."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m memsim.workloads.kan",
+                                description="KANs vs MLPs of equal parameter count on the "
+                                            "HERMES 64-core chip (trains them at first use)")
+    p.add_argument("--quick", action="store_true", help="digits only")
+    p.add_argument("--chip", default="hermes-64core")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    names = COMPARED[:2] if args.quick else COMPARED
+    rows = chip_comparison(names, chip=args.chip)
+    print(json.dumps(rows, indent=1) if args.json else format_comparison(rows))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
