@@ -217,6 +217,25 @@ def test_trained_digits_kan_and_its_equal_mlp():
     assert "KAN 64-16-10" in kan_w.description
 
 
+def test_comparison_command(capsys):
+    from memsim.workloads.kan import main
+
+    assert main(["--quick", "--json"]) == 0
+    import json
+
+    rows = {(r["workload"], r["basis"]): r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {("digits-kan", "de-boor"), ("digits-kan", "lut"),
+                         ("digits-mlp-eq", "-")}
+    deboor, lut, mlp = rows["digits-kan", "de-boor"], rows["digits-kan", "lut"], \
+        rows["digits-mlp-eq", "-"]
+    assert deboor["basis_ops"] == (64 + 16) * basis_ops_per_input(5, 3)
+    assert lut["basis_ops"] == (64 + 16) * basis_ops_per_input(5, 3, "lut")
+    assert mlp["basis_ops"] == 0 and abs(mlp["parameters"] - deboor["parameters"]) < 40
+    assert lut["latency_s"] < deboor["latency_s"]  # 8 instead of 39 clocks per input
+    assert lut["local_digital_j"] < deboor["local_digital_j"]
+    assert deboor["arrays"] > mlp["arrays"]  # G + k = 8 spline rows per input
+
+
 # -- pykan ---------------------------------------------------------------------------------------
 @pytest.fixture
 def pykan():

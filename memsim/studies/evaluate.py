@@ -32,7 +32,8 @@ Accuracy is measured on the test set of the trained workloads
 (:mod:`memsim.workloads.trained`); for layer-shape networks (random weights) it is stored as
 null with the reason. The chip path does not
 depend on the data or the seed, so it is simulated once per mapping and cached in the
-process.
+process. Trained workloads that have no memsim Graph (the KANs) reach the chip as their torch
+model converted with :func:`memsim.analog` and recorded by :func:`memsim.describe`.
 """
 
 from __future__ import annotations

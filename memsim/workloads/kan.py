@@ -17,6 +17,9 @@ knot grid aligned with the input quantization grid (one shared, half-size LUT fo
 since on a uniform grid every B_c is a translate of one function, which is symmetric) and
 power-of-two knot spacing (the interval index is a bit field of the quantized input).
 
+(efficient-KAN's optional per-edge "standalone spline scaler" multiplies W_s elementwise; it
+is one more factor of the same matrix and is left out here.)
+
 Here :class:`KANLinear` holds the two products as plain ``nn.Linear`` modules
 (``base`` and ``spline``), so :func:`memsim.analog` puts both on tiles with no KAN-specific
 code, and :class:`BSplineBasis` evaluates B(x) (Cox–de Boor recursion, in torch). On the chip
