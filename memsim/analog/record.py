@@ -11,6 +11,12 @@ Digital operation counts are estimates per element (stated in :data:`OP_COSTS`);
 reshapes cost nothing and are removed; nodes that do not lead to the output (shape arithmetic)
 are dropped. Unknown functions count one operation per output element and are listed in the
 description's notes.
+
+A user's module that knows its own digital cost says so with a method
+``memsim_digital_cost(inputs, output, batch) -> {"op", "ops", "ldpu_items", "attrs"}`` (ops
+and values written per inference; e.g. the B-spline basis of
+:class:`memsim.workloads.kan.BSplineBasis`): it is recorded as one digital node with that
+count, and the torch functions inside it are not recorded one by one.
 """
 
 from __future__ import annotations
@@ -152,6 +158,25 @@ class Recorder(TorchFunctionMode):
 
     def leave(self, module: Any, args: Any, output: Any) -> None:
         self.paused -= 1
+
+    def leave_digital(self, module: Any, args: Any, output: Any) -> None:
+        """A module with its own ``memsim_digital_cost`` finished: one digital node."""
+        self.paused -= 1
+        if self.paused:
+            return
+        ins = self._inputs(_tensors(args))
+        outs = _tensors(output)
+        if not ins or not outs:
+            return
+        cost = module.memsim_digital_cost(args, output, self.batch)
+        attrs = dict(cost.get("attrs", {}))
+        if "ldpu_items" in cost:
+            attrs["ldpu_items"] = float(cost["ldpu_items"])
+        op = str(cost["op"])
+        name = self._name(op)
+        self.nodes[name] = _Node(name, op, ins, self._per_inference_shape(outs[0]),
+                                 ops=float(cost["ops"]), attrs=attrs)
+        self._produce(outs, name)
 
     def layer(self, module: Any, op: str, inputs: tuple, output: torch.Tensor,
               **attrs: Any) -> None:
@@ -313,6 +338,9 @@ def record(model: torch.nn.Module, x: Any, ctx: Any, name: str) -> NetworkDescri
         if isinstance(m, AnalogModule):
             hooks.append(m.register_forward_pre_hook(rec.enter))
             hooks.append(m.register_forward_hook(rec.leave))
+        elif callable(getattr(m, "memsim_digital_cost", None)):
+            hooks.append(m.register_forward_pre_hook(rec.enter))
+            hooks.append(m.register_forward_hook(rec.leave_digital))
     try:
         with torch.no_grad(), rec:
             out = model(*x) if isinstance(x, tuple) else model(x)

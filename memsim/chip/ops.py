@@ -61,9 +61,13 @@ def is_view(node: NodeDesc) -> bool:
 
 
 def ldpu_items(node: NodeDesc, shapes: dict[str, tuple[int, ...]]) -> float:
-    """Elements a local digital unit reads for ``node`` (one element per output slot)."""
+    """Elements a local digital unit handles for ``node`` (one per output slot): the
+    elements it reads, or the ``ldpu_items`` its producer states (a node that writes more
+    values than it reads, e.g. a B-spline basis: G + k values per input)."""
     if is_view(node):
         return 0.0
+    if "ldpu_items" in node.attrs:
+        return float(node.attrs["ldpu_items"])
     return sum(_size(shapes[i]) for i in node.inputs)
 
 

@@ -32,7 +32,8 @@ Accuracy is measured on the test set of the trained workloads
 (:mod:`memsim.workloads.trained`); for layer-shape networks (random weights) it is stored as
 null with the reason. The chip path does not
 depend on the data or the seed, so it is simulated once per mapping and cached in the
-process.
+process. Trained workloads that have no memsim Graph (the KANs) reach the chip as their torch
+model converted with :func:`memsim.analog` and recorded by :func:`memsim.describe`.
 """
 
 from __future__ import annotations
@@ -154,6 +155,29 @@ def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
     return _overrides(config)
 
 
+def _torch_network(cfg: dict[str, Any]) -> Any:
+    """A trained workload that has no memsim Graph (e.g. a KAN): its torch model converted
+    with :func:`memsim.analog` and described from one training input (None otherwise)."""
+    from memsim.workloads import list_workloads
+    from memsim.workloads.trained import TRAINED, get_trained
+
+    name = cfg["workload"]
+    if name not in TRAINED or name in list_workloads():
+        return None
+    import torch
+
+    import memsim
+
+    work = get_trained(name)
+    amodel = memsim.analog(work.model(None), cfg["tile"], "ideal", hwa=None,
+                           **cfg["overrides"])
+    memsim.program(amodel, 0)
+    x = torch.tensor(np.asarray(work.data()[0][:1]), dtype=torch.float32)
+    memsim.calibrate(amodel, x)
+    memsim.describe(amodel, x, name=name)
+    return amodel
+
+
 @functools.lru_cache(maxsize=32)
 def _chip_metrics(key: str) -> dict[str, float]:
     """Latency and energy of a mapping on a chip (cached: timing ignores data and seed)."""
@@ -162,8 +186,10 @@ def _chip_metrics(key: str) -> dict[str, float]:
     from memsim.workloads import load_workload
 
     cfg = json.loads(key)
-    graph = load_workload(cfg["workload"], np.random.default_rng(0))
-    net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
+    net = _torch_network(cfg)
+    if net is None:
+        graph = load_workload(cfg["workload"], np.random.default_rng(0))
+        net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
     geometry = {k: cfg["overrides"][k] for k in ("rows", "cols") if k in cfg["overrides"]}
     # cores with the swept array size, and any swept chip parameter
     chip = memsim.load_chip(cfg["chip"], **geometry, **cfg.get("chip_overrides", {}))

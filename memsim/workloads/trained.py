@@ -48,6 +48,10 @@ class TrainedWorkload:
 TRAINED: dict[str, str] = {
     "digits-mlp": "memsim.workloads.digits:workload_mlp",
     "digits-cnn": "memsim.workloads.digits:workload_cnn",
+    "digits-kan": "memsim.workloads.kan:workload_digits_kan",
+    "digits-mlp-eq": "memsim.workloads.kan:workload_digits_mlp_eq",
+    "mnist-kan": "memsim.workloads.kan:workload_mnist_kan",
+    "mnist-mlp-eq": "memsim.workloads.kan:workload_mnist_mlp_eq",
 }
 
 
