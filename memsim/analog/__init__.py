@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from memsim._memory import release_free_memory
 from memsim.analog.hwa import HWANoise
 from memsim.analog.layers import (
     AnalogConv,
@@ -211,6 +212,7 @@ def program(amodel: nn.Module, seed: int | np.random.Generator | torch.Generator
     for m, child in zip(mods, ss.spawn(len(mods)), strict=True):
         m.program_tiles(np.random.default_rng(child), float(at_s))
     ctx.t_s = max(ctx.t_s, float(at_s))
+    release_free_memory()
     return amodel
 
 
@@ -278,6 +280,7 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
             m._array()  # the error that says to program first
     stats: dict[tuple[int, str], dict[str, list]] = {}
     ctx.calibrating = stats
+    ctx.calibrate_adc = adc
     was = amodel.training
     amodel.eval()
     try:

@@ -41,6 +41,7 @@ class _Context:
         self.hwa_time_s = 86400.0
         self.hwa_seed = int(hwa_seed)
         self.calibrating: Any = None  # per-layer statistics while memsim.calibrate runs
+        self.calibrate_adc = True  # whether that run also samples the column outputs
         self.warned = False
         self.generators: dict[str, torch.Generator] = {}  # HWA noise, one per torch device
         self.t_s = 0.0  # the model's clock: seconds on the programming clock
@@ -192,25 +193,44 @@ class AnalogModule(nn.Module):
         return self._ctx.calibrating.setdefault((id(self), key), {"absmax": [], "y": []})
 
     def _observe_linear(self, arr: TileArray, x: torch.Tensor, key: str) -> torch.Tensor:
-        """Exact product, and the statistics memsim.calibrate needs."""
+        """Exact product, and the statistics memsim.calibrate needs: each row tile's input
+        abs-max and (when ADC ranges are calibrated) a sample of |normalised column
+        output|, one row tile at a time (bounded memory)."""
         st = self._stats(key)
         xt = arr._to_tiles(x.detach().to(arr.torch_device))
         st["absmax"].append(xt.abs().amax(dim=(0, 3)).double().cpu())
-        if arr.config.input_scaling in ("fixed", "layer"):
-            s = st["absmax"][-1].to(xt) if arr.config.input_scaling == "layer" \
-                else arr.layer_range().to(xt)
-            s = torch.where(s > 0, s, torch.ones_like(s))[None, :, :, None]
-        else:
-            s = xt.abs().amax(dim=3, keepdim=True)
-            s = torch.where(s > 0, s, torch.ones_like(s))
-        xn = (xt / s).clamp(-1, 1).to(arr.dtype)
-        w = arr.w_norm().to(xn)
-        y = torch.einsum("ngkr,gkrc->gkcn", xn, w)
-        st["y"].append(y.abs().reshape(y.shape[0], y.shape[1], -1).cpu())
-        mats = self.weight_matrices()[key][0].detach().to(x)
+        if self._ctx.calibrate_adc:
+            g = arr.geom
+            if arr.config.input_scaling in ("fixed", "layer"):
+                s = st["absmax"][-1].to(xt) if arr.config.input_scaling == "layer" \
+                    else arr.layer_range().to(xt)
+                s = torch.where(s > 0, s, torch.ones_like(s))[None, :, :, None]
+            else:
+                s = xt.abs().amax(dim=3, keepdim=True)
+                s = torch.where(s > 0, s, torch.ones_like(s))
+            xn = (xt / s).clamp(-1, 1).to(arr.dtype)
+            parts = []
+            for u in range(g.groups):
+                row = []
+                for k in range(g.K):
+                    w = torch.from_numpy(arr.w_chunk(u, k)).to(xn)
+                    row.append(_sample(torch.mm(xn[:, u, k], w).abs()))
+                parts.append(torch.stack(row))
+            ys = torch.stack(parts)
+            st["y"].append(ys.cpu())
+        mats = self.weight_matrices()[key][0].detach().to(x)  # views, never copies
         g = mats.shape[0]
-        out = torch.einsum("ngr,grc->ngc", x.reshape(x.shape[0], g, -1), mats)
-        return out.reshape(x.shape[0], -1)
+        if g == 1:
+            return torch.mm(x, mats[0])
+        xg = x.reshape(x.shape[0], g, -1).transpose(0, 1)
+        return torch.bmm(xg, mats).transpose(0, 1).reshape(x.shape[0], -1)
+
+
+def _sample(y: torch.Tensor, most: int = 1 << 16) -> torch.Tensor:
+    """At most ``most`` values of y, evenly strided (for quantiles of large outputs)."""
+    flat = y.reshape(-1)
+    step = max(1, -(-flat.numel() // most))
+    return flat[::step][:most] if step > 1 else flat
 
 
 def _keep_off_fused_paths(module, args):
@@ -312,7 +332,8 @@ class AnalogConv(AnalogModule):
         cin_g = arr.geom.R // kk
         xd = x.detach().to(arr.torch_device)
         st["absmax"].append(arr._conv_absmax(xd, cin_g, kk))
-        if arr.config.input_scaling in ("fixed", "layer") and arr.conv_fast_path():
+        if self._ctx.calibrate_adc and arr.config.input_scaling in ("fixed", "layer") \
+                and arr.conv_fast_path():
             s = st["absmax"][-1] if arr.config.input_scaling == "layer" \
                 else arr.layer_range().double().cpu()
             s = torch.where(s > 0, s, torch.ones_like(s))
@@ -328,9 +349,9 @@ class AnalogConv(AnalogModule):
                             var_n=None, var=None, alpha=torch.ones(1))
             ys, _ = arr._conv_analog(xqs, None, ts, c2, kk)  # per tile (B, G·C, H', W')
             g = arr.geom
-            st["y"].append(torch.stack([y.abs().reshape(y.shape[0], g.groups, g.C, -1)
-                                        .permute(1, 0, 2, 3).reshape(g.groups, -1)
-                                        for y in ys], dim=1).cpu())
+            st["y"].append(torch.stack([torch.stack([
+                _sample(y.abs().reshape(y.shape[0], g.groups, g.C, -1)[:, u])
+                for u in range(g.groups)]) for y in ys], dim=1).cpu())
         fn = torch.nn.functional.conv2d if self.dims == 2 else torch.nn.functional.conv1d
         return fn(x, self.weight, None, conv["stride"], conv["padding"], conv["dilation"],
                   self.groups)

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from memsim._layout import balanced_cuts
+from memsim._memory import release_free_memory
 from memsim.crossbar import _kernels as _k
 from memsim.crossbar import cell as _cell
 from memsim.crossbar.config import TileConfig
@@ -309,7 +310,7 @@ class TileArray:
         self.programmed_at_s_ = check_time(at_s)
         self.weight_scale_ = self._scales()
         self._mask = g.row_mask()
-        self._seeds = rng.integers(0, 2**63, size=(g.groups, g.K))
+        self._seeds = rng.integers(0, 2**63, size=(g.groups, g.K, g.M))
         self._states: dict[tuple[int, int], list] = {}
         self._set_state_cache()
         cfg = self.config
@@ -377,23 +378,27 @@ class TileArray:
             out[:, k, :r1 - r0] = self._weights[:, r0:r1].to(out) / ws[:, k, None, :]
         return out
 
-    def chunk_states(self, u: int, k: int) -> list:
-        """Device states (one per device instance, (2, rpt, C)) of row tile k of group u,
-        from the cache or drawn again from the tile's programming stream."""
-        st = self._states.get((u, k))
+    def tile_states(self, u: int, k: int, m: int, w: np.ndarray | None = None) -> list:
+        """Device states (one per device instance, (2, rpt, cols of tile m)) of the physical
+        tile (group u, row tile k, column tile m), from the cache or drawn again from the
+        tile's own programming stream (``w``: its normalised weights, if at hand)."""
+        st = self._states.get((u, k, m))
         if st is None:
             self._check_weights()
-            st = self.cell.program(self.w_chunk(u, k), np.random.default_rng(
-                int(self._seeds[u, k])), exact=self.exact)
+            if w is None:
+                c0, c1 = self.geom.col_cuts[m]
+                w = self.w_chunk(u, k)[:, c0:c1]
+            st = self.cell.program(w, np.random.default_rng(int(self._seeds[u, k, m])),
+                                   exact=self.exact)
             if self._cache_states:
-                self._states[(u, k)] = st
+                self._states[(u, k, m)] = st
         return st
 
     @property
     def states_(self) -> list:
         """The device states of the first tile (all of a single-tile array)."""
         self._require_programmed()
-        return self.chunk_states(0, 0)
+        return self.tile_states(0, 0, 0)
 
     # -- saving and loading --------------------------------------------------------------------
     _STATE_ARRAYS = ("weight_scale_", "adc_gain_", "adc_offset_unit_", "reference_readout_",
@@ -476,11 +481,13 @@ class TileArray:
         self._check_weights()
         st = None if redraw else self._times.get(t_since)
         if st is None:
-            st = self._draw_time(t_since, rng)
             self._times.pop(t_since, None)
             while len(self._times) >= 2:
                 self._times.pop(next(iter(self._times)))
+            st = self._draw_time(t_since, rng)
             self._times[t_since] = st
+            if self.geom.groups * self.geom.K * self.geom.rpt * self.geom.C > 1 << 22:
+                release_free_memory()  # the large layer's temporaries, back to the system
         return st
 
     def _read_chunks(self, t_since: float, rng: np.random.Generator):
@@ -492,18 +499,25 @@ class TileArray:
 
     def _chunk_maps(self, u: int, k: int, t_since: float, rng: np.random.Generator
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(G₊, G₋, σ²₊, σ²₋) of row tile k of group u at ``t_since``: normalised, padding rows
-        zero, the approximate IR-drop attenuation applied."""
+        """(G₊, G₋, σ²₊, σ²₋), (rpt, C), of row tile k of group u at ``t_since``: normalised,
+        padding rows zero, the approximate IR-drop attenuation applied; read one physical
+        tile at a time (bounded temporaries)."""
         cfg = self.config
-        gp, gn, vp, vn = self.cell.read(self.chunk_states(u, k), t_since, rng,
-                                        exact=self.exact)
-        m = self._mask[k][:, None]
-        gp, gn, vp, vn = gp * m, gn * m, vp * m, vn * m
-        if cfg.ir_drop == "approx":
-            ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_s,
-                                     gn[None, None] * self.cell.g_unit_s, cfg)
-            gp, gn = gp * ap[0, 0], gn * an[0, 0]
-        return gp, gn, vp, vn
+        g = self.geom
+        out = [np.zeros((g.rpt, g.C)) for _ in range(4)]
+        mask = self._mask[k][:, None]
+        w = self.w_chunk(u, k) if (u, k, 0) not in self._states else None
+        for m, (c0, c1) in enumerate(g.col_cuts):
+            states = self.tile_states(u, k, m, None if w is None else w[:, c0:c1])
+            gp, gn, vp, vn = self.cell.read(states, t_since, rng, exact=self.exact)
+            gp, gn = gp * mask, gn * mask
+            if cfg.ir_drop == "approx":
+                ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_s,
+                                         gn[None, None] * self.cell.g_unit_s, cfg)
+                gp, gn = gp * ap[0, 0], gn * an[0, 0]
+            for dst, a in zip(out, (gp, gn, vp * mask, vn * mask), strict=True):
+                dst[:, c0:c1] = a
+        return tuple(out)
 
     def _draw_time(self, t_since: float, rng: np.random.Generator) -> _TimeState:
         cfg = self.config
