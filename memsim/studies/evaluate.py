@@ -159,11 +159,16 @@ def _chip_metrics(key: str) -> dict[str, float]:
     """Latency and energy of a mapping on a chip (cached: timing ignores data and seed)."""
     import memsim
     from memsim.chip import load_digital
-    from memsim.workloads import load_workload
+    from memsim.workloads import list_workloads, load_workload
 
     cfg = json.loads(key)
-    graph = load_workload(cfg["workload"], np.random.default_rng(0))
-    net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
+    if cfg["workload"] in list_workloads():
+        graph = load_workload(cfg["workload"], np.random.default_rng(0))
+        net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
+    else:  # a trained torch workload without a Graph (transformer): its recorded description
+        from memsim.workloads.trained import describe_trained
+
+        net = describe_trained(cfg["workload"], cfg["tile"], **cfg["overrides"])
     geometry = {k: cfg["overrides"][k] for k in ("rows", "cols") if k in cfg["overrides"]}
     # cores with the swept array size, and any swept chip parameter
     chip = memsim.load_chip(cfg["chip"], **geometry, **cfg.get("chip_overrides", {}))

@@ -55,9 +55,9 @@ def suggest(name: str, known: Iterable[str]) -> str:
 def _card_names(kind: str) -> list[str]:
     """Shipped card names of a study card kind."""
     if kind == "workload":
-        from memsim.workloads import list_workloads
+        from memsim.workloads import workload_names
 
-        return list_workloads()
+        return workload_names()
     if kind == "devices":
         from memsim.cards import list_cards
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from memsim.errors import ConfigError
 
-__all__ = ["TRAINED", "TrainedWorkload", "get_trained", "list_trained"]
+__all__ = ["TRAINED", "TrainedWorkload", "describe_trained", "get_trained", "list_trained"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class TrainedWorkload:
 TRAINED: dict[str, str] = {
     "digits-mlp": "memsim.workloads.digits:workload_mlp",
     "digits-cnn": "memsim.workloads.digits:workload_cnn",
+    "digits-transformer": "memsim.workloads.transformer:workload_transformer",
 }
 
 
@@ -61,3 +62,21 @@ def get_trained(name: str) -> TrainedWorkload:
         raise ConfigError(f"unknown trained workload {name!r}; known: {', '.join(TRAINED)}")
     module, func = TRAINED[name].split(":")
     return getattr(importlib.import_module(module), func)()
+
+
+def describe_trained(name: str, tile: Any = "hermes-core", **tile_overrides: Any) -> Any:
+    """The chip's :class:`~memsim.mapping.description.NetworkDescription` of trained workload
+    ``name``, for workloads that have no layer-shape Graph (a transformer): its plain model
+    converted on ``tile`` (with ``tile_overrides``) with the ideal device — timing does not
+    depend on the conductances — programmed, and one test input recorded
+    (:func:`memsim.describe`)."""
+    import torch
+
+    import memsim
+
+    work = get_trained(name)
+    amodel = memsim.analog(work.model(None), tile, "ideal", **tile_overrides)
+    memsim.program(amodel, 0)
+    x_test = work.data()[2]
+    return memsim.describe(amodel, torch.tensor(np.asarray(x_test[:1]), dtype=torch.float32),
+                           name=name)
