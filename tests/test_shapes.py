@@ -98,7 +98,7 @@ def test_lstm_matches_torch_parameter_count():
 
 def test_registry_and_seeds():
     assert set(NETWORKS) == {"resnet9-cifar10", "resnet9-hermes", "resnet32-cifar10", "alexnet",
-                             "lenet5", "lstm"}
+                             "alexnet-torchvision", "resnet50", "lenet5", "lstm"}
     with pytest.raises(ValueError, match=r"unknown network 'resnet10'; known networks: "
                                          r"resnet9-cifar10, resnet9-hermes, resnet32-cifar10"):
         load_network("resnet10", np.random.default_rng(0))

@@ -10,7 +10,7 @@ from memsim.cli import main
 from memsim.studies.spec import load_study
 
 pytest.importorskip("torch", reason="the digits models are trained with torch")
-STUDIES = ["drift", "adc-bits", "phases", "analog-digital", "kan"]
+STUDIES = ["drift", "adc-bits", "phases", "analog-digital", "kan", "transformer"]
 
 
 @pytest.mark.parametrize("name", STUDIES)

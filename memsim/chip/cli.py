@@ -35,11 +35,13 @@ def run_chip_command(args: argparse.Namespace) -> int:
 
     import memsim.chip as mc
     from memsim.chip.plan import count_cores
-    from memsim.workloads import list_workloads, load_workload
+    from memsim.workloads import list_workloads, load_workload, workload_names
     from memsim.workloads.shapes import SETUPS
+    from memsim.workloads.trained import describe_trained
 
+    networks = list_workloads()
     if args.list:
-        print("networks: " + ", ".join(list_workloads()))
+        print("networks: " + ", ".join(workload_names()))
         print("chips:    " + ", ".join(mc.list_chips("chip")))
         print("digital:  " + ", ".join(mc.list_chips("digital")))
         return 0
@@ -62,7 +64,10 @@ def run_chip_command(args: argparse.Namespace) -> int:
         return 0
     if not args.network:
         raise ConfigError("give --network NAME (see --list), --validate or --calibrate")
-    graph = load_workload(args.network, np.random.default_rng(args.seed))
+    if args.network in networks or args.network not in workload_names():
+        graph = load_workload(args.network, np.random.default_rng(args.seed))
+    else:  # a trained torch workload without a Graph (transformer): recorded on one input
+        graph = describe_trained(args.network, chip.config.tile)
     desc = chip.describe(graph)
     replicate = None if args.replicate == "none" else args.replicate
     fit = args.fit

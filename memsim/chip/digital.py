@@ -95,7 +95,10 @@ class DigitalConfig:
             inp = sum(_size(shapes[i]) for i in node.inputs)
             if isinstance(node, LayerDesc):
                 weights = node.weights
-                f = 2.0 * weights * node.mvms_per_inference * batch
+                # its products, plus its own digital work (an attention's scores, softmax
+                # and weighted sum) where the description counts it
+                f = (2.0 * weights * node.mvms_per_inference + (node.digital_ops or 0.0)) \
+                    * batch
                 w_bytes = weights * bpv
                 a_bytes = (inp + out) * bpv * batch
             else:

@@ -39,7 +39,9 @@ phases (bit cycles) and S weight slices: with gated lines r·P·S DAC line drive
 reads and c·P·S conversions; without (``gate_unused_lines = false``, HERMES) R·P·S, R·C·P·S
 and C·P·S; S MVM overheads; c·(affine + fused + partial-sum add) local digital ops (plus
 the P·S conversions per output when the local unit accumulates them); r + c values through
-the core's buffers.
+the core's buffers. A weight layer's own digital work (``digital_ops`` of its description:
+the attention between a MultiheadAttention's projections) runs on its home cores' local
+units, shared by output, one operation per local-unit item time (a memsim simplification).
 """
 
 from __future__ import annotations
@@ -650,6 +652,10 @@ class _Builder:
         pre_items = sum(ldpu_items(a.desc.nodes[n], shapes) for n in a.pre[name])
         pre_ops = sum(node_ops(a.desc.nodes[n], shapes) for n in a.pre[name])
         chain_nodes = a.chain[name]
+        # the layer's own digital work (a MultiheadAttention's scores, softmax and weighted
+        # sum between its projections): on its home cores' local units, one op per item time
+        own_ops = 0.0 if rec else float(layer.digital_ops or 0.0)
+        own_norm = sum(j.out_iv[1] - j.out_iv[0] for j in jl if j.home and j.replica == 0)
         steps = layer.mvms_per_inference if rec else lb.count
         for band in range(steps):
             ents: list[tuple[Job, Entity]] = []
@@ -685,6 +691,10 @@ class _Builder:
                             rfrac *= share
                         chain_i += ldpu_items(a.desc.nodes[n], shapes) * rfrac * out_share
                         chain_o += node_ops(a.desc.nodes[n], shapes) * rfrac * out_share
+                if chain_here and own_ops and own_norm > 0:
+                    own = own_ops * frac * out_share / own_norm
+                    chain_i += own
+                    chain_o += own
                 has_stream = job.chain_pos > 0
                 per_out = cfg.affine_ops_per_output + (fused_per_out if chain_here else 0.0) \
                     + (1.0 if has_stream else 0.0)

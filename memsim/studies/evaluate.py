@@ -155,41 +155,21 @@ def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
     return _overrides(config)
 
 
-def _torch_network(cfg: dict[str, Any]) -> Any:
-    """A trained workload that has no memsim Graph (e.g. a KAN): its torch model converted
-    with :func:`memsim.analog` and described from one training input (None otherwise)."""
-    from memsim.workloads import list_workloads
-    from memsim.workloads.trained import TRAINED, get_trained
-
-    name = cfg["workload"]
-    if name not in TRAINED or name in list_workloads():
-        return None
-    import torch
-
-    import memsim
-
-    work = get_trained(name)
-    amodel = memsim.analog(work.model(None), cfg["tile"], "ideal", hwa=None,
-                           **cfg["overrides"])
-    memsim.program(amodel, 0)
-    x = torch.tensor(np.asarray(work.data()[0][:1]), dtype=torch.float32)
-    memsim.calibrate(amodel, x)
-    memsim.describe(amodel, x, name=name)
-    return amodel
-
-
 @functools.lru_cache(maxsize=32)
 def _chip_metrics(key: str) -> dict[str, float]:
     """Latency and energy of a mapping on a chip (cached: timing ignores data and seed)."""
     import memsim
     from memsim.chip import load_digital
-    from memsim.workloads import load_workload
+    from memsim.workloads import list_workloads, load_workload
 
     cfg = json.loads(key)
-    net = _torch_network(cfg)
-    if net is None:
+    if cfg["workload"] in list_workloads():
         graph = load_workload(cfg["workload"], np.random.default_rng(0))
         net = memsim.map_network(graph, tile=cfg["tile"], device="ideal", **cfg["overrides"])
+    else:  # a trained torch workload without a Graph (transformer): its recorded description
+        from memsim.workloads.trained import describe_trained
+
+        net = describe_trained(cfg["workload"], cfg["tile"], **cfg["overrides"])
     geometry = {k: cfg["overrides"][k] for k in ("rows", "cols") if k in cfg["overrides"]}
     # cores with the swept array size, and any swept chip parameter
     chip = memsim.load_chip(cfg["chip"], **geometry, **cfg.get("chip_overrides", {}))

@@ -54,12 +54,10 @@ def suggest(name: str, known: Iterable[str]) -> str:
 
 def _card_names(kind: str) -> list[str]:
     """Shipped card names of a study card kind."""
-    if kind == "workload":  # memsim Graphs, and trained torch workloads without one
-        from memsim.workloads import list_workloads
-        from memsim.workloads.trained import TRAINED
+    if kind == "workload":
+        from memsim.workloads import workload_names
 
-        graphs = list_workloads()
-        return [*graphs, *(n for n in TRAINED if n not in graphs)]
+        return workload_names()
     if kind == "devices":
         from memsim.cards import list_cards
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from memsim.mapping.graph import Graph
 
-__all__ = ["list_workloads", "load_workload"]
+__all__ = ["list_workloads", "load_workload", "workload_names"]
 
 _DIGITS = ("digits-mlp", "digits-cnn")
 
@@ -16,6 +16,16 @@ def list_workloads() -> list[str]:
     from memsim.workloads.shapes import NETWORKS
 
     return [*_DIGITS, *sorted(NETWORKS)]
+
+
+def workload_names() -> list[str]:
+    """Every workload name: those of :func:`load_workload` (Graphs), then the trained torch
+    workloads without a Graph (:mod:`memsim.workloads.trained`; the chip path records them
+    with :func:`~memsim.workloads.trained.describe_trained`)."""
+    from memsim.workloads.trained import list_trained
+
+    graphs = list_workloads()
+    return [*graphs, *(t for t in list_trained() if t not in graphs)]
 
 
 def load_workload(name: str, rng: np.random.Generator | None = None) -> Graph:

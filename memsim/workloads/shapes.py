@@ -22,11 +22,24 @@ norms have random statistics. Published parameter counts are checked in the test
   convolutions (conv2, conv4, conv5 with 2 groups), 227×227 input, fc 4096-4096-1000;
   local response normalisation and dropout are left out (no weights, not on crossbars).
   ≈ 61.0 M parameters.
+- ``resnet50``: He et al., CVPR 2016, Table 1, in torchvision's layout (``resnet50``, v1.5:
+  the stride of a down-sampling bottleneck on its 3×3 convolution; 1×1 projection shortcuts
+  with batch norm on the first block of each stage): 7×7/2 conv 64, 3×3/2 max-pool, stages
+  of 3, 4, 6, 3 bottleneck blocks (widths 64, 128, 256, 512, expansion 4), global average
+  pool, fc 1000; 3×224×224 input. 25,557,032 parameters, as torchvision's.
+- ``alexnet-torchvision``: AlexNet in torchvision's single-tower layout (``alexnet``, after
+  Krizhevsky's "one weird trick", arXiv:1404.5997): convs 64@11×11/4, 192@5×5, 384, 256,
+  256@3×3, max-pools 3/2, adaptive average pool to 6×6 (the identity at 224×224, left out),
+  fc 4096-4096-1000, dropout left out; 3×224×224 input. 61,100,840 parameters, as
+  torchvision's.
 - ``lenet5``: LeNet-5 on 32×32 inputs in its common form (LeCun et al., Proc. IEEE 1998,
   with full C3 connectivity and a linear output): conv 6@5×5, avg-pool, conv 16@5×5,
   avg-pool, fc 120-84-10, tanh. 61 706 parameters.
 - ``lstm``: a single-layer LSTM over a sequence plus a linear head (e.g. sequential MNIST
   rows: 28 steps of 28 features, 128 hidden units, 10 classes).
+
+The torch definitions of the same two networks (:mod:`memsim.workloads.nets`) give the same
+weight layers: the tests record both on the same tile and compare them layer by layer.
 """
 
 from __future__ import annotations
@@ -37,8 +50,9 @@ import numpy as np
 
 from memsim.mapping.graph import Graph
 
-__all__ = ["NETWORKS", "SETUPS", "alexnet", "lenet5", "load_network", "lstm_model",
-           "parameter_count", "resnet9_cifar10", "resnet9_hermes", "resnet32_cifar10"]
+__all__ = ["NETWORKS", "SETUPS", "alexnet", "alexnet_torchvision", "lenet5", "load_network",
+           "lstm_model", "parameter_count", "resnet9_cifar10", "resnet9_hermes",
+           "resnet32_cifar10", "resnet50"]
 
 
 def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -162,6 +176,65 @@ def alexnet(rng: np.random.Generator, num_classes: int = 1000) -> Graph:
     return g
 
 
+def resnet50(rng: np.random.Generator, num_classes: int = 1000,
+             image_size: int = 224) -> Graph:
+    """ResNet-50 (He et al. 2016, Table 1) in torchvision's layout (v1.5), 3×224×224 input.
+
+    Node names follow torchvision's module names (``layer2.0.conv2``, ``layer2.0.downsample``)
+    so that a layer of the chip report is found in either definition."""
+    g = Graph((3, image_size, image_size), name="resnet50")
+
+    def conv_bn(x: str, c_in: int, c_out: int, k: int, stride: int, name: str, bn: str,
+                relu: bool) -> str:
+        h = _conv(g, rng, x, c_in, c_out, k, stride=stride, padding=k // 2, bias=False,
+                  name=name)
+        h = _bn(g, rng, h, c_out, name=bn)
+        return g.relu(h, name=f"{name}.relu") if relu else h
+
+    h = conv_bn(g.input, 3, 64, 7, 2, "conv1", "bn1", True)
+    h = g.maxpool2d(h, 3, 2, padding=1, name="maxpool")
+    c_in = 64
+    for stage, (width, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3),
+                                                strict=True), start=1):
+        for b in range(blocks):
+            p = f"layer{stage}.{b}"
+            stride = 2 if (stage > 1 and b == 0) else 1
+            y = conv_bn(h, c_in, width, 1, 1, f"{p}.conv1", f"{p}.bn1", True)
+            y = conv_bn(y, width, width, 3, stride, f"{p}.conv2", f"{p}.bn2", True)
+            y = conv_bn(y, width, 4 * width, 1, 1, f"{p}.conv3", f"{p}.bn3", False)
+            if b == 0:  # projection shortcut (stride or width change)
+                h = conv_bn(h, c_in, 4 * width, 1, stride, f"{p}.downsample.0",
+                            f"{p}.downsample.1", False)
+            h = g.relu(g.add(y, h, name=f"{p}.add"), name=f"{p}.relu")
+            c_in = 4 * width
+    h = g.flatten(g.global_avgpool(h, name="avgpool"), name="flatten")
+    g.set_output(_linear(g, rng, h, 2048, num_classes, name="fc"))
+    return g
+
+
+def alexnet_torchvision(rng: np.random.Generator, num_classes: int = 1000) -> Graph:
+    """AlexNet in torchvision's single-tower layout, 3×224×224 input (module docstring).
+
+    Node names follow torchvision's (``features.0``, ``classifier.1``)."""
+    g = Graph((3, 224, 224), name="alexnet-torchvision")
+    h = g.input
+    c_in = 3
+    # (index in torchvision's features, out channels, kernel, stride, padding, pool after)
+    for i, c, k, s, p, pool in ((0, 64, 11, 4, 2, True), (3, 192, 5, 1, 2, True),
+                                (6, 384, 3, 1, 1, False), (8, 256, 3, 1, 1, False),
+                                (10, 256, 3, 1, 1, True)):
+        h = g.relu(_conv(g, rng, h, c_in, c, k, stride=s, padding=p, name=f"features.{i}"),
+                   name=f"features.{i + 1}")
+        if pool:
+            h = g.maxpool2d(h, 3, 2, name=f"features.{i + 2}")
+        c_in = c
+    h = g.flatten(h, name="flatten")
+    h = g.relu(_linear(g, rng, h, 256 * 6 * 6, 4096, name="classifier.1"), name="classifier.2")
+    h = g.relu(_linear(g, rng, h, 4096, 4096, name="classifier.4"), name="classifier.5")
+    g.set_output(_linear(g, rng, h, 4096, num_classes, name="classifier.6"))
+    return g
+
+
 def lenet5(rng: np.random.Generator) -> Graph:
     """LeNet-5 (LeCun et al. 1998) on 1×32×32 inputs, common full-connectivity form."""
     g = Graph((1, 32, 32), name="lenet5")
@@ -204,6 +277,8 @@ NETWORKS: dict[str, Callable[[np.random.Generator], Graph]] = {
     "resnet9-hermes": resnet9_hermes,
     "resnet32-cifar10": resnet32_cifar10,
     "alexnet": alexnet,
+    "alexnet-torchvision": alexnet_torchvision,
+    "resnet50": resnet50,
     "lenet5": lenet5,
     "lstm": lstm_model,
 }

@@ -18,7 +18,7 @@ import numpy as np
 
 from memsim.errors import ConfigError
 
-__all__ = ["TRAINED", "TrainedWorkload", "get_trained", "list_trained"]
+__all__ = ["TRAINED", "TrainedWorkload", "describe_trained", "get_trained", "list_trained"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ TRAINED: dict[str, str] = {
     "digits-mlp-eq": "memsim.workloads.kan:workload_digits_mlp_eq",
     "mnist-kan": "memsim.workloads.kan:workload_mnist_kan",
     "mnist-mlp-eq": "memsim.workloads.kan:workload_mnist_mlp_eq",
+    "digits-transformer": "memsim.workloads.transformer:workload_transformer",
 }
 
 
@@ -65,3 +66,21 @@ def get_trained(name: str) -> TrainedWorkload:
         raise ConfigError(f"unknown trained workload {name!r}; known: {', '.join(TRAINED)}")
     module, func = TRAINED[name].split(":")
     return getattr(importlib.import_module(module), func)()
+
+
+def describe_trained(name: str, tile: Any = "hermes-core", **tile_overrides: Any) -> Any:
+    """The chip's :class:`~memsim.mapping.description.NetworkDescription` of trained workload
+    ``name``, for workloads that have no layer-shape Graph (a transformer): its plain model
+    converted on ``tile`` (with ``tile_overrides``) with the ideal device — timing does not
+    depend on the conductances — programmed, and one test input recorded
+    (:func:`memsim.describe`)."""
+    import torch
+
+    import memsim
+
+    work = get_trained(name)
+    amodel = memsim.analog(work.model(None), tile, "ideal", hwa=None, **tile_overrides)
+    memsim.program(amodel, 0)
+    x = torch.tensor(np.asarray(work.data()[0][:1]), dtype=torch.float32)
+    memsim.calibrate(amodel, x)  # converter ranges (timing does not depend on them)
+    return memsim.describe(amodel, x, name=name)
