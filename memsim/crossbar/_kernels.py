@@ -55,20 +55,22 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
     """Read noise + ADC + digital unit of row tile ``k`` for every output of a layer.
 
     The analog column output of (sample b, position p, group u, column c) is
-    ``y[base + b·sb + p·sp + u·su + c·sc]`` (``var`` likewise when ``has_var``). Per column
-    (index u·C + c): ``gain1`` = 1 + γ, ``gain1_sq`` = (1 + γ)², ``offset`` δ, and the digital
-    unit's ``mul``/``add``; per group u: ``lsb``, ``s2`` (σ² of converter noise); per (b, u):
-    the input scale ``scale[b·sc_b + u]``.
+    ``y[base + b·sb + p·sp + u·su + c]`` (``var`` likewise when ``has_var``; columns are
+    contiguous: ``sc`` must be 1). Per column (index u·C + c): ``gain1`` = 1 + γ,
+    ``gain1_sq`` = (1 + γ)², ``offset`` δ, and the digital unit's ``mul``/``add``; per group u:
+    ``lsb``, ``s2`` (σ² of converter noise); per (b, u): the input scale
+    ``scale[b·sc_b + u]``.
 
         v = y·(1 + γ) + δ + √(var·(1 + γ)² + s2)·ξ
         code = floor(v / lsb) or round(v / lsb), clipped to [−2^(bits−1), 2^(bits−1) − 1]
         q = code·lsb  (v itself when bits == 0: unquantized)
 
-    The result goes to ``out[b·ob + p·op + u·ou + c·oc]``: q itself when ``raw`` (calibration
-    reads), else (q·mul + add)·scale computed in float64, stored (``accumulate``: added) in
-    out's precision. ``final``: count the outputs that are not finite in ``bad[b]``.
+    The result goes to ``out[b·ob + p·op + u·ou + c]`` (``oc`` must be 1): q itself when
+    ``raw`` (calibration reads), else (q·mul + add)·scale in out's precision, stored
+    (``accumulate``: added). ``final``: count the outputs that are not finite in ``bad[b]``.
     ``sat[b]`` counts saturated conversions. ξ: standard normals from the stream of work
     item (b, block of positions, k), or from ``z`` (y's layout, offset 0) when ``z_given``.
+    Every inner loop runs over contiguous columns without branches (vectorised).
     """
     UC = U * C
     per = max(1, CHUNK // UC)
@@ -76,10 +78,41 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
     items = B * nblk
     quantize = bits > 0
     dt = y.dtype.type
+    ot = out.dtype.type
     lo = dt(-(2.0 ** (bits - 1)) if quantize else 0.0)
     hi = dt(2.0 ** (bits - 1) - 1.0 if quantize else 0.0)
+    g1 = gain1.astype(y.dtype)
+    g1s = gain1_sq.astype(y.dtype)
+    off = offset.astype(y.dtype)
+    mo = mul.astype(out.dtype)
+    ao = add.astype(out.dtype)
     sat_item = np.zeros(items, dtype=np.int64)
     bad_item = np.zeros(items, dtype=np.int64)
+    # dense layout (positions, groups and columns contiguous, as channels-last maps and
+    # matrix products are): one flat run per work item, parameters tiled to its length
+    dense = (sp == UC or P == 1) and (su == C or U == 1) and (op == UC or P == 1) \
+        and (ou == C or U == 1) and not z_given
+    if dense:
+        m = per * UC
+        g1t = np.empty(m, dtype=y.dtype)
+        g1st = np.empty(m, dtype=y.dtype)
+        offt = np.empty(m, dtype=y.dtype)
+        mot = np.empty(m, dtype=out.dtype)
+        aot = np.empty(m, dtype=out.dtype)
+        s2t = np.empty(m, dtype=y.dtype)
+        lsbt = np.empty(m, dtype=y.dtype)
+        invt = np.empty(m, dtype=y.dtype)
+        for i in range(m):
+            col = i % UC
+            u = col // C
+            g1t[i] = g1[col]
+            g1st[i] = g1s[col]
+            offt[i] = off[col]
+            mot[i] = mo[col]
+            aot[i] = ao[col]
+            s2t[i] = dt(s2[u])
+            lsbt[i] = dt(lsb[u])
+            invt[i] = dt(1.0 / lsb[u]) if quantize else dt(1.0)
     for item in numba.prange(items):
         b = item // nblk
         blk = item - b * nblk
@@ -89,6 +122,59 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
         zz = np.zeros(n + (n & 1), dtype=np.float32)
         if noisy and not z_given:
             normals_f32(row_state(seed, (b * nblk + blk) * K + k), zz)
+        if dense:
+            yb = base + b * sb + p0 * UC
+            o0 = b * ob + p0 * UC
+            yr = y[yb:yb + n]
+            vb = np.empty(n, dtype=y.dtype)
+            for e in range(n):
+                vb[e] = yr[e] * g1t[e] + offt[e]
+            if noisy:
+                if has_var:
+                    vr = var[yb:yb + n]
+                    for e in range(n):
+                        vb[e] += math.sqrt(vr[e] * g1st[e] + s2t[e]) * dt(zz[e])
+                else:
+                    for e in range(n):
+                        vb[e] += math.sqrt(s2t[e]) * dt(zz[e])
+            count = 0
+            if quantize:
+                for e in range(n):
+                    cq = np.floor(vb[e] * invt[e]) if floor_mode else np.rint(vb[e] * invt[e])
+                    count += (cq < lo) + (cq > hi)
+                    vb[e] = min(max(cq, lo), hi) * lsbt[e]
+            orow = out[o0:o0 + n]
+            nbad = 0
+            if raw:
+                for e in range(n):
+                    orow[e] = vb[e]
+            else:
+                skt = np.empty(n, dtype=out.dtype)  # the input scale of each element's group
+                for e in range(n):
+                    skt[e] = ot(scale[b * sc_b + (e % UC) // C]) if U > 1 else \
+                        ot(scale[b * sc_b])
+                if accumulate:
+                    for e in range(n):
+                        orow[e] += (ot(vb[e]) * mot[e] + aot[e]) * skt[e]
+                else:
+                    for e in range(n):
+                        orow[e] = (ot(vb[e]) * mot[e] + aot[e]) * skt[e]
+                if final:  # x·0 is NaN exactly for a non-finite x: one vectorised sum
+                    lanes = np.zeros(16, dtype=out.dtype)  # independent partial sums
+                    full = n - n % 16
+                    for e0 in range(0, full, 16):
+                        for la in range(16):
+                            lanes[la] += orow[e0 + la] * ot(0.0)
+                    probe = lanes.sum()
+                    for e in range(full, n):
+                        probe += orow[e] * ot(0.0)
+                    if probe != probe:
+                        for e in range(n):
+                            nbad += not math.isfinite(orow[e])
+            sat_item[item] = count
+            bad_item[item] = nbad
+            continue
+        v = np.empty(C, dtype=y.dtype)
         count = 0
         nbad = 0
         for p in range(p0, p1):
@@ -96,34 +182,55 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
                 lsb_u = dt(lsb[u])
                 inv_lsb = dt(1.0 / lsb[u]) if quantize else dt(1.0)
                 s2_u = dt(s2[u])
-                sk = scale[b * sc_b + u]
-                ybase = base + b * sb + p * sp + u * su
-                obase = b * ob + p * op + u * ou
-                zbase = ((p - p0) * U + u) * C
+                sk = ot(scale[b * sc_b + u])
+                yb = base + b * sb + p * sp + u * su
+                ob_ = b * ob + p * op + u * ou
+                cb = u * C
+                yr = y[yb:yb + C]
+                gr = g1[cb:cb + C]
+                fr = off[cb:cb + C]
                 for c in range(C):
-                    col = u * C + c
-                    v = y[ybase + c * sc] * dt(gain1[col]) + dt(offset[col])
-                    if noisy:
-                        vv = var[ybase + c * sc] * dt(gain1_sq[col]) if has_var else dt(0.0)
-                        zv = z[ybase + c * sc] if z_given else zz[zbase + c]
-                        v += math.sqrt(vv + s2_u) * zv
-                    if quantize:
-                        cq = np.floor(v * inv_lsb) if floor_mode else np.rint(v * inv_lsb)
+                    v[c] = yr[c] * gr[c] + fr[c]
+                if noisy:
+                    gs = g1s[cb:cb + C]
+                    sd = np.empty(C, dtype=y.dtype)
+                    if has_var:
+                        vr = var[yb:yb + C]
+                        for c in range(C):
+                            sd[c] = math.sqrt(vr[c] * gs[c] + s2_u)
+                    else:
+                        for c in range(C):
+                            sd[c] = math.sqrt(s2_u)
+                    if z_given:
+                        zg = z[yb:yb + C]
+                        for c in range(C):
+                            v[c] += sd[c] * dt(zg[c])
+                    else:
+                        z0 = ((p - p0) * U + u) * C
+                        zr = zz[z0:z0 + C]
+                        for c in range(C):
+                            v[c] += sd[c] * dt(zr[c])
+                if quantize:
+                    for c in range(C):
+                        cq = np.floor(v[c] * inv_lsb) if floor_mode else np.rint(v[c] * inv_lsb)
                         count += (cq < lo) + (cq > hi)
-                        q = min(max(cq, lo), hi) * lsb_u
+                        v[c] = min(max(cq, lo), hi) * lsb_u
+                orow = out[ob_:ob_ + C]
+                if raw:
+                    for c in range(C):
+                        orow[c] = v[c]
+                else:
+                    mr = mo[cb:cb + C]
+                    ar = ao[cb:cb + C]
+                    if accumulate:
+                        for c in range(C):
+                            orow[c] += (ot(v[c]) * mr[c] + ar[c]) * sk
                     else:
-                        q = v
-                    o = obase + c * oc
-                    if raw:
-                        out[o] = q
-                    else:
-                        val = (np.float64(q) * mul[col] + add[col]) * sk
-                        if accumulate:
-                            out[o] += val
-                        else:
-                            out[o] = val
-                        if final:
-                            nbad += not math.isfinite(out[o])
+                        for c in range(C):
+                            orow[c] = (ot(v[c]) * mr[c] + ar[c]) * sk
+                    if final:
+                        for c in range(C):
+                            nbad += not math.isfinite(orow[c])
         sat_item[item] = count
         bad_item[item] = nbad
     for item in range(items):
@@ -133,17 +240,17 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
 
 
 @numba.njit(parallel=True, **_JIT)
-def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_ch, n_steps, ch_tile, ch_pos, ch_n, offs,
-             xq, x2, want_sq, bad_ch, clip_ch):  # pragma: no cover - compiled
+def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_len, run_k,
+             run_pos, ch_n, offs, xq, x2, want_sq, bad, clipped):  # pragma: no cover
     """Input scaling, clipping and DAC of a feature map, written channels-last per row tile.
 
-    x[b·sxb + c·sxc + h·sxh + w·sxw] (any memory format) is divided by the range of its
-    channel ``s_ch[c]``, clipped to [−1, 1] and quantized to n = ``n_steps`` signed steps
-    (n <= 0: unquantized); the result of channel c (row tile k = ch_tile[c], at position
-    ch_pos[c] of the tile's ch_n[k] channels) goes to
-    ``xq[offs[k] + ((b·H + h)·W + w)·ch_n[k] + ch_pos[c]]`` and its square to ``x2`` when
-    ``want_sq``. ``bad_ch[c]``/``clip_ch[c]`` count entries that are
-    not finite / beyond the range.
+    x[b·sxb + c·sxc + h·sxh + w·sxw] (any memory format). The input channels come in runs:
+    run i is channels [run_c0[i], run_c0[i] + run_len[i]) of row tile run_k[i], at channel
+    positions run_pos[i] … of that tile's ch_n[k] channels; their range is s_run[i]. Each
+    value is divided by its range, clipped to [−1, 1] and quantized to n = ``n_steps`` signed
+    steps (n <= 0: unquantized) and goes to ``xq[offs[k] + ((b·H + h)·W + w)·ch_n[k] + pos]``
+    (its square to ``x2`` when ``want_sq``). ``bad[r]``/``clipped[r]`` count, per image row
+    r = b·H + h, entries that are not finite / beyond their range.
     """
     quantize = n_steps > 0
     dt = xq.dtype.type
@@ -151,38 +258,59 @@ def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_ch, n_steps, ch_tile, ch_pos
     inv_n = dt(1.0 / n_steps) if quantize else dt(1.0)
     one = dt(1.0)
     big = np.finfo(x.dtype).max
-    rows = B * H
-    bad_r = np.zeros((rows, Cin), dtype=np.int64)
-    clip_r = np.zeros((rows, Cin), dtype=np.int64)
-    for r in numba.prange(rows):
+    n_runs = run_c0.shape[0]
+    inv_run = np.empty(n_runs)
+    for i in range(n_runs):
+        inv_run[i] = 1.0 / s_run[i] if s_run[i] > 0 else 0.0
+    channels_last = sxc == 1
+    for r in numba.prange(B * H):
         b = r // H
         h = r - b * H
-        for c in range(Cin):
-            s = s_ch[c]
-            inv = 1.0 / s if s > 0 else 0.0
-            k = ch_tile[c]
+        nb = 0
+        ncl = 0
+        for i in range(n_runs):
+            k = run_k[i]
             n_k = ch_n[k]
-            obase = offs[k] + (b * H + h) * W * n_k + ch_pos[c]
-            xbase = b * sxb + c * sxc + h * sxh
-            nb = 0
-            ncl = 0
-            for w in range(W):
-                v = x[xbase + w * sxw]
-                av = abs(v)
-                nb += not (av <= big)
-                ncl += av > s
-                u = min(max(dt(v * inv), -one), one)
-                if quantize:
-                    u = np.rint(u * nn) * inv_n
-                xq[obase + w * n_k] = u
-                if want_sq:
-                    x2[obase + w * n_k] = u * u
-            bad_r[r, c] = nb
-            clip_r[r, c] = ncl
-    for r in range(rows):
-        for c in range(Cin):
-            bad_ch[c] += bad_r[r, c]
-            clip_ch[c] += clip_r[r, c]
+            s = s_run[i]
+            inv = inv_run[i]
+            c0 = run_c0[i]
+            length = run_len[i]
+            if channels_last:  # channels contiguous in x and in xq
+                for w in range(W):
+                    xr = x[b * sxb + h * sxh + w * sxw + c0:
+                           b * sxb + h * sxh + w * sxw + c0 + length]
+                    o = offs[k] + ((b * H + h) * W + w) * n_k + run_pos[i]
+                    qr = xq[o:o + length]
+                    for c in range(length):
+                        v = xr[c]
+                        av = abs(v)
+                        nb += not (av <= big)
+                        ncl += av > s
+                        u = min(max(dt(v * inv), -one), one)
+                        if quantize:
+                            u = np.rint(u * nn) * inv_n
+                        qr[c] = u
+                    if want_sq:
+                        sq = x2[o:o + length]
+                        for c in range(length):
+                            sq[c] = qr[c] * qr[c]
+            else:  # rows of one channel contiguous in x: run over them innermost
+                for c in range(length):
+                    xbase = b * sxb + (c0 + c) * sxc + h * sxh
+                    obase = offs[k] + (b * H + h) * W * n_k + run_pos[i] + c
+                    for w in range(W):
+                        v = x[xbase + w * sxw]
+                        av = abs(v)
+                        nb += not (av <= big)
+                        ncl += av > s
+                        u = min(max(dt(v * inv), -one), one)
+                        if quantize:
+                            u = np.rint(u * nn) * inv_n
+                        xq[obase + w * n_k] = u
+                        if want_sq:
+                            x2[obase + w * n_k] = u * u
+        bad[r] = nb
+        clipped[r] = ncl
 
 
 @numba.njit(parallel=True, **_JIT)

@@ -1165,24 +1165,28 @@ class TileArray:
         for k, ch in enumerate(chans):
             s_ch[ch] = s[ch // cin_g, k].double().cpu().numpy()
         if x.device.type == "cpu":
-            ch_tile = np.empty(C, dtype=np.int64)
-            ch_pos = np.empty(C, dtype=np.int64)
-            for k, ch in enumerate(chans):
-                ch_tile[ch] = k
-                ch_pos[ch] = np.arange(ch.size)
+            runs = []  # (first input channel, length, row tile, position in the tile, range)
+            cin_tile = [(r0 // kk, r1 // kk) for r0, r1 in self.geom.row_cuts]
+            for k, (lo, hi) in enumerate(cin_tile):
+                for u in range(self.geom.groups):
+                    runs.append((u * cin_g + lo, hi - lo, k, u * (hi - lo),
+                                 float(s[u, k])))
             ch_n = np.array([ch.size for ch in chans], dtype=np.int64)
             offs = np.concatenate([[0], np.cumsum(ch_n * B * H * W)[:-1]]).astype(np.int64)
             total = int(ch_n.sum()) * B * H * W
             xq = torch.empty(total, dtype=self.dtype)
             x2 = torch.empty(total if want_sq else 0, dtype=self.dtype)
-            bad = np.zeros(C, dtype=np.int64)
-            clip = np.zeros(C, dtype=np.int64)
+            bad = np.zeros(B * H, dtype=np.int64)
+            clip = np.zeros(B * H, dtype=np.int64)
             xin = x if x.dtype in (torch.float32, torch.float64) else x.double()
             st = xin.stride()
             flat = xin.as_strided((xin.untyped_storage().nbytes() // xin.element_size(),),
                                   (1,), 0)
+            r = np.array(runs, dtype=np.float64)
             _k.call(_k.dac_conv, x.numel(), flat.numpy()[xin.storage_offset():], st[0], st[1],
-                    st[2], st[3], B, C, H, W, s_ch, n_steps, ch_tile, ch_pos, ch_n, offs,
+                    st[2], st[3], B, C, H, W, r[:, 4].copy(), n_steps,
+                    r[:, 0].astype(np.int64), r[:, 1].astype(np.int64),
+                    r[:, 2].astype(np.int64), r[:, 3].astype(np.int64), ch_n, offs,
                     xq.numpy(), x2.numpy(), want_sq, bad, clip)
             if bad.any():
                 self._bad_input(int(bad.sum()))
