@@ -297,7 +297,10 @@ class TileArray:
         if tuple(w.shape) != (g.groups, g.R, g.C):
             raise InputError(f"{self.name}: weights of shape {tuple(w.shape)} do not match the "
                              f"programmed layout {(g.groups, g.R, g.C)}")
-        bad = sum(int((~torch.isfinite(w[:, r0:r1])).sum()) for r0, r1 in g.row_cuts)
+        bad = 0
+        for r0, r1 in g.row_cuts:  # row tiles as contiguous copies (the matrix may be a view)
+            chunk = w[:, r0:r1].contiguous()
+            bad += int(chunk.numel() - torch.isfinite(chunk).sum())
         if bad:
             raise InputError(f"{self.name}: weights contain {bad} NaN or infinite value(s)")
         if keep_reference and isinstance(weights, torch.Tensor):
@@ -343,7 +346,8 @@ class TileArray:
         g = self.geom
         scale = np.empty((g.groups, g.K, g.C))
         for k, (r0, r1) in enumerate(g.row_cuts):
-            scale[:, k] = self._weights[:, r0:r1].abs().amax(dim=1).double().cpu().numpy()
+            chunk = self._weights[:, r0:r1].contiguous()  # one pass over a strided view
+            scale[:, k] = chunk.abs().amax(dim=1).double().cpu().numpy()
         if self.config.weight_scaling == "per_tile":
             col_tile = g.col_tile()
             for m in range(g.M):
@@ -365,7 +369,7 @@ class TileArray:
         g = self.geom
         r0, r1 = g.row_cuts[k]
         out = np.zeros((g.rpt, g.C))
-        out[:r1 - r0] = self._weights[u, r0:r1].double().cpu().numpy()
+        out[:r1 - r0] = self._weights[u, r0:r1].contiguous().double().cpu().numpy()
         return out / self.weight_scale_[u, k][None, :]
 
     def w_norm(self, dtype: torch.dtype | None = None) -> torch.Tensor:
