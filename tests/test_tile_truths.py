@@ -267,3 +267,23 @@ def test_four_phase_separate_conversions_are_calibrated_as_they_are_read():
     se_fit = sigma / math.sqrt(cfg.calibration_vectors)
     assert np.abs(err[False].mean(0)).max() < 5 * se
     assert np.abs(err[True].mean(0)).max() < 5 * (se + se_fit)  # 0.24 LSB; the bug gave 0.5
+
+
+@pytest.mark.parametrize("make", [lambda: torch.nn.Conv2d(3, 8, 3, padding=1),
+                                  lambda: torch.nn.Linear(12, 8)])
+def test_calibration_of_an_asymmetric_cell_uses_exact_products(make):
+    """memsim.calibrate sets the converter ranges from exact products (float weights),
+    whatever the cell's I–V: before, a convolution on a 1-phase cell with read asymmetry
+    (G− read at the opposite polarity) raised a TypeError (no G+/G− maps in the
+    calibration's device state), which failed the phases study's asymmetric points."""
+    torch.manual_seed(0)
+    layer = make().eval()
+    x = torch.randn(4, 3, 8, 8) if isinstance(layer, torch.nn.Conv2d) else torch.randn(16, 12)
+    ranges = {}
+    for a in (1.0, 0.9):
+        m = memsim.analog(layer, "hermes-core", "pcm-hermes-2dev", read_asymmetry=a)
+        memsim.program(m, seed=0)
+        ranges[a] = memsim.calibrate(m, x)
+        with torch.no_grad():
+            assert torch.all(torch.isfinite(m(x)))
+    assert ranges[0.9] == ranges[1.0]
