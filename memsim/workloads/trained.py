@@ -48,6 +48,9 @@ class TrainedWorkload:
 TRAINED: dict[str, str] = {
     "digits-mlp": "memsim.workloads.digits:workload_mlp",
     "digits-cnn": "memsim.workloads.digits:workload_cnn",
+    "mnist-mlp": "memsim.workloads.mnist:workload_mlp",
+    "mnist-mlp-relu": "memsim.workloads.mnist:workload_mlp_relu",
+    "mnist-lenet5": "memsim.workloads.mnist:workload_lenet5",
 }
 
 
