@@ -390,3 +390,28 @@ def test_description_recorded_from_one_batch_feeds_the_chip():
     assert "batchnorm" in ops and "relu" in ops and "add" in ops  # in-place ops recorded
     assert d.output == "fc"
     assert memsim.mapping.as_description(a) is d
+
+
+def test_recorded_pooling_keeps_its_geometry_for_the_chip():
+    """A recorded 2-d pooling carries kernel, stride and padding, as a Graph's does, so the
+    chip streams input rows through it instead of waiting for the whole input."""
+
+    class Pools(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+
+        def forward(self, x):
+            h = F.max_pool2d(self.c(x), 2)
+            h = torch.max_pool2d(h, 3, 2, 1)
+            h = F.avg_pool2d(h, kernel_size=(2, 1))
+            return F.max_pool2d(h, 1, dilation=2)
+
+    a = ma.analog(Pools().eval(), "hermes-core", "pcm-hermes-2dev")
+    ma.program(a, seed=0)
+    pools = [n for n in ma.describe(a, torch.randn(2, 1, 16, 16)).digital]
+    assert [n.op for n in pools] == ["maxpool2d", "maxpool2d", "avgpool2d", "maxpool2d"]
+    assert pools[0].attrs == {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+    assert pools[1].attrs == {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}
+    assert pools[2].attrs == {"kernel": (2, 1), "stride": (2, 1), "padding": (0, 0)}
+    assert pools[3].attrs == {}  # dilated: the chip waits for the whole input
