@@ -38,9 +38,9 @@ def test_unknown_mnist_model_is_a_clear_error():
 
 
 # Measured floating-point test accuracy on the 1,000 test images (torch 2.x, CPU): MLP 93.0 %,
-# LeNet-5 97.9 %. The floors are 3.5-4 binomial standard errors (n = 1000) below, leaving room
-# for another platform's training run.
-@pytest.mark.parametrize("kind, floor", [("mlp", 0.90), ("lenet5", 0.96)])
+# ReLU MLP 94.5 %, LeNet-5 97.9 %. The floors are 3.5-4 binomial standard errors (n = 1000)
+# below, leaving room for another platform's training run.
+@pytest.mark.parametrize("kind, floor", [("mlp", 0.90), ("mlp-relu", 0.91), ("lenet5", 0.96)])
 def test_trained_networks_are_accurate_cached_and_the_same_as_graphs(kind, floor):
     _, _, x_te, y_te = load_mnist_split()
     model = mnist_torch(kind)
