@@ -6,6 +6,7 @@ Each test here failed on the engine before the fix (see the issue's reproduction
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -287,3 +288,26 @@ def test_calibration_of_an_asymmetric_cell_uses_exact_products(make):
         with torch.no_grad():
             assert torch.all(torch.isfinite(m(x)))
     assert ranges[0.9] == ranges[1.0]
+
+
+def test_mapped_network_calibration_sets_the_per_layer_input_ranges():
+    """MappedNetwork.calibrate_adc(x) fits the ADC full scales with the inputs scaled by the
+    abs-max of x; with input_scaling = "layer" it must also set that range. Before, the
+    forward pass then took the range from its own first batch (with a CalibrationWarning),
+    so the converters were calibrated for one input scale and run at another."""
+    rng = np.random.default_rng(14)
+    g = memsim.Graph((12,), "two")
+    g.set_output(g.linear(g.relu(g.linear(g.input, rng.standard_normal((20, 12)))),
+                          rng.standard_normal((5, 20))))
+    net = memsim.map_network(g, "hermes-core", "pcm-hermes-2dev").program(rng)
+    x_cal = rng.uniform(-1, 1, (64, 12))
+    net.calibrate_adc(x_cal)
+    inputs = {"linear0": x_cal,
+              "linear1": np.maximum(x_cal @ dict(g.nodes["linear0"].matrices())["w"], 0.0)}
+    for (node, _), arr in net.arrays.items():
+        np.testing.assert_allclose(arr.input_range_.numpy().ravel(),
+                                   np.abs(inputs[node]).max(), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", memsim.CalibrationWarning)
+        y = net.forward(rng.uniform(-2, 2, (8, 12)), 1.0, rng)  # larger inputs: clipped
+    assert np.all(np.isfinite(y))
