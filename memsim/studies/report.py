@@ -115,14 +115,15 @@ def _plot_time(agg, params, path: Path) -> Path | None:
     others = [p for p in params if p not in ("time_s", "_point")]
     fig, ax = plt.subplots(figsize=(7, 4.4))
     groups = agg.groupby(others, sort=True) if others else [((), agg)]
-    for key, sub in groups:
+    for i, (key, sub) in enumerate(groups):
         sub = sub.sort_values("time_s")
         t = sub["time_s"].to_numpy()
         m = sub["accuracy"].to_numpy() * 100
         s = sub["accuracy_std"].to_numpy() * 100
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{p}={v}" for p, v in zip(others, key, strict=True)) or "accuracy"
-        (line,) = ax.plot(t, m, "-o", ms=3, label=label)
+        style = ("-", "--", ":", "-.")[i // 10 % 4]  # the colour cycle has 10 colours
+        (line,) = ax.plot(t, m, style, marker="o", ms=3, label=label)
         ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.18, lw=0)
     ax.set_xscale("log")
     ax.set_xlabel("time since programming (s)")
