@@ -346,11 +346,14 @@ def _study_frame(spec, store, quick: bool):
 
 
 def _study_report(spec, store, out: Path, quick: bool, extra: dict | None = None) -> dict:
-    from memsim.studies.report import write_report
+    from memsim.studies.report import converter_assumptions, write_report
 
     df = _study_frame(spec, store, quick)
     info = {"size": "quick" if quick else "full", "seeds per point": df["seed_index"].nunique(),
             "results store": str(store.path)}
+    assumptions = converter_assumptions(spec)
+    if assumptions:
+        info["converter physics"] = assumptions
     info.update(extra or {})
     return write_report(df, study=spec.name + ("-quick" if quick else ""),
                         description=spec.description, params=list(spec.grid), out_dir=out,
@@ -394,6 +397,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
                 print(agg.to_json(orient="records", indent=2))
             else:
                 print(f"study {spec.name}: {spec.description}")
+                from memsim.studies.report import converter_assumptions
+
+                assumptions = converter_assumptions(spec)
+                if assumptions:
+                    print(f"converter physics: {assumptions}")
                 print(_table(head, body, left=len(spec.grid)))
             return 0
         rep = _study_report(spec, store, out, args.quick)

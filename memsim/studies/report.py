@@ -22,10 +22,35 @@ import numpy as np
 from memsim._io import atomic_path, atomic_write_text, output_error
 from memsim.errors import StoreError
 
-__all__ = ["aggregate", "pareto_mask", "study_table", "write_report"]
+__all__ = ["aggregate", "converter_assumptions", "pareto_mask", "study_table", "write_report"]
 
 METRIC_ORDER = ("accuracy", "latency_s", "throughput_per_s", "energy_j", "tops", "tops_per_w",
                 "digital_gpu_energy_j", "digital_cpu_energy_j", "adc_saturation")
+
+
+#: Converter fields a grid may sweep; the report names them after the card's values.
+_CONVERTER_FIELDS = ("adc_noise_fs", "adc_noise_lsb", "adc_offset_fs", "adc_gain_sigma")
+
+
+def converter_assumptions(spec) -> str | None:
+    """The converter physics a study's points share, as its report states it.
+
+    :meth:`memsim.crossbar.TileConfig.assumptions` of the study's tile card with the tile
+    parameters of its ``[fixed]`` table (``"none"`` bits read as unquantized, as the
+    evaluator reads them): ADC noise referred to the full scale (kept when ``adc_bits``
+    changes) plus noise in LSB of the running bits, offset and gain spread. Converter fields
+    the grid sweeps are named after the card's values. ``None`` when the study has no single
+    tile card (the tile is swept, or absent).
+    """
+    from memsim.crossbar import load_tile_config
+    from memsim.studies.evaluate import _overrides
+
+    tile = spec.tile or spec.fixed.get("tile")
+    if not isinstance(tile, str):
+        return None
+    text = load_tile_config(tile, **_overrides(spec.fixed)).assumptions()
+    swept = sorted(k for k in spec.grid if k in _CONVERTER_FIELDS)
+    return text + (f" (card values; the grid sweeps {', '.join(swept)})" if swept else "")
 
 
 def aggregate(df, params: list[str], metrics: list[str]):
