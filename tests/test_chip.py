@@ -544,7 +544,7 @@ def _bad_card(tmp_path: Path, old: str, new: str, name: str = "bad-chip") -> Pat
     ('hop_latency = { value = 5.0, unit = "ns", source', 'hop_latency = { value = 5.0, '
      'unit = "ns", sauce', r"links.hop_latency has unknown keys \['sauce'\]"),
     ('[timing]', '[timings]', r"unknown sections \['timings'\]"),
-    ('\ngate_unused_lines = false', '\n', r"cores.gate_unused_lines is missing"),
+    ('\ngate_unused_lines = false', '\n', r"\[cores\] is missing \['gate_unused_lines'\]"),
     ('\ngate_unused_lines = false', '\ngate_unused_lines = 0', r"must be true or false"),
     ('per = "chip"', 'per = "tile"', r"components.gdpu.per = 'tile'"),
     ('area = { value = 0.5, unit = "mm2"', 'area = { value = 0.5, unit = "mm"',
