@@ -233,7 +233,7 @@ class Field:
             return "text"
         if self.texts:
             return "texts"
-        if self.parser is not None:
+        if self.parser is not None or self.python_type is not None:
             return "custom"
         return "number"
 
@@ -658,11 +658,12 @@ class Schema:
         return next(s for s in self.sections if s.name == name)
 
     def parse(self, data: Mapping[str, Any], where: str,
-              context: Mapping[str, Any] | None = None, *, skip: tuple[str, ...] = ()
-              ) -> dict[str, Parsed]:
-        """Every section of a card (``skip``: sections the caller parses itself, e.g. one
-        whose fields need values of another); unknown and missing sections raise
-        :class:`CardError`."""
+              context: Mapping[str, Any] | Callable[[dict[str, Parsed]], Mapping[str, Any]]
+              | None = None, *, skip: tuple[str, ...] = ()) -> dict[str, Parsed]:
+        """Every section of a card, in order (``skip``: sections the caller parses itself);
+        unknown and missing sections raise :class:`CardError`. ``context`` (passed to the
+        fields' parsers) may be a function of the sections parsed so far (e.g. the
+        conductance range a law of a later section is checked over)."""
         for (section, key), now in self.renamed.items():
             table = data.get(section)
             if isinstance(table, Mapping) and key in table:
@@ -681,16 +682,16 @@ class Schema:
                 if s.required:
                     raise CardError(f"{where}: missing section [{s.name}]")
                 continue
+            ctx = context(out) if callable(context) else context
             if s.each:
                 table = data[s.name]
                 if not isinstance(table, Mapping) or not table:
                     raise CardError(f"{where}: [{s.name}] must be a table of named tables, "
                                     f"e.g. [{s.name}.<name>]")
                 for name, sub in table.items():
-                    out[f"{s.name}.{name}"] = s.parse(sub, where, context,
-                                                      label=f"{s.name}.{name}")
+                    out[f"{s.name}.{name}"] = s.parse(sub, where, ctx, label=f"{s.name}.{name}")
             else:
-                out[s.name] = s.parse(data[s.name], where, context)
+                out[s.name] = s.parse(data[s.name], where, ctx)
         return out
 
 

@@ -43,13 +43,13 @@ def relaxation_only(card: str, g_s: float, seed: int = 0):
 
     def walk(t: float) -> np.ndarray:
         g = dev.read(state, t, np.random.default_rng(12345))
-        return g - state.g_prog_s - dev.drift.mean_shift_s * dev.drift.tau(t)
+        return g - state.g_prog_s - dev.drift.g_shift_s * dev.drift.tau(t)
 
     return dev, state, walk
 
 
 def card_sigma(dev, g_s: float, t: float) -> float:
-    return float(dev.drift.spread_s(np.array([g_s]), t, dev.g_max_s)[0])
+    return float(dev.drift.g_spread_s(np.array([g_s]), t, dev.g_max_s)[0])
 
 
 # -- the kernel against the slow reference ------------------------------------------------------

@@ -50,39 +50,32 @@ __all__ = ["CellModel", "CompactState"]
 
 @dataclass
 class CompactState:
-    """A DeviceState kept in float32 (int8 for stuck flags) between reads."""
+    """A DeviceState kept in float32 (float64 for a float64 tile; int8 for stuck flags)
+    between reads."""
 
     g_target_s: np.ndarray
     g_prog_s: np.ndarray
-    drift_nu: np.ndarray | None
     stuck: np.ndarray | None
     extra: dict[str, np.ndarray]
 
     @classmethod
     def of(cls, s: DeviceState, *, keep64: bool = False) -> CompactState:
         dt = np.float64 if keep64 else np.float32
-
-        def f32(a):
-            return None if a is None else np.asarray(a, dtype=dt)
-
         extra = {k: (np.asarray(v) if np.asarray(v).dtype.kind in "iub" or v.ndim == 0
-                     else np.asarray(v, dtype=np.float32)) for k, v in s.extra.items()}
-        return cls(f32(s.g_target_s), f32(s.g_prog_s), f32(s.drift_nu),
+                     else np.asarray(v, dtype=dt)) for k, v in s.extra.items()}
+        return cls(np.asarray(s.g_target_s, dtype=dt), np.asarray(s.g_prog_s, dtype=dt),
                    None if s.stuck is None else np.asarray(s.stuck, dtype=np.int8), extra)
 
     def expand(self) -> DeviceState:
-        def f64(a):
-            return None if a is None else a.astype(np.float64)
-
         extra = {k: (v if v.dtype.kind in "iub" or v.ndim == 0 else v.astype(np.float64))
                  for k, v in self.extra.items()}
-        return DeviceState(g_target_s=f64(self.g_target_s), g_prog_s=f64(self.g_prog_s),
-                           drift_nu=f64(self.drift_nu), stuck=self.stuck, extra=extra)
+        return DeviceState(g_target_s=self.g_target_s.astype(np.float64),
+                           g_prog_s=self.g_prog_s.astype(np.float64), stuck=self.stuck,
+                           extra=extra)
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.g_target_s, self.g_prog_s, self.drift_nu, self.stuck,
-                  *self.extra.values()]
+        arrays = [self.g_target_s, self.g_prog_s, self.stuck, *self.extra.values()]
         return sum(a.nbytes for a in arrays if a is not None)
 
 
