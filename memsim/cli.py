@@ -18,6 +18,7 @@ from memsim._format import engineering
 from memsim._format import table as _table
 from memsim._io import atomic_write_text, check_writable_dir, os_error_advice
 from memsim.errors import ConfigError, MemsimError
+from memsim.workloads.trained import TRAINED
 
 __all__ = ["main"]
 
@@ -283,9 +284,9 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         result = run_drift_study(model=args.model, tile=args.tile, devices=devices,
                                  compensations=comps, trainings=trainings, times=times,
                                  seeds=args.seeds, seed=args.seed, progress=bar.update)
-    fig = plot_drift_study(result, out / f"drift-digits-{args.model}.png")
+    fig = plot_drift_study(result, out / f"drift-{result['workload']}.png")
     result["figure"] = str(fig)
-    atomic_write_text(out / f"drift-digits-{args.model}.json", json.dumps(result, indent=2))
+    atomic_write_text(out / f"drift-{result['workload']}.json", json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -500,12 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with show: the table as JSON")
     p.set_defaults(func=_cmd_study)
 
-    p = sub.add_parser("drift", help="digits accuracy from 1 s to 10 years after programming",
-                       description="Map the digits model on a tile and measure its test "
-                       "accuracy from 1 s to 10 years after programming for several devices, "
-                       "with and without drift compensation, plainly and hardware-aware "
-                       "trained, with the spread over programming seeds; writes a figure.")
-    p.add_argument("--model", default="cnn", choices=["cnn", "mlp"])
+    p = sub.add_parser("drift", help="accuracy from 1 s to 10 years after programming",
+                       description="Map a trained model (digits, MNIST) on a tile and "
+                       "measure its test accuracy from 1 s to 10 years after programming for "
+                       "several devices, with and without drift compensation, plainly and "
+                       "hardware-aware trained, with the spread over programming seeds; "
+                       "writes a figure.")
+    p.add_argument("--model", default="cnn", choices=["cnn", "mlp", *TRAINED],
+                   help="digits cnn or mlp, or a trained workload (default cnn)")
     p.add_argument("--tile", default="hermes-core")
     p.add_argument("--devices", type=_name_list(),
                    default=("pcm-generic", "pcm-hermes-2dev", "rram-cmo"),

@@ -31,6 +31,14 @@ from memsim.mapping.graph import Graph
 __all__ = ["MappedNetwork", "map_network"]
 
 
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``a`` when it is writable and contiguous, else a copy (cached,
+    read-only arrays would make torch warn about writes it never does)."""
+    if not (a.flags.writeable and a.flags.c_contiguous):
+        a = np.array(a, order="C")
+    return torch.from_numpy(a)
+
+
 def _kernel_positions(node) -> int:
     if node.op in ("conv1d", "conv2d"):
         return int(np.prod(node.params["weight"].shape[2:]))
@@ -85,7 +93,7 @@ class MappedNetwork:
                 raise InputError(f"t = {t:g} s is before layer {node!r} was programmed "
                                  f"(at {arr.programmed_at_s_:g} s)")
             sub = np.random.default_rng(base.spawn(1)[0])
-            y = arr.matvec(torch.from_numpy(np.ascontiguousarray(a)),
+            y = arr.matvec(_tensor(a),
                            t - arr.programmed_at_s_, sub)
             return y.numpy().astype(np.float64)
 
@@ -111,7 +119,7 @@ class MappedNetwork:
         self.graph.forward(x, capture)
         out = {}
         for (node, key), arr in self.arrays.items():
-            a = torch.from_numpy(np.concatenate(inputs[(node, key)]))
+            a = _tensor(np.concatenate(inputs[(node, key)]))
             xt = arr._to_tiles(a)
             if arr.config.input_scaling in ("fixed", "layer"):
                 s = (arr.layer_range() if arr.input_range_ is not None or
