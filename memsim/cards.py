@@ -371,7 +371,8 @@ class Field:
         """A value for a card written from this declaration (SI units for numbers)."""
         if self.example is not MISSING:
             return self.example
-        if self.default is not MISSING and self.default is not None:
+        if self.default is not MISSING and self.default is not None and (
+                self.kind != "number" or self.in_range(float(self.default))):
             return self.default
         kind = self.kind
         if kind == "choice":

@@ -89,7 +89,7 @@ class ChipConfig:
     reference: str = ""
     tile: TileConfig
     device: str = "pcm-hermes-2dev"
-    cores: int = card_field("cores", "count", lo=1, hi=1 << 20, **_INT,
+    cores: int = card_field("cores", "count", lo=1, hi=1 << 20, **_INT, example=64,
                             help="cores per chip")
     weight_slices: int = card_field(
         "cores", lo=1, hi=64, default=1, required=False, **_INT,
@@ -103,9 +103,11 @@ class ChipConfig:
                                help="the on-chip network (memsim.chip.topology): \"mesh\", "
                                     "\"prism\" or a registered plug-in")
     grid_rows: int = card_field("topology", "rows", lo=1, hi=1 << 12, default=0, **_INT,
+                                example=8,
                                 when=("kind", _uses("rows")),
                                 help="rows of cores (mesh: rows x cols = cores)")
     grid_cols: int = card_field("topology", "cols", lo=1, hi=1 << 12, default=0, **_INT,
+                                example=8,
                                 when=("kind", _uses("cols")), help="columns of cores")
     prism_size: int = card_field("topology", lo=2, hi=64, default=5, **_INT,
                                  when=("kind", _uses("prism_size")),

@@ -115,7 +115,7 @@ class TileConfig:
         default=0.2, help="voltage of a full-scale input (IR drop, cell I–V, energy)")
     wire_resistance_ohm: float = _tile(
         "array", "wire_resistance", dimension="resistance", lo=0.0, hi=1e4, default=0.0,
-        help="wire resistance per cell segment (IR drop)")
+        example=1.0, help="wire resistance per cell segment (IR drop)")
     ir_drop: str = _tile("array", choices=IR_DROP_MODES, default="none",
                          help='IR drop: "none", "approx" (input-independent attenuation) or '
                               '"exact" (nodal solve); not "none" needs wire_resistance > 0')

@@ -309,27 +309,30 @@ class ProgramVerify:
     ``tolerance`` is a fraction of g_max: a device is done when |G − G_target| <= tol·g_max.
     """
 
-    pulse_width_s: float = card_field("program_verify", "pulse_width", **_T_PULSE,
+    pulse_width_s: float = card_field("program_verify", "pulse_width", **_T_PULSE, example=1e-8,
                                       help="width of one SET or RESET pulse")
-    read_time_s: float = card_field("program_verify", "read_time", **_T_PULSE,
+    read_time_s: float = card_field("program_verify", "read_time", **_T_PULSE, example=1e-6,
                                     help="duration of one verify read")
     read_voltage_v: float = card_field("program_verify", "read_voltage", dimension="voltage",
+                                       example=0.01,
                                        lo=-100.0, hi=100.0,
                                        help="verify read voltage, between v_on and v_off, not 0")
-    set_v_start: float = card_field("program_verify", **_AMP,
+    set_v_start: float = card_field("program_verify", **_AMP, example=0.21,
                                     help="first SET amplitude, above |v_on|")
-    set_v_step: float = card_field("program_verify", **_STEP,
+    set_v_step: float = card_field("program_verify", **_STEP, example=0.01,
                                    help="SET amplitude increase per further pulse")
-    set_v_max: float = card_field("program_verify", **_AMP, help="largest SET amplitude")
-    reset_v_start: float = card_field("program_verify", **_AMP,
+    set_v_max: float = card_field("program_verify", **_AMP,
+                                  example=0.4, help="largest SET amplitude")
+    reset_v_start: float = card_field("program_verify", **_AMP, example=0.03,
                                       help="first RESET amplitude, above v_off")
-    reset_v_step: float = card_field("program_verify", **_STEP,
+    reset_v_step: float = card_field("program_verify", **_STEP, example=0.01,
                                      help="RESET amplitude increase per further pulse")
-    reset_v_max: float = card_field("program_verify", **_AMP, help="largest RESET amplitude")
-    tolerance: float = card_field("program_verify", lo=0.0, hi=1.0, lo_open=True,
+    reset_v_max: float = card_field("program_verify", **_AMP,
+                                    example=0.5, help="largest RESET amplitude")
+    tolerance: float = card_field("program_verify", example=0.01, lo=0.0, hi=1.0, lo_open=True,
                                   hi_open=True,
                                   help="done when |G − G_target| <= tolerance·g_max")
-    max_pulses: int = card_field("program_verify", lo=1, hi=1e6, integer=True,
+    max_pulses: int = card_field("program_verify", example=100, lo=1, hi=1e6, integer=True,
                                  help="pulses before giving up on a device")
 
     def __post_init__(self) -> None:
@@ -357,30 +360,35 @@ class PhysicalDevice(Device):
 
     name: str
     description: str = ""
-    w_on_m: float = card_field("state", "w_on", **_LEN, help="w_on: the ON (low-resistance) end")
-    w_off_m: float = card_field("state", "w_off", **_LEN,
+    w_on_m: float = card_field("state", "w_on", **_LEN,
+                               example=0.0, help="w_on: the ON (low-resistance) end")
+    w_off_m: float = card_field("state", "w_off", **_LEN, example=3e-9,
                                 help="w_off: the OFF (high-resistance) end")
-    w_init_m: float = card_field("state", "w_init", **_LEN,
+    w_init_m: float = card_field("state", "w_init", **_LEN, example=3e-9,
                                  help="the state of a device before its first programming")
     k_on_m_per_s: float = card_field("switching", "k_on", dimension="velocity", lo=-1e6,
+                                     example=-10.0,
                                      hi=0.0, hi_open=True, help="k_on < 0 (SET)")
     k_off_m_per_s: float = card_field("switching", "k_off", dimension="velocity", lo=0.0,
+                                      example=5e-4,
                                       hi=1e6, lo_open=True, help="k_off > 0 (RESET)")
-    alpha_on: float = card_field("switching", lo=0.0, hi=20.0, lo_open=True,
+    alpha_on: float = card_field("switching", example=3.0, lo=0.0, hi=20.0, lo_open=True,
                                  help="α_on of the SET rate")
-    alpha_off: float = card_field("switching", lo=0.0, hi=20.0, lo_open=True,
+    alpha_off: float = card_field("switching", example=1.0, lo=0.0, hi=20.0, lo_open=True,
                                   help="α_off of the RESET rate")
-    v_on_v: float = card_field("switching", "v_on", dimension="voltage", lo=-100.0, hi=0.0,
+    v_on_v: float = card_field("switching", "v_on", dimension="voltage",
+                               example=-0.2, lo=-100.0, hi=0.0,
                                hi_open=True, help="SET threshold v_on < 0")
-    v_off_v: float = card_field("switching", "v_off", dimension="voltage", lo=0.0, hi=100.0,
+    v_off_v: float = card_field("switching", "v_off", dimension="voltage",
+                                example=0.02, lo=0.0, hi=100.0,
                                 lo_open=True, help="RESET threshold v_off > 0")
     window: str = card_field("window", "model", choices=tuple(_WINDOWS), default="biolek",
                              help="window function: biolek, kvatinsky or none")
-    window_p: int = card_field("window", "p", lo=1, hi=100, integer=True, default=1,
+    window_p: int = card_field("window", "p", lo=1, hi=100, example=2, integer=True, default=1,
                                when=("model", ("biolek",)), help="exponent p of Biolek's window")
-    a_on_m: float = card_field("window", "a_on", **_LEN, default=0.0,
+    a_on_m: float = card_field("window", "a_on", **_LEN, default=0.0, example=1e-9,
                                when=("model", ("kvatinsky",)), help="a_on of Kvatinsky's window")
-    a_off_m: float = card_field("window", "a_off", **_LEN, default=0.0,
+    a_off_m: float = card_field("window", "a_off", **_LEN, default=0.0, example=2e-9,
                                 when=("model", ("kvatinsky",)),
                                 help="a_off of Kvatinsky's window")
     w_c_m: float = card_field("window", "w_c", dimension="length", lo=0.0, hi=1e-6,
@@ -388,8 +396,8 @@ class PhysicalDevice(Device):
                               help="w_c of Kvatinsky's window")
     iv: str = card_field("iv", "model", choices=tuple(_IVS), default="linear",
                          help="I–V relation: linear or exponential R(w)")
-    r_on_ohm: float = card_field("iv", "r_on", **_RES, help="R_on = 1/g_max")
-    r_off_ohm: float = card_field("iv", "r_off", **_RES, help="R_off = 1/g_min")
+    r_on_ohm: float = card_field("iv", "r_on", **_RES, example=50.0, help="R_on = 1/g_max")
+    r_off_ohm: float = card_field("iv", "r_off", **_RES, example=1000.0, help="R_off = 1/g_min")
     cycle_to_cycle: float = card_field("variability", lo=0.0, hi=1.0, default=0.0,
                                        help="relative σ of the state change of each pulse")
     read_noise_rel: float = card_field("variability", "read_noise", lo=0.0, hi=0.5,

@@ -179,7 +179,7 @@ class PowerLawDrift(DriftLaw):
     name: ClassVar[str] = "power_law"
     state_keys: ClassVar[tuple[str, ...]] = ("drift_nu",)
 
-    t0_s: float = card_field("drift", "t0", **_T_POS,
+    t0_s: float = card_field("drift", "t0", **_T_POS, example=20.0,
                              help="t0 of the power law: drift counted from t0 after programming")
     nu_mean: LawSpec = law_field("drift", dimension="dimensionless",
                                  help="mean μ_ν of the drift exponent versus the target")
@@ -252,15 +252,17 @@ class LogRelaxation(DriftLaw):
     state_keys: ClassVar[tuple[str, ...]] = ("relax_seed",)
     tile_cache: ClassVar[bool] = False  # read per time (the split would be exact; not used)
 
-    t_ref_s: float = card_field("drift", "t_ref", **_T_POS,
+    t_ref_s: float = card_field("drift", "t_ref", **_T_POS, example=1.0,
                                 help="t_ref: the fits hold from t_ref on (τ = ln(t/t_ref))")
     g_shift_s: float = card_field("drift", "mean_shift", dimension="conductance", lo=-1e-3,
-                                  hi=1e-3, help="mean conductance shift m per unit of τ (S)")
+                                  hi=1e-3, example=-8.9e-8,
+                                  help="mean conductance shift m per unit of τ (S)")
     spread_offset: LawSpec = law_field("drift", dimension="conductance",
                                        help="σ_0: the spread present at t_ref (S)")
     spread_slope: LawSpec = law_field("drift", dimension="conductance",
                                       help="σ_1: the spread's growth per unit of τ^p (S)")
-    exponent: float = card_field("drift", lo=0.0, hi=4.0, help="p of σ(t) = σ_0 + σ_1 τ^p")
+    exponent: float = card_field("drift", lo=0.0, hi=4.0, example=1.0,
+                                 help="p of σ(t) = σ_0 + σ_1 τ^p")
 
     def program(self, g_target_s, g_max_s, rng, spread_scale):
         # the device's relaxation path, fixed now: one 64-bit seed
@@ -341,13 +343,14 @@ class NoReadNoise(ReadNoiseLaw):
 
 
 def _t_read() -> Any:
-    return card_field("read_noise", "t_read", **_T_POS,
+    return card_field("read_noise", "t_read", **_T_POS, example=250e-9,
                       help="t_read: the duration of one read (the band's upper end "
                            "1/(2 t_read))")
 
 
 def _t0() -> Any:
     return card_field("read_noise", "t0", dimension="time", lo=0.0, hi=1e9, required=False,
+                      example=20.0,
                       help="t0 of the band's lower end 1/(t + t0 + t_read); default: the "
                            "drift law's t0")
 
@@ -442,7 +445,7 @@ class StatisticalDevice(Device):
     g_min_s: float = card_field("conductance", "g_min", dimension="conductance", lo=0.0,
                                 hi=1.0, help="the lowest conductance a device is programmed to")
     g_max_s: float = card_field("conductance", "g_max", dimension="conductance", lo=0.0,
-                                hi=1.0, lo_open=True,
+                                hi=1.0, lo_open=True, example=25e-6,
                                 help="the highest conductance; ĝ = G/g_max in the laws")
     programming_sigma: LawSpec = law_field("programming", "sigma", dimension="conductance",
                                            help="σ_prog of the programming error (S)")
@@ -635,11 +638,11 @@ def _sections() -> tuple[Section, ...]:
                 help="the programmable conductance range"),
         Section("programming", tuple(f for f in own if f.section == "programming"),
                 help="the programming error: G_prog = max(0, G_T + σ_prog ξ)"),
-        Section("drift", (Field(section="drift", key="model", choices=DRIFT_LAWS,
+        Section("drift", (Field(section="drift", key="model", choices=DRIFT_LAWS, example="none",
                                 help="the drift law (a plug-in): its fields follow"),),
                 plugin="model", help="drift or relaxation after programming"),
         Section("read_noise", (Field(section="read_noise", key="model",
-                                     choices=READ_NOISE_LAWS,
+                                     choices=READ_NOISE_LAWS, example="none",
                                      help="the read-noise law (a plug-in): its fields "
                                           "follow"),),
                 plugin="model", help="noise of a read"),
