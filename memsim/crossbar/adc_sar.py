@@ -10,15 +10,17 @@ capacitors of relative spread σ_u (Pelgrom et al., IEEE JSSC 24(5), 1433, 1989:
 
 so code widths differ from 1 LSB (differential non-linearity, largest at the major carry
 transitions) while the transfer stays monotonic: at every bit decision the codes above the
-threshold exceed those below. With offset-binary input x = u + 2^(b−1) (u in LSB):
+threshold exceed those below. With the input u in LSB and
+the thresholds offset by −2^(b−1) (offset binary):
 
-    acc = 0;  for i = b−1 … 0:  if x >= acc + w_i: acc += w_i, bit i = 1
+    acc = −2^(b−1);  for i = b−1 … 0:  if u >= acc + w_i: acc += w_i, bit i = 1
     code = Σ bits·2^i − 2^(b−1)
 
-Inputs beyond the ideal full scale (x < 0 or x >= 2^b) get floor(u), outside the code range:
-the engine clips them and counts them as saturated, as for every model. With σ_u = 0 the
-model equals the ``floor`` model (comparator thresholds at whole LSBs). The engine draws the
-weights of every converter (one per column of each row tile) when a tile is programmed.
+Inputs beyond the ideal full scale (u < −2^(b−1) or u >= 2^(b−1)) get floor(u), outside
+the code range: the engine clips them and counts them as saturated, as for every model.
+With σ_u = 0 the model equals the ``floor`` model (comparator thresholds at whole LSBs).
+The engine draws the weights of every converter (one per column of each row tile) when a
+tile is programmed.
 
 Card (``[adc]`` of a tile card)::
 
@@ -64,14 +66,15 @@ class SAR(ADCModel):
 
     def code(self, u, bits, state):
         half = 2.0 ** (bits - 1)
-        x = u + half
         w = state.get("weights")
-        acc = torch.zeros_like(x)
-        code = torch.zeros_like(x)
+        # thresholds in u's own units (offset −2^(b−1)): u + 2^(b−1) would round away the
+        # fraction of a u just below a whole LSB, and σ_u = 0 would no longer be floor(u)
+        acc = torch.full_like(u, -half)
+        code = torch.zeros_like(u)
         for i in range(bits - 1, -1, -1):
             trial = acc + (w[..., i] if w is not None else 2.0 ** i)
-            take = x >= trial
+            take = u >= trial
             acc = torch.where(take, trial, acc)
-            code = code + take.to(x.dtype) * 2.0 ** i
-        inside = (x >= 0) & (x < 2.0 * half)
+            code = code + take.to(u.dtype) * 2.0 ** i
+        inside = (u >= -half) & (u < half)
         return torch.where(inside, code - half, torch.floor(u))
