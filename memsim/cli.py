@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import memsim
+from memsim import schema
 from memsim._format import engineering
 from memsim._format import table as _table
 from memsim._io import atomic_write_text, check_writable_dir, os_error_advice
@@ -411,6 +412,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    print(schema.card_text(args.kind, markdown_=args.markdown, example=args.example,
+                           full=args.full), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memsim",
@@ -472,6 +479,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="programming seeds (default 3)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("card", help="card reference: the fields of a kind of card",
+                       description="Print the fields of a kind of card (every field's allowed "
+                       "values with unit, default, whether it is required, Python keyword), "
+                       "the whole reference (docs/cards.md) or a card that loads.")
+    p.add_argument("action", choices=["schema"])
+    p.add_argument("kind", nargs="?", choices=[*schema.card_kinds(), *schema.GROUPS],
+                   help="card kind (default: every kind, in Markdown)")
+    p.add_argument("--markdown", action="store_true", help="Markdown, as in docs/cards.md")
+    p.add_argument("--example", action="store_true", help="a card of KIND that loads")
+    p.add_argument("--full", action="store_true", help="with --example: every field")
+    p.set_defaults(func=_cmd_card)
 
     from memsim.chip.cli import add_parser as add_chip_parser
     from memsim.chip.wall import add_parser as add_wall_parser

@@ -9,8 +9,8 @@ drift and read-noise laws, ADC models, topologies). This module turns it into a 
     python -m memsim.schema tile                         # one kind, as text
     python -m memsim.schema --example chip               # a minimal card that loads
 
-:func:`describe` is the text of one kind (what ``memsim card schema KIND`` prints),
-:func:`markdown` the whole reference, :func:`field_rows` the rows as data and
+:func:`card_text` is what ``memsim card schema [KIND]`` prints, :func:`describe` the text
+of one kind, :func:`markdown` the whole reference, :func:`field_rows` the rows as data and
 :func:`example_card` a card written from the reference alone (the tests load it).
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 from memsim.cards import MISSING, Field, Schema, Section
 from memsim.errors import ConfigError
 
-__all__ = ["KINDS", "FieldRow", "card_kinds", "describe", "example_card", "field_rows",
-           "get_schema", "main", "markdown"]
+__all__ = ["GROUPS", "KINDS", "FieldRow", "card_kinds", "card_text", "describe",
+           "example_card", "field_rows", "get_schema", "main", "markdown"]
 
 #: Card kinds and where their declaration lives (imported on first use).
 KINDS: dict[str, str] = {
@@ -41,15 +41,28 @@ KINDS: dict[str, str] = {
 }
 
 
+#: Names that stand for several kinds: a device card is of one of the device families.
+GROUPS: dict[str, tuple[str, ...]] = {"device": ("statistical", "vteam")}
+
+
 def card_kinds() -> list[str]:
     """The card kinds with a declaration: tile, chip, digital, statistical, vteam."""
     return list(KINDS)
 
 
+def _expand(kind: str) -> tuple[str, ...]:
+    """The kinds ``kind`` stands for (itself, or a group such as "device")."""
+    if kind in GROUPS:
+        return GROUPS[kind]
+    get_schema(kind)  # ConfigError naming the known kinds
+    return (kind,)
+
+
 def get_schema(kind: str) -> Schema:
     """The declaration of the card kind ``kind`` (:class:`ConfigError` if unknown)."""
     if kind not in KINDS:
-        raise ConfigError(f"card kind {kind!r} is unknown; known: {', '.join(KINDS)}")
+        known = ", ".join([*KINDS, *GROUPS])
+        raise ConfigError(f"card kind {kind!r} is unknown; known: {known}")
     module, name = KINDS[kind].split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -144,7 +157,11 @@ def _header(schema: Schema) -> list[str]:
 def describe(kind: str) -> str:
     """The reference of one card kind as plain text (what ``memsim card schema KIND``
     prints): its sections and, for each field, key, allowed values with unit, default,
-    whether a card must give it, the Python keyword and what it is."""
+    whether a card must give it, the Python keyword and what it is. ``kind`` "device"
+    describes every device family, one after the other."""
+    kinds = _expand(kind)
+    if len(kinds) > 1:
+        return "\n".join(describe(k) for k in kinds)
     schema = get_schema(kind)
     lines = _header(schema)
     rows = field_rows(kind)
@@ -277,25 +294,40 @@ def example_card(kind: str, *, full: bool = False,
     return "\n".join(lines) + "\n"
 
 
+def card_text(kind: str | None = None, *, markdown_: bool = False, example: bool = False,
+              full: bool = False) -> str:
+    """What ``memsim card schema [KIND]`` prints: the reference of ``kind`` as text (a group
+    such as "device": each of its kinds), in Markdown with ``markdown_`` or with no kind (the
+    whole ``docs/cards.md``), or with ``example`` a card of ``kind`` written from the
+    reference (``full``: every field)."""
+    if example:
+        if kind is None:
+            raise ConfigError("an example card needs a card kind: "
+                              + ", ".join(card_kinds()))
+        return "\n".join(example_card(k, full=full) for k in _expand(kind))
+    if kind is None:
+        return markdown()
+    if markdown_:
+        return markdown(list(_expand(kind)))
+    return describe(kind)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m memsim.schema [KIND] [--markdown] [--example [--full]]``."""
     parser = argparse.ArgumentParser(prog="python -m memsim.schema",
                                      description="The card reference, from the declarations.")
-    parser.add_argument("kind", nargs="?", choices=card_kinds(), help="one card kind")
+    parser.add_argument("kind", nargs="?", choices=[*card_kinds(), *GROUPS],
+                        help="one card kind")
     parser.add_argument("--markdown", action="store_true",
                         help="Markdown (default for all kinds: the docs/cards.md text)")
     parser.add_argument("--example", action="store_true",
                         help="print a card of KIND written from the reference")
     parser.add_argument("--full", action="store_true", help="with --example: every field")
     args = parser.parse_args(argv)
-    if args.example:
-        if args.kind is None:
-            parser.error("--example needs a KIND")
-        sys.stdout.write(example_card(args.kind, full=args.full))
-    elif args.kind is None or args.markdown:
-        sys.stdout.write(markdown([args.kind] if args.kind else None))
-    else:
-        sys.stdout.write(describe(args.kind))
+    if args.example and args.kind is None:
+        parser.error("--example needs a KIND")
+    sys.stdout.write(card_text(args.kind, markdown_=args.markdown, example=args.example,
+                               full=args.full))
     return 0
 
 

@@ -161,7 +161,7 @@ def test_describe_is_print_ready_and_unknown_kinds_are_named():
     text = schema.describe("tile")
     assert text.startswith("Tile card: crossbars/<name>.toml")
     assert "keyword read_voltage_v" in text and "(0, 10] V" in text
-    with pytest.raises(ConfigError, match=r"card kind 'tiles' is unknown; known: tile, chip"):
+    with pytest.raises(ConfigError, match=r"card kind .tiles. is unknown; known: tile, .*, device"):
         schema.describe("tiles")
     rows = schema.field_rows("chip")
     row = next(r for r in rows if r.key == "prism_size")
@@ -183,3 +183,25 @@ def test_declared_defaults_are_the_dataclass_defaults():
     for f in fields_of(TileConfig):
         if f.default is not MISSING:
             assert getattr(cfg, f.attr) == f.default
+
+
+def test_memsim_card_schema_prints_the_reference(capsys):
+    """`memsim card schema KIND` prints the library's text; "device" every device family;
+    `--example` a card that loads (checked above); an unknown kind is refused (exit 2)."""
+    from memsim.cli import main
+
+    assert main(["card", "schema", "chip"]) == 0
+    assert capsys.readouterr().out == schema.describe("chip")
+    assert main(["card", "schema", "device"]) == 0
+    out = capsys.readouterr().out
+    assert out == schema.describe("statistical") + "\n" + schema.describe("vteam")
+    assert main(["card", "schema", "digital", "--example"]) == 0
+    assert capsys.readouterr().out == schema.example_card("digital")
+    assert main(["card", "schema"]) == 0
+    assert capsys.readouterr().out == schema.markdown()
+    with pytest.raises(SystemExit) as stop:
+        main(["card", "schema", "tiles"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'tiles'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="an example card needs a card kind"):
+        schema.card_text(None, example=True)
