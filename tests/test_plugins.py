@@ -42,11 +42,11 @@ def test_drift_law_contract(name, tmp_path):
     dev = _device(tmp_path, name, "accumulated_1f")
     law = dev.drift
     assert DRIFT_LAWS[law.name] is type(law) and law.name == name
-    g = np.linspace(dev.g_min_s, dev.g_max_s, 2000)
+    g = np.linspace(dev.g_min_S, dev.g_max_S, 2000)
     state = dev.program(g, np.random.default_rng(0))
-    drawn = law.program(g, dev.g_max_s, np.random.default_rng(0), 1.0)
+    drawn = law.program(g, dev.g_max_S, np.random.default_rng(0), 1.0)
     assert set(drawn) == set(law.state_keys) and set(law.state_keys) <= set(state.extra)
-    np.testing.assert_allclose(dev.drifted(state, 0.0, None), state.g_prog_s, rtol=1e-12)
+    np.testing.assert_allclose(dev.drifted(state, 0.0, None), state.g_prog_S, rtol=1e-12)
     times = [1.0, 3600.0, 86400.0, 3.15576e7]
     first = {t: dev.drifted(state, t, np.random.default_rng(1)) for t in times}
     for t in reversed(times):
@@ -77,10 +77,10 @@ def test_read_noise_law_contract(name, tmp_path):
             assert slow >= 0 and fast >= 0
             assert slow + fast == pytest.approx(whole, rel=1e-12, abs=1e-15)
     n, t = 20000, 86400.0
-    g = np.full(n, 0.5 * dev.g_max_s)
+    g = np.full(n, 0.5 * dev.g_max_S)
     state = dev.program(g, np.random.default_rng(2))
     mean = dev.drifted(state, t, None)
-    unit = law.sigma_unit_s(state, mean, dev.g_max_s)
+    unit = law.sigma_unit_S(state, mean, dev.g_max_S)
     assert np.all(np.isfinite(unit)) and unit.min() >= 0
     expect = float(np.sqrt(law.slow_variance_factor(t, None) * np.mean(unit**2)))
     spread = dev.read(state, t, np.random.default_rng(3)) - mean
@@ -109,7 +109,7 @@ def test_a_new_drift_law_is_one_file_and_one_card_field(tmp_path):
     assert abs(log_tau.mean() - math.log(0.01)) < Z * 0.4 / math.sqrt(n)
     assert abs(log_tau.std() / 0.4 - 1) < Z / math.sqrt(2 * n)
     for t in (0.0, 0.01, 1.0):
-        ratio = dev.drifted(state, t, None) / state.g_prog_s
+        ratio = dev.drifted(state, t, None) / state.g_prog_S
         expect = 0.7 + 0.3 * np.exp(-t / state.extra["drift_tau_s"])
         np.testing.assert_allclose(ratio, expect, rtol=1e-12)
     quiet = dev.with_noise(drift_spread=0.0).program(np.full(3, 20e-6), np.random.default_rng(5))

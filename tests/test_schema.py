@@ -140,11 +140,11 @@ def test_python_configs_raise_config_errors_not_card_errors():
     with pytest.raises(ConfigError, match=r"adc_mode = 'ceil' is out of range; allowed one of"):
         TileConfig(adc_mode="ceil")
     dev = memsim.load_device("pcm-generic")
-    with pytest.raises(ConfigError, match=r"g_max_s = -1\.0 is out of range"):
-        type(dev)(name="x", g_min_s=0.0, g_max_s=-1.0, programming_sigma=dev.programming_sigma,
+    with pytest.raises(ConfigError, match=r"g_max_S = -1\.0 is out of range"):
+        type(dev)(name="x", g_min_S=0.0, g_max_S=-1.0, programming_sigma=dev.programming_sigma,
                   drift=dev.drift, read_noise=dev.read_noise)
     with pytest.raises(ConfigError, match=r"drift = 'power_law' must be a DriftLaw"):
-        type(dev)(name="x", g_min_s=0.0, g_max_s=1e-5, programming_sigma=dev.programming_sigma,
+        type(dev)(name="x", g_min_S=0.0, g_max_S=1e-5, programming_sigma=dev.programming_sigma,
                   drift="power_law", read_noise=dev.read_noise)
 
 

@@ -541,8 +541,8 @@ class TileArray:
             gp, gn, vp, vn = self.cell.read(states, t_since, rng, exact=self.exact)
             gp, gn = gp * mask, gn * mask
             if cfg.ir_drop == "approx":
-                ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_s,
-                                         gn[None, None] * self.cell.g_unit_s, cfg)
+                ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_S,
+                                         gn[None, None] * self.cell.g_unit_S, cfg)
                 gp, gn = gp * ap[0, 0], gn * an[0, 0]
             for dst, a in zip(out, (gp, gn, vp * mask, vn * mask), strict=True):
                 dst[:, c0:c1] = a
@@ -565,7 +565,7 @@ class TileArray:
         gn_raw = np.empty(shape) if exact_ir else None
         for u, k, gp, gn, vp, vn in self._read_chunks(t_since, rng):
             if exact_ir:
-                gp_raw[u, k], gn_raw[u, k] = gp * self.cell.g_unit_s, gn * self.cell.g_unit_s
+                gp_raw[u, k], gn_raw[u, k] = gp * self.cell.g_unit_S, gn * self.cell.g_unit_S
             w[u, k] = torch.from_numpy(gp - gn)
             if split:
                 gp_t[u, k], gn_t[u, k] = torch.from_numpy(gp), torch.from_numpy(gn)
@@ -1102,7 +1102,7 @@ class TileArray:
             for k in range(g.K):
                 fp, fn = self.cell.polarity_inputs(xk[u * g.K + k])
                 cur = _ir_solve(st.gp_raw[u, k], st.gn_raw[u, k], fp * v_read, fn * v_read, cfg)
-                y[u * g.K + k] = cur / (v_read * self.cell.g_unit_s)
+                y[u * g.K + k] = cur / (v_read * self.cell.g_unit_S)
         yt = torch.from_numpy(y).to(self.torch_device, self.dtype)
         var = None
         if st.var is not None:

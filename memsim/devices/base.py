@@ -37,8 +37,8 @@ class DeviceState:
     """What programming left in the devices; arrays are read-only.
 
     Attributes:
-        g_target_s: the conductances asked for (S).
-        g_prog_s: conductances right after programming, before any drift (S).
+        g_target_S: the conductances asked for (S).
+        g_prog_S: conductances right after programming, before any drift (S).
         stuck: int8 per device: 0 free, -1 stuck at g_min, +1 stuck at g_max; or None.
         extra: the model's per-device arrays fixed at programming, by name: what its laws
             drew or evaluated once (a power-law drift's exponents ``drift_nu``, a relaxation
@@ -46,13 +46,13 @@ class DeviceState:
             record of a physical model: ``pulses``, ``energy_j`` …).
     """
 
-    g_target_s: np.ndarray
-    g_prog_s: np.ndarray
+    g_target_S: np.ndarray
+    g_prog_S: np.ndarray
     stuck: np.ndarray | None = None
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("g_target_s", "g_prog_s", "stuck"):
+        for name in ("g_target_S", "g_prog_S", "stuck"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(
             self, "extra", MappingProxyType({k: _frozen(v) for k, v in self.extra.items()})
@@ -60,7 +60,7 @@ class DeviceState:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.g_target_s.shape
+        return self.g_target_S.shape
 
     @property
     def drift_nu(self) -> np.ndarray | None:
@@ -173,37 +173,37 @@ class Device(abc.ABC):
 
     name: str
     description: str
-    g_min_s: float
-    g_max_s: float
+    g_min_S: float
+    g_max_S: float
     nonideal: NonIdealities
     #: physical devices one modelled device stands for (a card fitted on the sum of a pair
     #: of devices says 2); a tile with n devices per polarity programs n / this many.
     devices_per_polarity: int = 1
 
-    def check_targets(self, g_target_s: Any) -> np.ndarray:
+    def check_targets(self, g_target_S: Any) -> np.ndarray:
         """Targets as a float64 array; complex, non-numeric, NaN, inf and out-of-range values
         raise :class:`memsim.InputError` naming the device."""
-        g = real_array(g_target_s, f"{self.name}: g_target")
+        g = real_array(g_target_S, f"{self.name}: g_target")
         if g.size and not np.all(np.isfinite(g)):
             n = int(np.count_nonzero(~np.isfinite(g)))
             raise InputError(f"{self.name}: g_target contains {n} NaN or infinite value(s)")
         if g.size and g.min() < 0:
             raise InputError(
                 f"{self.name}: negative target conductance {g.min():.4g} S; "
-                f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
+                f"allowed [{self.g_min_S:.4g}, {self.g_max_S:.4g}] S"
             )
-        tol = 1e-9 * self.g_max_s
-        if g.size and (g.min() < self.g_min_s - tol or g.max() > self.g_max_s + tol):
-            bad = g.min() if g.min() < self.g_min_s - tol else g.max()
+        tol = 1e-9 * self.g_max_S
+        if g.size and (g.min() < self.g_min_S - tol or g.max() > self.g_max_S + tol):
+            bad = g.min() if g.min() < self.g_min_S - tol else g.max()
             raise InputError(
                 f"{self.name}: target conductance {bad:.4g} S is out of range; "
-                f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
+                f"allowed [{self.g_min_S:.4g}, {self.g_max_S:.4g}] S"
             )
         return g
 
     @abc.abstractmethod
-    def program(self, g_target_s: Any, rng: np.random.Generator) -> DeviceState:
-        """Program devices to ``g_target_s`` (S, any shape); returns the immutable state."""
+    def program(self, g_target_S: Any, rng: np.random.Generator) -> DeviceState:
+        """Program devices to ``g_target_S`` (S, any shape); returns the immutable state."""
 
     @abc.abstractmethod
     def read(
@@ -246,7 +246,7 @@ class Device(abc.ABC):
     def _apply_stuck(self, g: np.ndarray, stuck: np.ndarray | None) -> np.ndarray:
         if stuck is None:
             return g
-        return np.where(stuck < 0, self.g_min_s, np.where(stuck > 0, self.g_max_s, g))
+        return np.where(stuck < 0, self.g_min_S, np.where(stuck > 0, self.g_max_S, g))
 
     def parameters(self) -> list[tuple[str, str, str]]:
         """(name, value with unit, source) rows describing the card."""

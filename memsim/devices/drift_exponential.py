@@ -52,16 +52,16 @@ class ExponentialDecay(DriftLaw):
     retained: float = card_field("drift", lo=0.0, hi=1.0, example=0.8,
                                  help="fraction f of the programmed conductance kept for ever")
 
-    def program(self, g_target_s, g_max_s, rng, spread_scale):
+    def program(self, g_target_S, g_max_S, rng, spread_scale):
         sigma = self.tau_sigma * spread_scale
         if sigma == 0.0:
-            return {"drift_tau_s": np.full(np.shape(g_target_s), self.tau_s)}
+            return {"drift_tau_s": np.full(np.shape(g_target_S), self.tau_s)}
         return {"drift_tau_s": self.tau_s * np.exp(sigma * rng.standard_normal(
-            np.shape(g_target_s)))}
+            np.shape(g_target_S)))}
 
-    def drifted(self, state, t, g_max_s, spread_scale):
+    def drifted(self, state, t, g_max_S, spread_scale):
         kept = self.retained + (1.0 - self.retained) * np.exp(-t / state.extra["drift_tau_s"])
-        return state.g_prog_s * kept
+        return state.g_prog_S * kept
 
     def parameters(self):
         return [("decay τ", f"{self.tau_s:g} s (σ ln τ = {self.tau_sigma:g})", ""),

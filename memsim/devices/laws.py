@@ -222,11 +222,11 @@ def law_field(section: str, key: str = "", *, dimension: str, help: str,
     """A card field holding a law (:func:`memsim.cards.card_field`): a table with ``law``
     (one of the forms above) and its coefficients, ``variable`` ("g_norm" = G/g_max or
     "g_uS" = G in µS), ``unit`` (of the law's output, a unit of ``dimension``) and
-    ``source``. The card's conductance range (``context`` keys ``g_min_s``, ``g_max_s``)
+    ``source``. The card's conductance range (``context`` keys ``g_min_S``, ``g_max_S``)
     bounds the check that the law is finite (and >= 0 when ``nonnegative``)."""
 
     def parse(raw: Any, place: str, context: Mapping[str, Any]) -> tuple[LawSpec, str]:
-        g_min, g_max = context["g_min_s"], context["g_max_s"]
+        g_min, g_max = context["g_min_S"], context["g_max_S"]
         variable = raw.get("variable") if isinstance(raw, Mapping) else None
         span = (g_min * 1e6, g_max * 1e6) if variable == "g_uS" \
             else (max(g_min / g_max, 1e-4), 1.0)

@@ -338,12 +338,12 @@ class ProgramVerify:
     def __post_init__(self) -> None:
         check_fields(self, "program_verify")
 
-    def as_array(self, g_max_s: float) -> np.ndarray:
+    def as_array(self, g_max_S: float) -> np.ndarray:
         a = np.empty(_N_PV)
         a[_PW], a[_TREAD], a[_VREAD] = self.pulse_width_s, self.read_time_s, self.read_voltage_v
         a[_SET0], a[_SETD], a[_SETMAX] = self.set_v_start, self.set_v_step, self.set_v_max
         a[_RST0], a[_RSTD], a[_RSTMAX] = self.reset_v_start, self.reset_v_step, self.reset_v_max
-        a[_TOL] = self.tolerance * g_max_s
+        a[_TOL] = self.tolerance * g_max_S
         a[_NMAX] = self.max_pulses
         return a
 
@@ -410,8 +410,8 @@ class PhysicalDevice(Device):
     programming_scale: float = 1.0
     drift_spread_scale: float = 1.0
     read_scale: float = 1.0
-    g_min_s: float = field(init=False)
-    g_max_s: float = field(init=False)
+    g_min_S: float = field(init=False)
+    g_max_S: float = field(init=False)
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ConfigError:
@@ -453,8 +453,8 @@ class PhysicalDevice(Device):
             if vmax < start:
                 raise bad(f"program_verify.{kind}_v_max = {vmax:g} V is out of range; "
                           f"allowed [{start:g}, inf) V ({kind}_v_start and above)")
-        object.__setattr__(self, "g_min_s", 1.0 / self.r_off_ohm)
-        object.__setattr__(self, "g_max_s", 1.0 / self.r_on_ohm)
+        object.__setattr__(self, "g_min_S", 1.0 / self.r_off_ohm)
+        object.__setattr__(self, "g_max_S", 1.0 / self.r_on_ohm)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -507,9 +507,9 @@ class PhysicalDevice(Device):
             return 1.0 / (self.r_on_ohm * np.exp(np.log(self.r_off_ohm / self.r_on_ohm) * x))
         return 1.0 / (self.r_on_ohm + (self.r_off_ohm - self.r_on_ohm) * x)
 
-    def state_for(self, g_s: Any) -> np.ndarray:
+    def state_for(self, g_S: Any) -> np.ndarray:
         """The state w (m) at which G(w) = g (g clipped to [g_min, g_max])."""
-        r = 1.0 / np.clip(np.asarray(g_s, dtype=np.float64), self.g_min_s, self.g_max_s)
+        r = 1.0 / np.clip(np.asarray(g_S, dtype=np.float64), self.g_min_S, self.g_max_S)
         if self.iv == "exponential":
             x = np.log(r / self.r_on_ohm) / np.log(self.r_off_ohm / self.r_on_ohm)
         else:
@@ -544,9 +544,9 @@ class PhysicalDevice(Device):
         return replace(self, programming_scale=float(programming),
                        drift_spread_scale=float(drift_spread), read_scale=float(read))
 
-    def program(self, g_target_s: Any, rng: np.random.Generator) -> DeviceState:
-        """Program-and-verify every device to ``g_target_s``; see :func:`program_and_verify`."""
-        return program_and_verify(self, g_target_s, rng)
+    def program(self, g_target_S: Any, rng: np.random.Generator) -> DeviceState:
+        """Program-and-verify every device to ``g_target_S``; see :func:`program_and_verify`."""
+        return program_and_verify(self, g_target_S, rng)
 
     def read(self, state: DeviceState, t: float, rng: np.random.Generator,
              *, window_s: float | None = None) -> np.ndarray:
@@ -559,7 +559,7 @@ class PhysicalDevice(Device):
         """
         rng = check_generator(rng)
         check_time(t)
-        g = np.array(state.g_prog_s, dtype=np.float64)
+        g = np.array(state.g_prog_S, dtype=np.float64)
         sigma = self.read_noise_rel * self.read_scale
         if window_s is None and sigma > 0.0:
             g = np.maximum(g * (1.0 + sigma * rng.standard_normal(g.shape)), 0.0)
@@ -569,7 +569,7 @@ class PhysicalDevice(Device):
                        ) -> np.ndarray:
         """σ (S) of one read: read_noise · read_scale · G_prog (0 for stuck devices)."""
         check_time(t)
-        sd = self.read_noise_rel * self.read_scale * np.asarray(state.g_prog_s, dtype=np.float64)
+        sd = self.read_noise_rel * self.read_scale * np.asarray(state.g_prog_S, dtype=np.float64)
         if state.stuck is not None:
             sd = np.where(state.stuck != 0, 0.0, sd)
         return sd
@@ -598,8 +598,8 @@ class PhysicalDevice(Device):
         rows += [
             ("R_on", f"{self.r_on_ohm:g} Ω", s.get("r_on_ohm", "")),
             ("R_off", f"{self.r_off_ohm:g} Ω", s.get("r_off_ohm", "")),
-            ("g_min", _siemens(self.g_min_s), "1/R_off"),
-            ("g_max", _siemens(self.g_max_s), "1/R_on"),
+            ("g_min", _siemens(self.g_min_S), "1/R_off"),
+            ("g_max", _siemens(self.g_max_S), "1/R_on"),
             ("cycle-to-cycle σ", f"{self.cycle_to_cycle * self.programming_scale:g}",
              s.get("cycle_to_cycle", "")),
             ("read noise σ_rel", f"{self.read_noise_rel * self.read_scale:g}",
@@ -614,7 +614,7 @@ class PhysicalDevice(Device):
              f"max {pv.set_v_max:g} V", s.get("set_v_start", "")),
             ("P&V RESET amplitude", f"{pv.reset_v_start:g} V + {pv.reset_v_step:g} V/pulse, "
              f"max {pv.reset_v_max:g} V", s.get("reset_v_start", "")),
-            ("P&V tolerance", f"{pv.tolerance:g} g_max = {_siemens(pv.tolerance * self.g_max_s)}",
+            ("P&V tolerance", f"{pv.tolerance:g} g_max = {_siemens(pv.tolerance * self.g_max_S)}",
              s.get("tolerance", "")),
             ("P&V max pulses", f"{pv.max_pulses}", s.get("max_pulses", "")),
         ]
@@ -662,9 +662,9 @@ def _check_physical(device: Any) -> PhysicalDevice:
     return device
 
 
-def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.Generator,
+def program_and_verify(device: PhysicalDevice, g_target_S: Any, rng: np.random.Generator,
                        *, w0: Any = None) -> DeviceState:
-    """Iterative program-and-verify of every device to ``g_target_s`` (S, any shape).
+    """Iterative program-and-verify of every device to ``g_target_S`` (S, any shape).
 
     Per device, starting from state ``w0`` (m; default the card's w_init): read at the
     read voltage; while |G − G_target| > tolerance·g_max and fewer than max_pulses pulses
@@ -682,10 +682,10 @@ def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.G
     """
     device = _check_physical(device)
     rng = check_generator(rng)
-    g_t = device.check_targets(g_target_s)
+    g_t = device.check_targets(g_target_S)
     shape = g_t.shape
     ni = device.nonideal
-    g_goal = ni.quantize(g_t, device.g_min_s, device.g_max_s)
+    g_goal = ni.quantize(g_t, device.g_min_S, device.g_max_S)
     scale = ni.draw_gmax_scale(shape, rng)
     stuck = ni.draw_stuck(shape, rng)
     if w0 is None:
@@ -708,7 +708,7 @@ def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.G
     pv = device.program_verify
     w, g, pulses, energy, converged = _pv_kernel(
         w_start.ravel(), g_goal.ravel(), np.ascontiguousarray(scale, dtype=np.float64).ravel(),
-        frozen.ravel(), seeds.ravel(), device.params_array(), pv.as_array(device.g_max_s),
+        frozen.ravel(), seeds.ravel(), device.params_array(), pv.as_array(device.g_max_S),
         device.cycle_to_cycle * device.programming_scale,
         device.read_noise_rel * device.read_scale,
     )
@@ -721,7 +721,7 @@ def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.G
         "converged": converged.reshape(shape),
         "w": w.reshape(shape),
     }
-    return DeviceState(g_target_s=g_t, g_prog_s=g_prog, stuck=stuck, extra=extra)
+    return DeviceState(g_target_S=g_t, g_prog_S=g_prog, stuck=stuck, extra=extra)
 
 
 def iv_loop(device: PhysicalDevice, *, amplitude_v: float, frequency_hz: float,

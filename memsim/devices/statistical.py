@@ -75,9 +75,9 @@ DRIFT_LAWS = Registry("drift law")
 READ_NOISE_LAWS = Registry("read-noise law")
 
 
-def _x(law: LawSpec, g_s: np.ndarray, g_max_s: float) -> np.ndarray:
+def _x(law: LawSpec, g_S: np.ndarray, g_max_S: float) -> np.ndarray:
     """The variable a law is written in: ĝ = G/g_max or G in µS."""
-    return g_s / g_max_s if law.variable == "g_norm" else g_s * 1e6
+    return g_S / g_max_S if law.variable == "g_norm" else g_S * 1e6
 
 
 _T_POS = {"dimension": "time", "lo": 0.0, "hi": 1e9, "lo_open": True}
@@ -106,13 +106,13 @@ class DriftLaw:
         """The law's time offset t0 (s), the read-noise law's default; None: it has none."""
         return None
 
-    def program(self, g_target_s: np.ndarray, g_max_s: float, rng: np.random.Generator,
+    def program(self, g_target_S: np.ndarray, g_max_S: float, rng: np.random.Generator,
                 spread_scale: float) -> dict[str, np.ndarray]:
         """What is drawn per device at programming (``state_keys``); ``spread_scale``
         scales the device-to-device spread (0: none, no draws)."""
         return {}
 
-    def drifted(self, state: DeviceState, t: float, g_max_s: float, spread_scale: float
+    def drifted(self, state: DeviceState, t: float, g_max_S: float, spread_scale: float
                 ) -> np.ndarray:
         """G_drift(t) per device (S), before stuck faults; a function of the state and t."""
         raise NotImplementedError
@@ -139,12 +139,12 @@ class ReadNoiseLaw:
     def __post_init__(self) -> None:
         check_fields(self, f"read-noise law {self.name!r}")
 
-    def program(self, g_prog_s: np.ndarray, g_max_s: float) -> dict[str, np.ndarray]:
+    def program(self, g_prog_S: np.ndarray, g_max_S: float) -> dict[str, np.ndarray]:
         """Per-device quantities fixed by the programmed conductances (``state_keys``)."""
         return {}
 
-    def sigma_unit_s(self, state: DeviceState, g_drift_s: np.ndarray,
-                     g_max_s: float) -> np.ndarray:
+    def sigma_unit_S(self, state: DeviceState, g_drift_S: np.ndarray,
+                     g_max_S: float) -> np.ndarray:
         """σ per unit of √factor, per device, in siemens."""
         raise NotImplementedError
 
@@ -166,8 +166,8 @@ class NoDrift(DriftLaw):
 
     name: ClassVar[str] = "none"
 
-    def drifted(self, state, t, g_max_s, spread_scale):
-        return np.array(state.g_prog_s, dtype=np.float64)
+    def drifted(self, state, t, g_max_S, spread_scale):
+        return np.array(state.g_prog_S, dtype=np.float64)
 
 
 @DRIFT_LAWS.register
@@ -190,16 +190,16 @@ class PowerLawDrift(DriftLaw):
     def reference_time_s(self) -> float:
         return self.t0_s
 
-    def program(self, g_target_s, g_max_s, rng, spread_scale):
-        mu = self.nu_mean(_x(self.nu_mean, g_target_s, g_max_s))
+    def program(self, g_target_S, g_max_S, rng, spread_scale):
+        mu = self.nu_mean(_x(self.nu_mean, g_target_S, g_max_S))
         if spread_scale == 0.0:
             return {"drift_nu": np.abs(mu)}
-        sd = self.nu_std(_x(self.nu_std, g_target_s, g_max_s)) * spread_scale
-        return {"drift_nu": np.abs(mu + sd * rng.standard_normal(g_target_s.shape))}
+        sd = self.nu_std(_x(self.nu_std, g_target_S, g_max_S)) * spread_scale
+        return {"drift_nu": np.abs(mu + sd * rng.standard_normal(g_target_S.shape))}
 
-    def drifted(self, state, t, g_max_s, spread_scale):
+    def drifted(self, state, t, g_max_S, spread_scale):
         log_ratio = np.log((t + self.t0_s) / self.t0_s)  # a scalar: one exp per device
-        return state.g_prog_s * np.exp(-log_ratio * state.extra["drift_nu"])
+        return state.g_prog_S * np.exp(-log_ratio * state.extra["drift_nu"])
 
     def parameters(self):
         return [("drift t0", f"{self.t0_s:g} s", ""),
@@ -254,7 +254,7 @@ class LogRelaxation(DriftLaw):
 
     t_ref_s: float = card_field("drift", "t_ref", **_T_POS, example=1.0,
                                 help="t_ref: the fits hold from t_ref on (τ = ln(t/t_ref))")
-    g_shift_s: float = card_field("drift", "mean_shift", dimension="conductance", lo=-1e-3,
+    g_shift_S: float = card_field("drift", "mean_shift", dimension="conductance", lo=-1e-3,
                                   hi=1e-3, example=-8.9e-8,
                                   help="mean conductance shift m per unit of τ (S)")
     spread_offset: LawSpec = law_field("drift", dimension="conductance",
@@ -264,36 +264,36 @@ class LogRelaxation(DriftLaw):
     exponent: float = card_field("drift", lo=0.0, hi=4.0, example=1.0,
                                  help="p of σ(t) = σ_0 + σ_1 τ^p")
 
-    def program(self, g_target_s, g_max_s, rng, spread_scale):
+    def program(self, g_target_S, g_max_S, rng, spread_scale):
         # the device's relaxation path, fixed now: one 64-bit seed
         return {"relax_seed": np.array(draw_seed(rng), dtype=np.uint64)}
 
     def tau(self, t: float) -> float:
         return float(np.log(max(t, self.t_ref_s) / self.t_ref_s))
 
-    def g_spread_parts_s(self, g_target_s: np.ndarray,
-                         g_max_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def g_spread_parts_S(self, g_target_S: np.ndarray,
+                         g_max_S: float) -> tuple[np.ndarray, np.ndarray]:
         """(σ_0, σ_1) per device in S, from the laws at the targets."""
-        off = np.asarray(self.spread_offset(_x(self.spread_offset, g_target_s, g_max_s)),
+        off = np.asarray(self.spread_offset(_x(self.spread_offset, g_target_S, g_max_S)),
                          dtype=np.float64)
-        slope = np.asarray(self.spread_slope(_x(self.spread_slope, g_target_s, g_max_s)),
+        slope = np.asarray(self.spread_slope(_x(self.spread_slope, g_target_S, g_max_S)),
                            dtype=np.float64)
-        off = np.broadcast_to(off, np.shape(g_target_s))
-        slope = np.broadcast_to(slope, np.shape(g_target_s))
+        off = np.broadcast_to(off, np.shape(g_target_S))
+        slope = np.broadcast_to(slope, np.shape(g_target_S))
         if (off.size and off.min() < 0) or (slope.size and slope.min() < 0):
             raise CardError(
                 f"drift.spread_offset / drift.spread_slope give a negative σ at these targets "
                 f"(σ_0 min {off.min():.3g} S, σ_1 min {slope.min():.3g} S); a spread must be >= 0")
         return off, slope
 
-    def g_spread_s(self, g_target_s: np.ndarray, t: float, g_max_s: float) -> np.ndarray:
+    def g_spread_S(self, g_target_S: np.ndarray, t: float, g_max_S: float) -> np.ndarray:
         """σ(t) in S per device: the spread of the population at time t (the card's law)."""
         if t == 0.0:
-            return np.zeros(np.shape(g_target_s))
-        off, slope = self.g_spread_parts_s(g_target_s, g_max_s)
+            return np.zeros(np.shape(g_target_S))
+        off, slope = self.g_spread_parts_S(g_target_S, g_max_S)
         return off + slope * self.tau(t) ** self.exponent
 
-    def g_walk_s(self, state: DeviceState, t: float, g_max_s: float) -> np.ndarray:
+    def g_walk_S(self, state: DeviceState, t: float, g_max_S: float) -> np.ndarray:
         """W(σ(t)²) per device in S: the relaxation path of ``state`` at t (0 at t = 0)."""
         seed = state.extra.get("relax_seed")
         if seed is None:
@@ -303,24 +303,24 @@ class LogRelaxation(DriftLaw):
         out = np.zeros(state.shape)
         if t == 0.0 or out.size == 0:
             return out
-        off, slope = self.g_spread_parts_s(state.g_target_s, g_max_s)
+        off, slope = self.g_spread_parts_S(state.g_target_S, g_max_S)
         u = self.tau(t) ** self.exponent
         relaxation_walk(np.uint64(seed), float(u), np.ascontiguousarray(off).ravel(),
                         np.ascontiguousarray(slope).ravel(), out.reshape(-1))
         return out
 
-    def drifted(self, state, t, g_max_s, spread_scale):
+    def drifted(self, state, t, g_max_S, spread_scale):
         """G(t) = max(0, G_prog + m·τ + spread_scale·W(σ(t)²))."""
         if t == 0.0:
-            return np.array(state.g_prog_s, dtype=np.float64)
-        g = state.g_prog_s + self.g_shift_s * self.tau(t)
+            return np.array(state.g_prog_S, dtype=np.float64)
+        g = state.g_prog_S + self.g_shift_S * self.tau(t)
         if spread_scale:
-            g = g + spread_scale * self.g_walk_s(state, t, g_max_s)
+            g = g + spread_scale * self.g_walk_S(state, t, g_max_S)
         return np.maximum(g, 0.0)
 
     def parameters(self):
         return [("relaxation t_ref", f"{self.t_ref_s:g} s", ""),
-                ("relaxation mean shift", f"{self.g_shift_s * 1e6:.4g} µS/ln t", ""),
+                ("relaxation mean shift", f"{self.g_shift_S * 1e6:.4g} µS/ln t", ""),
                 ("relaxation spread", "law", self.spread_slope.source)]
 
 
@@ -332,7 +332,7 @@ class NoReadNoise(ReadNoiseLaw):
 
     name: ClassVar[str] = "none"
 
-    def sigma_unit_s(self, state, g_drift_s, g_max_s):
+    def sigma_unit_S(self, state, g_drift_S, g_max_S):
         return np.zeros(state.shape)
 
     def slow_variance_factor(self, t, window_s):
@@ -394,14 +394,14 @@ class AccumulatedOneOverF(_OneOverF):
     amplitude: LawSpec = law_field("read_noise", "q_s", dimension="dimensionless",
                                    help="Q_s: relative 1/f noise amplitude versus G_prog")
 
-    def program(self, g_prog_s, g_max_s):
-        return {"q_s": self.amplitude(_x(self.amplitude, g_prog_s, g_max_s))}
+    def program(self, g_prog_S, g_max_S):
+        return {"q_s": self.amplitude(_x(self.amplitude, g_prog_S, g_max_S))}
 
-    def sigma_unit_s(self, state, g_drift_s, g_max_s):
+    def sigma_unit_S(self, state, g_drift_S, g_max_S):
         q = state.extra.get("q_s")
         if q is None:
-            q = self.amplitude(_x(self.amplitude, state.g_prog_s, g_max_s))
-        return q * g_drift_s
+            q = self.amplitude(_x(self.amplitude, state.g_prog_S, g_max_S))
+        return q * g_drift_S
 
 
 @READ_NOISE_LAWS.register
@@ -417,8 +417,8 @@ class AccumulatedOneOverFAbsolute(_OneOverF):
     amplitude: LawSpec = law_field("read_noise", "sigma", dimension="conductance",
                                    help="A: absolute 1/f noise amplitude versus G_drift (S)")
 
-    def sigma_unit_s(self, state, g_drift_s, g_max_s):
-        return self.amplitude(_x(self.amplitude, g_drift_s, g_max_s))
+    def sigma_unit_S(self, state, g_drift_S, g_max_S):
+        return self.amplitude(_x(self.amplitude, g_drift_S, g_max_S))
 
 
 def _load_laws() -> None:
@@ -442,9 +442,9 @@ class StatisticalDevice(Device):
 
     name: str
     description: str = ""
-    g_min_s: float = card_field("conductance", "g_min", dimension="conductance", lo=0.0,
+    g_min_S: float = card_field("conductance", "g_min", dimension="conductance", lo=0.0,
                                 hi=1.0, help="the lowest conductance a device is programmed to")
-    g_max_s: float = card_field("conductance", "g_max", dimension="conductance", lo=0.0,
+    g_max_S: float = card_field("conductance", "g_max", dimension="conductance", lo=0.0,
                                 hi=1.0, lo_open=True, example=25e-6,
                                 help="the highest conductance; ĝ = G/g_max in the laws")
     programming_sigma: LawSpec = law_field("programming", "sigma", dimension="conductance",
@@ -470,9 +470,9 @@ class StatisticalDevice(Device):
                     or not (np.isfinite(v) and v >= 0):
                 raise ConfigError(f"{self.name}: noise scale {k} = {v!r} must be >= 0")
         check_fields(self, f"device {self.name!r}")
-        if not self.g_min_s < self.g_max_s:
+        if not self.g_min_S < self.g_max_S:
             raise ConfigError(f"device {self.name!r}: need g_min < g_max, got "
-                              f"{self.g_min_s:g}, {self.g_max_s:g} S")
+                              f"{self.g_min_S:g}, {self.g_max_S:g} S")
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -484,10 +484,10 @@ class StatisticalDevice(Device):
             if "conductance" not in parts:
                 return {}
             g = parts["conductance"].values
-            if g["g_min_s"] >= g["g_max_s"]:
-                raise CardError(f"{where}: conductance.g_min = {g['g_min_s']:g} S must be "
-                                f"below g_max = {g['g_max_s']:g} S")
-            return {"g_min_s": g["g_min_s"], "g_max_s": g["g_max_s"]}
+            if g["g_min_S"] >= g["g_max_S"]:
+                raise CardError(f"{where}: conductance.g_min = {g['g_min_S']:g} S must be "
+                                f"below g_max = {g['g_max_S']:g} S")
+            return {"g_min_S": g["g_min_S"], "g_max_S": g["g_max_S"]}
 
         parts = STATISTICAL_SCHEMA.parse(data, where, context)
         drift_part, noise_part = parts["drift"], parts["read_noise"]
@@ -522,26 +522,26 @@ class StatisticalDevice(Device):
         return replace(self, programming_scale=float(programming),
                        drift_spread_scale=float(drift_spread), read_scale=float(read))
 
-    def sigma_prog_s(self, g_target_s: np.ndarray) -> np.ndarray:
+    def sigma_prog_S(self, g_target_S: np.ndarray) -> np.ndarray:
         """Programming σ (S) at the given targets, before noise scaling."""
-        g = np.asarray(g_target_s, dtype=np.float64)
-        return self.programming_sigma(_x(self.programming_sigma, g, self.g_max_s))
+        g = np.asarray(g_target_S, dtype=np.float64)
+        return self.programming_sigma(_x(self.programming_sigma, g, self.g_max_S))
 
-    def program(self, g_target_s: Any, rng: np.random.Generator) -> DeviceState:
+    def program(self, g_target_S: Any, rng: np.random.Generator) -> DeviceState:
         rng = check_generator(rng)
-        g_t = self.check_targets(g_target_s)
+        g_t = self.check_targets(g_target_S)
         shape = g_t.shape
         ni = self.nonideal
-        g_eff = ni.quantize(g_t, self.g_min_s, self.g_max_s) * ni.draw_gmax_scale(shape, rng)
+        g_eff = ni.quantize(g_t, self.g_min_S, self.g_max_S) * ni.draw_gmax_scale(shape, rng)
         g_prog = g_eff
         if self.programming_scale:
-            sigma = self.programming_scale * self.sigma_prog_s(g_eff)
+            sigma = self.programming_scale * self.sigma_prog_S(g_eff)
             g_prog = np.maximum(g_eff + sigma * rng.standard_normal(shape), 0.0)
-        extra = self.drift.program(g_eff, self.g_max_s, rng, self.drift_spread_scale)
+        extra = self.drift.program(g_eff, self.g_max_S, rng, self.drift_spread_scale)
         stuck = ni.draw_stuck(shape, rng)
         g_prog = self._apply_stuck(g_prog, stuck)
-        extra |= self.read_noise.program(g_prog, self.g_max_s)
-        return DeviceState(g_target_s=g_t, g_prog_s=g_prog, stuck=stuck, extra=extra)
+        extra |= self.read_noise.program(g_prog, self.g_max_S)
+        return DeviceState(g_target_S=g_t, g_prog_S=g_prog, stuck=stuck, extra=extra)
 
     def drifted(self, state: DeviceState, t: float, rng: np.random.Generator) -> np.ndarray:
         """G_drift(t): drift or relaxation only, no read noise (S).
@@ -549,7 +549,7 @@ class StatisticalDevice(Device):
         A function of the state and t only (the drift law's per-device draws were made at
         programming); ``rng`` is accepted and not used."""
         t = check_time(t)
-        g = self.drift.drifted(state, t, self.g_max_s, self.drift_spread_scale)
+        g = self.drift.drifted(state, t, self.g_max_S, self.drift_spread_scale)
         return self._apply_stuck(g, state.stuck)
 
     def read(self, state: DeviceState, t: float, rng: np.random.Generator,
@@ -574,7 +574,7 @@ class StatisticalDevice(Device):
         if self.read_scale == 0.0:
             return g, np.zeros_like(g), fast
         var = self.read_noise.slow_variance_factor(t, window_s)
-        slow = self.read_scale * np.sqrt(var) * self.read_noise.sigma_unit_s(state, g, self.g_max_s)
+        slow = self.read_scale * np.sqrt(var) * self.read_noise.sigma_unit_S(state, g, self.g_max_S)
         if state.stuck is not None:
             slow = np.where(state.stuck != 0, 0.0, slow)
         return g, slow, fast
@@ -591,8 +591,8 @@ class StatisticalDevice(Device):
         var = self.read_noise.slow_variance_factor(t, window_s)
         if var <= 0.0:
             return g, sd
-        unit_s = self.read_noise.sigma_unit_s(state, g, self.g_max_s)
-        sigma = self.read_scale * np.sqrt(var) * unit_s
+        unit_S = self.read_noise.sigma_unit_S(state, g, self.g_max_S)
+        sigma = self.read_scale * np.sqrt(var) * unit_S
         g = np.maximum(g + sigma * standard_normal(rng, g.shape), 0.0)
         return self._apply_stuck(g, state.stuck), sd
 
@@ -601,8 +601,8 @@ class StatisticalDevice(Device):
         var = self.read_noise.fast_variance_factor(t, window_s)
         if self.read_scale == 0.0 or var <= 0.0:
             return np.zeros(state.shape)
-        unit_s = self.read_noise.sigma_unit_s(state, g_mean, self.g_max_s)
-        sd = self.read_scale * np.sqrt(var) * unit_s
+        unit_S = self.read_noise.sigma_unit_S(state, g_mean, self.g_max_S)
+        sd = self.read_scale * np.sqrt(var) * unit_S
         if state.stuck is not None:
             sd = np.where(state.stuck != 0, 0.0, sd)
         return sd
@@ -614,8 +614,8 @@ class StatisticalDevice(Device):
     def parameters(self) -> list[tuple[str, str, str]]:
         src = self.sources
         return [
-            ("g_min", f"{self.g_min_s * 1e6:.4g} µS", src.get("conductance.g_min_s", "")),
-            ("g_max", f"{self.g_max_s * 1e6:.4g} µS", src.get("conductance.g_max_s", "")),
+            ("g_min", f"{self.g_min_S * 1e6:.4g} µS", src.get("conductance.g_min_S", "")),
+            ("g_max", f"{self.g_max_S * 1e6:.4g} µS", src.get("conductance.g_max_S", "")),
             ("programming σ", f"law in {self.programming_sigma.unit}",
              self.programming_sigma.source),
             *self.drift.parameters(),
