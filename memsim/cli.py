@@ -19,6 +19,7 @@ from memsim._format import engineering
 from memsim._format import table as _table
 from memsim._io import atomic_write_text, check_writable_dir, os_error_advice
 from memsim.errors import ConfigError, MemsimError
+from memsim.timegrid import time_points
 from memsim.workloads.trained import TRAINED
 
 __all__ = ["main"]
@@ -164,7 +165,7 @@ def tile_accuracy(tile_name: str, device: str, *, seed: int = 0, batch: int = 25
     for comp in ("none", "global", "per_column"):
         tile = load_tile(cfg, device=base.device, drift_compensation=comp)
         tile.program(w, np.random.default_rng(seed + 1))
-        for label, t in (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 365.25 * 86400.0)):
+        for label, t in time_points("1 s", "1 day", "1 year"):
             y = tile.matvec(x, t, np.random.default_rng(seed + 2))
             rows.append({"drift_compensation": comp, "time": label, "t_s": t,
                          "relative_error": float(np.linalg.norm(y - exact)

@@ -16,10 +16,11 @@ aihwkit = pytest.importorskip(
 torch = pytest.importorskip("torch")
 
 import memsim  # noqa: E402
+from memsim.timegrid import YEAR  # noqa: E402
 
 N = 4000
 P_MIN = 1e-4  # 45 comparisons: a correct model fails one with probability < 0.5 %
-TIMES = [0.0, 3600.0, 86400.0, 3.15576e7]
+TIMES = [0.0, 3600.0, 86400.0, YEAR]
 
 
 def _aihwkit_model(card):

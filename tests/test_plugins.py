@@ -19,6 +19,7 @@ from memsim.crossbar.config import TileConfig
 from memsim.crossbar.tile import Tile
 from memsim.devices.statistical import DRIFT_LAWS, READ_NOISE_LAWS
 from memsim.errors import ConfigError
+from memsim.timegrid import YEAR
 from tests.test_chip_units import test_topology_contract as topology_contract
 
 Z = 5.0  # standard errors
@@ -47,7 +48,7 @@ def test_drift_law_contract(name, tmp_path):
     drawn = law.program(g, dev.g_max_S, np.random.default_rng(0), 1.0)
     assert set(drawn) == set(law.state_keys) and set(law.state_keys) <= set(state.extra)
     np.testing.assert_allclose(dev.drifted(state, 0.0, None), state.g_prog_S, rtol=1e-12)
-    times = [1.0, 3600.0, 86400.0, 3.15576e7]
+    times = [1.0, 3600.0, 86400.0, YEAR]
     first = {t: dev.drifted(state, t, np.random.default_rng(1)) for t in times}
     for t in reversed(times):
         again = dev.drifted(state, t, np.random.default_rng(99))
@@ -69,7 +70,7 @@ def test_read_noise_law_contract(name, tmp_path):
     dev = _device(tmp_path, "power_law", name)
     law = dev.read_noise
     assert READ_NOISE_LAWS[law.name] is type(law)
-    for t in (0.0, 1.0, 86400.0, 3.15576e8):
+    for t in (0.0, 1.0, 86400.0, 10 * YEAR):
         whole = law.slow_variance_factor(t, None)
         assert whole >= 0
         for window in (1e-9, 1e-3, 1.0, 1e12):

@@ -20,11 +20,11 @@ import memsim
 from memsim.devices import _relaxation as R
 from memsim.devices.base import DeviceState
 from memsim.errors import StateError
+from memsim.timegrid import DAY, YEAR
 from tests import naive
 
 N = 40000
 Z = 5.0
-DAY = 86400.0
 
 
 def corr_tol(rho: float, n: int = N) -> float:
@@ -109,7 +109,7 @@ def test_offset_is_one_fixed_draw_with_the_card_spread():
 
 
 # -- the device: marginals as the card, correlation as the walk --------------------------------
-@pytest.mark.parametrize("t", [0.5, 1.0, 10.0, 3600.0, DAY, 3.15576e7])
+@pytest.mark.parametrize("t", [0.5, 1.0, 10.0, 3600.0, DAY, YEAR])
 def test_cmo_marginals_match_the_card(t):
     g = 50e-6
     dev, _, walk = relaxation_only("rram-cmo", g)
@@ -120,7 +120,7 @@ def test_cmo_marginals_match_the_card(t):
     assert abs(w.std(ddof=1) - s) < sd_tol(s)
 
 
-@pytest.mark.parametrize("t1, t2", [(DAY, 2 * DAY), (1.0, DAY), (3600.0, 3.15576e7),
+@pytest.mark.parametrize("t1, t2", [(DAY, 2 * DAY), (1.0, DAY), (3600.0, YEAR),
                                     (10.0, 20.0)])
 def test_cmo_reads_of_one_state_are_correlated_as_the_walk(t1, t2):
     """Fails before the fix: the relaxation term was redrawn at each read, corr ≈ 0."""
@@ -162,7 +162,7 @@ def test_path_is_reproducible_and_order_independent(card):
     dev = memsim.load_device(card).with_noise(read=0.0)
     g = np.linspace(dev.g_min_S, dev.g_max_S, 300).reshape(20, 15)
     state = dev.program(g, np.random.default_rng(3))
-    times = [1.0, 17.0, 3600.0, DAY, 2 * DAY, 3.15576e8]
+    times = [1.0, 17.0, 3600.0, DAY, 2 * DAY, 10 * YEAR]
     forward = {t: dev.read(state, t, np.random.default_rng(i)) for i, t in enumerate(times)}
     backward = {t: dev.read(state, t, np.random.default_rng(100 + i))
                 for i, t in enumerate(reversed(times))}

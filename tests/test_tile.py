@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import memsim
 from memsim.crossbar import TileConfig, load_tile
+from memsim.timegrid import YEAR
 from tests import naive
 
 Z = 5.0
@@ -333,7 +334,7 @@ def test_drift_compensation_reduces_error():
     for comp in ("none", "global", "per_column"):
         tile = load_tile("hermes-core", device="pcm-hermes-2dev", drift_compensation=comp)
         tile.program(w, np.random.default_rng(15))
-        y = tile.matvec(x, 3.15e7, np.random.default_rng(16))
+        y = tile.matvec(x, YEAR, np.random.default_rng(16))
         errs[comp] = np.linalg.norm(y - x @ w) / np.linalg.norm(x @ w)
     assert errs["global"] < 0.75 * errs["none"]
     assert errs["per_column"] < 0.75 * errs["none"]

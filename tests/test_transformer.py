@@ -10,6 +10,7 @@ import pytest
 import memsim
 from memsim.analog import analog_modules
 from memsim.chip import load_digital
+from memsim.timegrid import YEAR
 from memsim.workloads.digits import load_digits_split
 from memsim.workloads.training import accuracy
 
@@ -102,7 +103,7 @@ def test_on_the_tiles_with_drift_compensation(model):
 
     x_tr, _, x_te, y_te = load_digits_split()
     res = analog_accuracy(model, x_te[:180], y_te[:180], tile="hermes-core",
-                          device="pcm-hermes-2dev", times=[1.0, 3.15576e7], seeds=1,
+                          device="pcm-hermes-2dev", times=[1.0, YEAR], seeds=1,
                           x_calibrate=x_tr[:256], drift_compensation="global")
     acc = res["accuracy"][0]
     assert acc[0] > 0.9 and 0.5 < acc[1] <= 1.0

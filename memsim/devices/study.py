@@ -19,18 +19,13 @@ from typing import Any
 import numpy as np
 
 from memsim.devices.base import Device
+from memsim.timegrid import time_points
 
 __all__ = ["STUDY_LEVELS", "STUDY_TIMES", "DeviceStudy", "fan_times", "run_device_study"]
 
 STUDY_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions of [g_min, g_max]
 FIGURE_LEVELS = tuple(np.round(np.linspace(0.0625, 0.9375, 8), 4))  # 8 levels, mid-bins
-STUDY_TIMES = (
-    ("1 s", 1.0),
-    ("1 h", 3600.0),
-    ("1 day", 86400.0),
-    ("1 year", 365.25 * 86400.0),
-    ("10 years", 3652.5 * 86400.0),
-)
+STUDY_TIMES = time_points("1 s", "1 h", "1 day", "1 year", "10 years")
 REFERENCE_LEVEL = 0.5
 
 

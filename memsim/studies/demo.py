@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from memsim.timegrid import time_points
+
 __all__ = ["run_demo"]
 
-TIMES = (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 3.15576e7))
+TIMES = time_points("1 s", "1 day", "1 year")
 
 
 def _accuracy(model, x_cal, x_te, y_te, *, seeds: int, times, tile: str, device: str,
