@@ -9,7 +9,7 @@ import pytest
 
 import memsim
 from memsim.analog import analog_modules
-from memsim.chip import load_digital
+from memsim.chip import load_digital_config
 from memsim.timegrid import YEAR
 from memsim.workloads.digits import load_digits_split
 from memsim.workloads.training import accuracy
@@ -82,7 +82,7 @@ def test_chip_counts_the_digital_attention(description):
     for key in ("adc_conversion_8b", "dac_conversion", "global_digital_op"):
         assert c[key] == c0[key]
     assert run.latency_s > run0.latency_s  # the local units take time for it
-    gpu = load_digital("digital-gpu")
+    gpu = load_digital_config("digital-gpu")
     flops, flops0 = (gpu.estimate(d).flops_per_inference for d in (description, without))
     assert flops - flops0 == pytest.approx(2 * ATTENTION_OPS, rel=1e-12)
 

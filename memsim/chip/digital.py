@@ -26,6 +26,7 @@ Card (``crossbars/<name>.toml``, ``[card] kind = "digital"``)::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,8 @@ from memsim.chip.ops import is_view, node_ops
 from memsim.errors import ConfigError
 from memsim.mapping.description import LayerDesc, as_description
 
-__all__ = ["DIGITAL_SCHEMA", "DigitalConfig", "DigitalEstimate", "load_digital"]
+__all__ = ["DIGITAL_SCHEMA", "DigitalConfig", "DigitalEstimate", "load_digital",
+           "load_digital_config"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,11 +216,14 @@ def _sections() -> tuple[Section, ...]:
 DIGITAL_SCHEMA = Schema(
     kind="digital", title="Digital-engine card", folder="crossbars", sections=_sections(),
     help="A GPU- or CPU-class engine for the digital baselines: a roofline per layer "
-         "(memsim.chip.load_digital). Every field is required.")
+         "(memsim.chip.load_digital_config). Every field is required.")
 
 
-def load_digital(name_or_path: str | Path) -> DigitalConfig:
-    """A digital engine from its card (``crossbars/<name>.toml`` or a path)."""
+def load_digital_config(name_or_path: str | Path) -> DigitalConfig:
+    """The config of a digital engine from its card (``crossbars/<name>.toml`` or a path),
+    as :func:`~memsim.crossbar.load_tile_config` and :func:`~memsim.chip.load_chip_config`
+    return theirs; its :meth:`DigitalConfig.estimate` computes (the engine is a roofline
+    with no state of its own, so there is no separate engine object)."""
     name, data = read_card(name_or_path, "crossbars")
     where = f"digital card {name!r}"
     check_kind(data, "kind", "digital", where)
@@ -229,3 +234,11 @@ def load_digital(name_or_path: str | Path) -> DigitalConfig:
                              sources=body.sources, **body.values)
     except ConfigError as exc:  # pragma: no cover - the card's ranges are the same
         raise CardError(f"{where}: {exc}") from None
+
+
+def load_digital(name_or_path: str | Path) -> DigitalConfig:
+    """Deprecated name of :func:`load_digital_config` (a ``load_*`` without ``_config``
+    returns an engine; this returns a config). Warns, then loads the same config."""
+    warnings.warn("memsim.chip.load_digital is now load_digital_config (it returns the "
+                  "DigitalConfig)", DeprecationWarning, stacklevel=2)
+    return load_digital_config(name_or_path)

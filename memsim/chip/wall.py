@@ -56,7 +56,7 @@ def wall_table(networks: list[str] | tuple[str, ...] = DEFAULT_NETWORKS, *,
     from memsim.workloads import load_workload
 
     the_chip = mc.load_chip(chip)
-    engines = [mc.load_digital(d) for d in digital]
+    engines = [mc.load_digital_config(d) for d in digital]
     rows = []
     for name in networks:
         desc = the_chip.describe(load_workload(name, np.random.default_rng(seed)))

@@ -40,7 +40,7 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
     import torch
 
     import memsim
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
     from memsim.studies.report import write_report
     from memsim.workloads.digits import accuracy, digits_model, digits_torch, load_digits_split
 
@@ -53,7 +53,8 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
     the_chip = memsim.load_chip(chip)
     net = memsim.map_network(graph, tile=tile, device=device)
     run = the_chip.simulate(net, inferences=100)
-    digital = {name: load_digital(name).estimate(net) for name in ("digital-gpu", "digital-cpu")}
+    digital = {name: load_digital_config(name).estimate(net)
+               for name in ("digital-gpu", "digital-cpu")}
     cfg = memsim.load_tile_config(tile)
 
     rows = []
