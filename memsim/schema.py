@@ -193,7 +193,8 @@ def markdown(kinds: Sequence[str] | None = None) -> str:
            "Modes are plain strings, switches `true`/`false`. `\"none\"` stands for an "
            "unquantized converter or a continuous quantity where the field allows it. "
            "A field of a plug-in (drift and read-noise law, ADC model, topology) belongs "
-           "to its section only with that plug-in chosen. The Python keyword is the "
+           "to its section only with that plug-in chosen (adding one: docs/extending.md). "
+           "The Python keyword is the "
            "argument of the config class (TileConfig, ChipConfig, …) and of the overrides "
            "of `memsim.load_tile` / `memsim.load_chip`: the same declaration checks it "
            "(a `ConfigError`; a card gets a `CardError` naming the card and the field).", ""]

@@ -28,7 +28,7 @@ this module, or any module of your own imported before the card is loaded), regi
 ``@ADC_MODELS.register``, plus ``mode = "<name>"`` (and its own fields) in the ``[adc]``
 section of a tile card. Its own card fields are declared with
 :func:`memsim.cards.card_field` in section "adc"; ``TileConfig.adc_options`` holds their
-values. Every registered model must pass the contract test in ``tests/test_adc.py``
+values. Every registered model must pass the contract test in ``tests/test_plugins.py``
 (integer codes, monotonic, the ideal limit, saturation counted, unquantized = identity).
 
 The built-in ``round`` and ``floor`` run in the fused numba kernel of the engine on CPU

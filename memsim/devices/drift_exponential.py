@@ -1,15 +1,13 @@
 """A drift law in one file: exponential loss of the programmed conductance (retention).
 
-Charge-based and ionic devices (FeFET, charge-trap memories, ECRAM) lose part of their
-programmed state over time; a common phenomenological description is an exponential decay
-of the programmed conductance towards a retained fraction, with a device-to-device spread
-of the time constant that is log-normal (retention times of charge-based memories are
-commonly log-normally distributed; the numbers are the card's):
+A phenomenological retention law: the programmed conductance decays exponentially towards a
+retained fraction f, with a device-to-device spread of the time constant that is log-normal:
 
     G(t) = G_prog · (f + (1 − f) · exp(−t / τ_i)),    ln τ_i = ln τ + σ_lnτ · ξ_i,
 
-with ξ_i ~ N(0, 1) drawn once per device at programming (``state.extra["drift_tau_s"]``)
-and f the retained fraction. ``StatisticalDevice.with_noise(drift_spread=s)`` scales σ_lnτ.
+with ξ_i ~ N(0, 1) drawn once per device at programming (``state.extra["drift_tau_s"]``).
+``StatisticalDevice.with_noise(drift_spread=s)`` scales σ_lnτ. memsim ships no device card
+with this law and cites no fit for it: τ, σ_lnτ and f are the card's, each with its source.
 
 It is the example of adding a drift law: this one class, registered with
 ``@DRIFT_LAWS.register``, and the card field that chooses it::
