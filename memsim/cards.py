@@ -54,8 +54,10 @@ __all__ = [
     "Section",
     "card_dir",
     "card_field",
+    "card_header",
     "check_fields",
     "check_kind",
+    "declared_sections",
     "fields_of",
     "find_card",
     "list_cards",
@@ -694,6 +696,34 @@ class Schema:
             else:
                 out[s.name] = s.parse(data[s.name], where, ctx)
         return out
+
+
+def card_header(kind: str, what: str, *extra: Field, key: str = "kind") -> Section:
+    """The ``[card]`` section of a card kind: ``key`` (``kind``, or ``family`` for device
+    cards) = ``kind``, an optional one-line description of the ``what``, then ``extra``."""
+    return Section("card", (
+        Field(section="card", key=key, choices=(kind,), help=f'"{kind}"'),
+        Field(section="card", key="description", text=True, default="", required=False,
+              help=f"one line on what the {what} is"),
+        *extra,
+    ), help="what the card is")
+
+
+#: The ``references`` field of a device card's ``[card]`` section.
+REFERENCES_FIELD = Field(section="card", key="references", texts=True, default=(),
+                         required=False, help="the papers the numbers come from")
+
+
+def declared_sections(owner: type, helps: Mapping[str, str], *, required: bool = True,
+                      plugins: Mapping[str, str] | None = None) -> tuple[Section, ...]:
+    """One section per entry of ``helps`` ({name: help}), in its order, holding the fields
+    ``owner`` declares for it; ``plugins``: {section: key of the choice naming its
+    plug-in}."""
+    declared = fields_of(owner)
+    plugins = plugins or {}
+    return tuple(Section(name, tuple(f for f in declared if f.section == name),
+                         required=required, plugin=plugins.get(name, ""), help=text)
+                 for name, text in helps.items())
 
 
 def merged(parts: Mapping[str, Parsed], *names: str) -> Parsed:

@@ -37,8 +37,10 @@ from memsim.cards import (
     Schema,
     Section,
     card_field,
+    card_header,
     check_fields,
     check_kind,
+    declared_sections,
     fields_of,
     merged,
     read_card,
@@ -363,19 +365,15 @@ _ENERGY = (
 
 
 def _sections() -> tuple[Section, ...]:
-    declared = fields_of(ChipConfig)
-    header = Section("card", (
-        Field(section="card", key="kind", choices=("chip",), help='"chip"'),
-        Field(section="card", key="description", text=True, default="", required=False,
-              help="one line on what the chip is"),
+    header = card_header(
+        "chip", "chip",
         Field(section="card", key="tile", text=True, example="generic-256",
               help="the tile card of the cores (a name in crossbars/, or a file next to "
                    "this card)"),
         Field(section="card", key="device", text=True, default="pcm-hermes-2dev",
               required=False, help="the device card the cores are used with by default"),
         Field(section="card", key="reference", text=True, default="", required=False,
-              help="the published figures memsim chip --calibrate compares with"),
-    ), help="what the card is")
+              help="the published figures memsim chip --calibrate compares with"))
     helps = {"cores": "how many cores, and how their arrays hold a weight block",
              "topology": "the on-chip network (a plug-in chosen by kind)",
              "timing": "time of one MVM on a core",
@@ -385,9 +383,7 @@ def _sections() -> tuple[Section, ...]:
              "io": "the off-chip port",
              "buffers": "the buffers of each core",
              "programming": "programming the arrays"}
-    out = [header]
-    for name, text in helps.items():
-        out.append(Section(name, tuple(f for f in declared if f.section == name), help=text))
+    out = [header, *declared_sections(ChipConfig, helps)]
     out.append(Section("energy", _ENERGY, help="energy of one action (Accelergy style: a run "
                                                "counts actions, energy = counts × table)"))
     out.append(Section("components", fields_of(Component), each=True,

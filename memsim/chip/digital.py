@@ -34,13 +34,13 @@ from typing import Any
 
 from memsim.cards import (
     CardError,
-    Field,
     Schema,
     Section,
     card_field,
+    card_header,
     check_fields,
     check_kind,
-    fields_of,
+    declared_sections,
     merged,
     read_card,
 )
@@ -199,17 +199,10 @@ class DigitalEstimate:
 
 
 def _sections() -> tuple[Section, ...]:
-    declared = fields_of(DigitalConfig)
-    header = Section("card", (
-        Field(section="card", key="kind", choices=("digital",), help='"digital"'),
-        Field(section="card", key="description", text=True, default="", required=False,
-              help="one line on what the engine is"),
-    ), help="what the card is")
     helps = {"compute": "the arithmetic", "memory": "DRAM",
              "energy": "energy per operation and per byte, static power",
              "overhead": "fixed costs"}
-    return (header, *(Section(name, tuple(f for f in declared if f.section == name),
-                              help=text) for name, text in helps.items()))
+    return (card_header("digital", "engine"), *declared_sections(DigitalConfig, helps))
 
 
 #: The declaration of digital-engine cards (``[card] kind = "digital"``).

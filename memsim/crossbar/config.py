@@ -36,13 +36,13 @@ from types import MappingProxyType
 from typing import Any
 
 from memsim.cards import (
-    Field,
     Schema,
     Section,
     card_field,
+    card_header,
     check_fields,
     check_kind,
-    fields_of,
+    declared_sections,
 )
 from memsim.cards import merged as _merged
 from memsim.cards import read_card as _read_card
@@ -268,23 +268,13 @@ class TileConfig:
 
 # -- card parsing ----------------------------------------------------------------------------
 def _sections() -> tuple[Section, ...]:
-    declared = fields_of(TileConfig)
-    header = Section("card", (
-        Field(section="card", key="kind", choices=("tile",), help='"tile"'),
-        Field(section="card", key="description", text=True, default="", required=False,
-              help="one line on what the tile is"),
-    ), help="what the card is")
     helps = {"array": "the crossbar: size, weight scaling, wires",
              "cell": "the unit cell: devices per polarity, read voltage and I–V",
              "dac": "inputs: resolution, encoding, scaling",
              "adc": "the column converters: resolution, model, full scale, mismatch, noise",
              "digital": "the local digital unit: affine calibration, drift compensation"}
-    out = [header]
-    for name, text in helps.items():
-        out.append(Section(name, tuple(f for f in declared if f.section == name),
-                           required=False, plugin="mode" if name == "adc" else "",
-                           help=text))
-    return tuple(out)
+    return (card_header("tile", "tile"),
+            *declared_sections(TileConfig, helps, required=False, plugins={"adc": "mode"}))
 
 
 #: The declaration of tile cards (``crossbars/<name>.toml``, ``[card] kind = "tile"``).

@@ -59,12 +59,14 @@ import numba
 import numpy as np
 
 from memsim.cards import (
+    REFERENCES_FIELD,
     CardError,
-    Field,
     Schema,
     Section,
     card_field,
+    card_header,
     check_fields,
+    declared_sections,
     fields_of,
 )
 from memsim.devices.base import (
@@ -625,20 +627,12 @@ class PhysicalDevice(Device):
 # Public functions.
 # ----------------------------------------------------------------------------------------
 def _vteam_sections() -> tuple[Section, ...]:
-    own = fields_of(PhysicalDevice)
     helps = {"state": "the state variable w (m)", "switching": "the VTEAM rate equation",
              "window": "the window function (model and its parameters)",
              "iv": "the current-voltage relation", "variability": "cycle-to-cycle and read noise"}
     return (
-        Section("card", (
-            Field(section="card", key="family", choices=("vteam",), help='"vteam"'),
-            Field(section="card", key="description", text=True, default="", required=False,
-                  help="one line on what the device is"),
-            Field(section="card", key="references", texts=True, default=(), required=False,
-                  help="the papers the numbers come from"),
-        ), help="what the card is"),
-        *(Section(name, tuple(f for f in own if f.section == name), help=text)
-          for name, text in helps.items()),
+        card_header("vteam", "device", REFERENCES_FIELD, key="family"),
+        *declared_sections(PhysicalDevice, helps),
         Section("program_verify", fields_of(ProgramVerify),
                 help="incremental-step program-and-verify"),
         NONIDEALITIES_SECTION,

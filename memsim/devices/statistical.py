@@ -44,13 +44,16 @@ import numpy as np
 
 from memsim._random import draw_seed, standard_normal
 from memsim.cards import (
+    REFERENCES_FIELD,
     CardError,
     Field,
     Registry,
     Schema,
     Section,
     card_field,
+    card_header,
     check_fields,
+    declared_sections,
     fields_of,
 )
 from memsim.devices._relaxation import relaxation_walk
@@ -624,20 +627,11 @@ class StatisticalDevice(Device):
 
 
 def _sections() -> tuple[Section, ...]:
-    own = fields_of(StatisticalDevice)
     return (
-        Section("card", (
-            Field(section="card", key="family", choices=("statistical",),
-                  help='"statistical"'),
-            Field(section="card", key="description", text=True, default="", required=False,
-                  help="one line on what the device is"),
-            Field(section="card", key="references", texts=True, default=(), required=False,
-                  help="the papers the numbers come from"),
-        ), help="what the card is"),
-        Section("conductance", tuple(f for f in own if f.section == "conductance"),
-                help="the programmable conductance range"),
-        Section("programming", tuple(f for f in own if f.section == "programming"),
-                help="the programming error: G_prog = max(0, G_T + σ_prog ξ)"),
+        card_header("statistical", "device", REFERENCES_FIELD, key="family"),
+        *declared_sections(StatisticalDevice, {
+            "conductance": "the programmable conductance range",
+            "programming": "the programming error: G_prog = max(0, G_T + σ_prog ξ)"}),
         Section("drift", (Field(section="drift", key="model", choices=DRIFT_LAWS, example="none",
                                 help="the drift law (a plug-in): its fields follow"),),
                 plugin="model", help="drift or relaxation after programming"),
