@@ -1,6 +1,8 @@
 """memsim: analog in-memory computing with memristive devices, from device to chip."""
 
 from memsim import analog
+from memsim._format import Report
+from memsim._progress import set_progress
 from memsim.analog import at_time, calibrate, describe, program, report, set_time
 from memsim.chip import load_chip
 from memsim.crossbar import Tile, TileConfig, load_tile, load_tile_config
@@ -33,6 +35,7 @@ __all__ = [
     "MappedNetwork",
     "MemsimError",
     "NumericalError",
+    "Report",
     "StateError",
     "StoreError",
     "StudyError",
@@ -51,5 +54,6 @@ __all__ = [
     "map_network",
     "program",
     "report",
+    "set_progress",
     "set_time",
 ]
