@@ -269,7 +269,8 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
 
     Runs ``x`` through the model with exact products (float weights) and sets, per row
     tile, the input range of "layer" input scaling (the abs-max of the tile's inputs) and
-    the ADC full scale (the ``quantile`` of |normalised column output| times ``margin``).
+    the ADC full scale (the ``quantile`` of the absolute normalised column output times
+    ``margin``).
     Noise referred to the full scale follows it. Layers with an affine correction or drift
     compensation are re-calibrated. Needs a programmed model. Returns the ranges per layer.
     ``only_missing``: set only the input ranges not set yet (the first-batch rule).

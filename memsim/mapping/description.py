@@ -108,7 +108,9 @@ class NodeDesc:
 class LayerDesc(NodeDesc):
     """A weight layer: its matrices on physical arrays.
 
-    Attributes (besides :class:`NodeDesc`'s):
+    Besides :class:`NodeDesc`'s attributes:
+
+    Attributes:
         matrices: (key, (rows, cols)) of each weight matrix; rows are inputs, cols outputs.
         blocks: where each piece of each matrix sits.
         arrays: number of physical arrays (crossbars, cores) the layer uses.

@@ -98,7 +98,7 @@ class MappedNetwork:
     def calibrate_adc(self, x: Any, *, quantile: float = 0.999, margin: float = 1.2
                       ) -> dict[str, list]:
         """Set every row tile's ADC full scale from calibration data, as a chip's per-layer
-        ADC calibration does: the ``quantile`` of |normalised column output| over the batch
+        ADC calibration does: the ``quantile`` of the absolute normalised column output over the batch
         ``x``, times ``margin`` (noise referred to the full scale follows it). Call it after
         :meth:`program`; tiles with an affine correction or drift compensation are
         re-calibrated. Returns the new full scales per matrix."""
