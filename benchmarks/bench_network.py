@@ -35,10 +35,12 @@ import warnings
 from typing import Any
 
 import numpy as np
-import torch
 
-import memsim
+# isort: off
+import memsim  # first: passive OpenMP waits for torch's pool too (see memsim/__init__.py)
+import torch
 from memsim.workloads import nets
+# isort: on
 
 NOISY = dict(tile="hermes-core", device="pcm-hermes-2dev")
 T_S = 86400.0

@@ -290,12 +290,15 @@ def test_state_dict_round_trip_keeps_the_programmed_devices():
     x = torch.randn(2, 3, 8, 8)
     a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
     ma.program(a, seed=3)
+    ma.calibrate(a, torch.randn(8, 3, 8, 8))  # calibrated input and ADC ranges travel too
     ma.set_time(a, 86400.0)
+    with torch.no_grad():
+        a(x)  # a state read at one day, cached, before the save
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
     b = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
     buf.seek(0)
-    b.load_state_dict(torch.load(buf, weights_only=False))
+    b.load_state_dict(torch.load(buf))  # torch's default safe loader reads it
     ma.set_time(b, 86400.0)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))  # same devices, same noise streams
@@ -410,3 +413,40 @@ def test_large_layers_converted_a_chunk_of_row_tiles_at_a_time_give_the_same_num
         with torch.no_grad():
             outs.append(a(x))
     assert torch.equal(outs[0], outs[1])
+
+
+def test_recorded_pooling_keeps_its_geometry_for_the_chip():
+    """A recorded 2-d pooling carries kernel, stride and padding, as a Graph's does, so the
+    chip streams input rows through it instead of waiting for the whole input."""
+
+    class Pools(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+
+        def forward(self, x):
+            h = F.max_pool2d(self.c(x), 2)
+            h = torch.max_pool2d(h, 3, 2, 1)
+            h = F.avg_pool2d(h, kernel_size=(2, 1))
+            return F.max_pool2d(h, 1, dilation=2)
+
+    a = ma.analog(Pools().eval(), "hermes-core", "pcm-hermes-2dev")
+    ma.program(a, seed=0)
+    pools = [n for n in ma.describe(a, torch.randn(2, 1, 16, 16)).digital]
+    assert [n.op for n in pools] == ["maxpool2d", "maxpool2d", "avgpool2d", "maxpool2d"]
+    assert pools[0].attrs == {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+    assert pools[1].attrs == {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}
+    assert pools[2].attrs == {"kernel": (2, 1), "stride": (2, 1), "padding": (0, 0)}
+    assert pools[3].attrs == {}  # dilated: the chip waits for the whole input
+
+
+def test_hwa_noise_does_not_count_the_common_drift_decay_as_noise():
+    """Without compensation all conductances decay together: a gain, not noise. The training
+    noise measured without compensation equals the one measured with global compensation
+    (which removes exactly one common gain); counting the decay made it 4x larger."""
+    none = ma.HWANoise.from_cards("hermes-core", "pcm-generic", drift_compensation="none",
+                                  t_s=3.15e7)
+    comp = ma.HWANoise.from_cards("hermes-core", "pcm-generic", drift_compensation="global",
+                                  t_s=3.15e7)
+    assert none.weight_sigma == pytest.approx(comp.weight_sigma, rel=1e-6)
+    assert 0.01 < none.weight_sigma < 0.1

@@ -68,7 +68,7 @@ def test_mapped_digits_cnn_exact_limit_equals_float_in_numpy_and_torch():
     model = digits_torch("cnn")
     a = memsim.analog(model, "hermes-core", "pcm-hermes-2dev", exact=True)
     memsim.program(a, seed=0)
-    x = torch.as_tensor(x_te[:50], dtype=torch.float32)
+    x = torch.tensor(x_te[:50], dtype=torch.float32)
     with torch.no_grad():
         torch.testing.assert_close(a(x), model(x), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model(x).detach().double().numpy(), g.forward(x_te[:50]),

@@ -29,6 +29,37 @@ __all__ = ["AnalogConv", "AnalogGRU", "AnalogLSTM", "AnalogLinear", "AnalogModul
            "AnalogMultiheadAttention"]
 
 
+
+_NP = "__numpy__"
+
+
+def _portable(obj: Any) -> Any:
+    """numpy arrays and scalars → tensors and Python numbers (tagged with their numpy dtype,
+    uint64 stored bit for bit as int64), recursively through dicts, lists and tuples."""
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        raw = a.view(np.int64) if a.dtype == np.uint64 else a
+        return {_NP: torch.from_numpy(raw.copy()), "dtype": str(a.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _portable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_portable(v) for v in obj)
+    return obj
+
+
+def _restored(obj: Any) -> Any:
+    """The inverse of :func:`_portable`."""
+    if isinstance(obj, dict):
+        if _NP in obj:
+            a = obj[_NP].numpy()
+            return a.view(np.uint64) if obj["dtype"] == "uint64" else a.astype(obj["dtype"])
+        return {k: _restored(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_restored(v) for v in obj)
+    return obj
+
 class _Context:
     """What every analog module of one converted model shares (not a torch module)."""
 
@@ -155,12 +186,15 @@ class AnalogModule(nn.Module):
 
     # -- programmed state in state_dict ----------
     def get_extra_state(self) -> Any:
-        return {"arrays": {k: a.export_state() for k, a in self._arrays.items()},
-                "rng": None if self._rng is None else self._rng.bit_generator.state}
+        # Tensors and plain Python values only, so that torch.load's default safe
+        # (weights_only) unpickler reads a saved state_dict.
+        return _portable({"arrays": {k: a.export_state() for k, a in self._arrays.items()},
+                          "rng": None if self._rng is None else self._rng.bit_generator.state})
 
     def set_extra_state(self, state: Any) -> None:
         if not state or not state.get("arrays"):
             return
+        state = _restored(state)
         ctx = self._ctx
         arrays = {}
         for key, (mats, unit) in self.weight_matrices().items():

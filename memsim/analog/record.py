@@ -76,6 +76,33 @@ _MATMUL = {"matmul", "bmm", "mm", "baddbmm", "__matmul__", "einsum",
            "scaled_dot_product_attention"}
 
 
+def _pool2d_attrs(fname: str, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Kernel, stride and padding of a recorded 2-d pooling call, as a memsim Graph records
+    them (the chip streams input rows through the pooling with them); {} when they cannot be
+    read or the pooling is dilated (the chip then waits for the whole input)."""
+    def arg(i: int, name: str, default: Any = None) -> Any:
+        return args[i] if len(args) > i else kwargs.get(name, default)
+
+    def pair(v: Any) -> tuple[int, int] | None:
+        v = v.tolist() if isinstance(v, torch.Tensor) else v
+        if isinstance(v, int):
+            return (v, v)
+        if isinstance(v, list | tuple) and len(v) in (1, 2) and all(isinstance(e, int)
+                                                                      for e in v):
+            return (v[0], v[-1])
+        return None
+
+    kernel = pair(arg(1, "kernel_size"))
+    stride_arg = arg(2, "stride")
+    stride = kernel if stride_arg is None or stride_arg == [] or stride_arg == () \
+        else pair(stride_arg)
+    padding = pair(arg(3, "padding", 0))
+    dilation = pair(arg(4, "dilation", 1)) if fname.startswith("max") else (1, 1)
+    if kernel is None or stride is None or padding is None or dilation != (1, 1):
+        return {}
+    return {"kernel": kernel, "stride": stride, "padding": padding}
+
+
 def _tensors(obj: Any) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     if isinstance(obj, torch.Tensor):
@@ -208,6 +235,7 @@ class Recorder(TorchFunctionMode):
         if not outs:
             return out
         fname = getattr(func, "__name__", str(func))
+        attrs: dict[str, Any] = {}
         ins_t = _tensors(args) + _tensors(kwargs)
         ins = self._inputs(ins_t)
         if not ins:  # constants (parameters, new tensors): not part of the dataflow
@@ -222,6 +250,8 @@ class Recorder(TorchFunctionMode):
             k = args[1] if len(args) > 1 else kwargs.get("kernel_size")
             kk = int(np.prod(k)) if k is not None else 1
             ops = float(outs[0].numel()) * kk
+            if op.endswith("2d"):
+                attrs = _pool2d_attrs(fname, args, kwargs)
         elif fname in _GLOBAL:
             op, ops = "global_avgpool", float(ins_t[0].numel())
         elif fname in _MATMUL:
@@ -238,7 +268,7 @@ class Recorder(TorchFunctionMode):
             self.unknown.add(fname)
         name = self._name(fname.strip("_") or "op")
         self.nodes[name] = _Node(name, op, ins, self._per_inference_shape(outs[0]),
-                                 ops=ops / max(1, self.batch))
+                                 ops=ops / max(1, self.batch), attrs=attrs)
         self._produce(outs, name)
         return out
 

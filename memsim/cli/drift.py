@@ -1,4 +1,4 @@
-"""``memsim drift``: digits accuracy from 1 s to 10 years after programming."""
+"""``memsim drift``: a trained model's accuracy from 1 s to 10 years after programming."""
 
 from __future__ import annotations
 
@@ -38,20 +38,24 @@ def run(args: argparse.Namespace) -> int:
         result = run_drift_study(model=args.model, tile=args.tile, devices=devices,
                                  compensations=comps, trainings=trainings, times=times,
                                  seeds=args.seeds, seed=args.seed, progress=bar.update)
-    fig = plot_drift_study(result, out / f"drift-digits-{args.model}.png")
+    fig = plot_drift_study(result, out / f"drift-{result['workload']}.png")
     result["figure"] = str(fig)
-    atomic_write_text(out / f"drift-digits-{args.model}.json", json.dumps(result, indent=2))
+    atomic_write_text(out / f"drift-{result['workload']}.json", json.dumps(result, indent=2))
     emit(result, args.json, [fig])
     return 0
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("drift", help="digits accuracy from 1 s to 10 years after programming",
-                       description="Map the digits model on a tile and measure its test "
-                       "accuracy from 1 s to 10 years after programming for several devices, "
-                       "with and without drift compensation, plainly and hardware-aware "
-                       "trained, with the spread over programming seeds; writes a figure.")
-    p.add_argument("--model", default="cnn", choices=["cnn", "mlp"])
+    from memsim.workloads.trained import TRAINED
+
+    p = sub.add_parser("drift", help="accuracy from 1 s to 10 years after programming",
+                       description="Map a trained model (digits, MNIST) on a tile and "
+                       "measure its test accuracy from 1 s to 10 years after programming for "
+                       "several devices, with and without drift compensation, plainly and "
+                       "hardware-aware trained, with the spread over programming seeds; "
+                       "writes a figure.")
+    p.add_argument("--model", default="cnn", choices=["cnn", "mlp", *TRAINED],
+                   help="digits cnn or mlp, or a trained workload (default cnn)")
     p.add_argument("--tile", default="hermes-core")
     p.add_argument("--devices", type=name_list(),
                    default=("pcm-generic", "pcm-hermes-2dev", "rram-cmo"),

@@ -39,6 +39,7 @@ With per-vector scaling the input is unfolded (im2col) and runs as a matrix prod
 
 from __future__ import annotations
 
+import copy
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +237,8 @@ class TileArray:
         self.cell = _cell.CellModel(config, device)
         self.saturation_ = Saturation()
         self._times: dict[float, _TimeState] = {}
+        self._time_streams: dict[float, dict] = {}  # the stream state each draw started from
+        self._saved_times: dict[float, dict] = {}  # those of a loaded state, not yet redrawn
         self._states: dict[tuple[int, int], list] = {}
         self._own_weights = False
         self.input_range_: torch.Tensor | None = None  # (G, K) for "layer" scaling
@@ -325,6 +328,8 @@ class TileArray:
         self.affine_ = (np.ones(c_shape), np.zeros(c_shape))
         self.reference_readout_ = None
         self._times = {}
+        self._time_streams = {}
+        self._saved_times = {}
         if cfg.affine_calibration or cfg.drift_compensation != "none":
             self._calibrate(rng)
         return self
@@ -416,6 +421,10 @@ class TileArray:
         out["programmed_at_s_"] = self.programmed_at_s_
         out["affine_"] = self.affine_
         out["input_range_"] = None if self.input_range_ is None else self.input_range_.numpy()
+        # the stream each cached device state was drawn from, so that a loaded layer reads
+        # the same slow noise at those times as the saved one
+        out["time_streams"] = [(t, self._time_streams[t]) for t in self._times
+                               if t in self._time_streams]
         out["layout"] = (self.geom.groups, self.geom.R, self.geom.C, self.geom.row_cuts,
                          self.geom.col_cuts)
         return out
@@ -444,6 +453,8 @@ class TileArray:
         self._states = {}
         self._set_state_cache()
         self._times = {}
+        self._time_streams = {}
+        self._saved_times = {float(t): st for t, st in state.get("time_streams", [])}
 
     def _require_programmed(self) -> None:
         if not hasattr(self, "_seeds"):
@@ -488,6 +499,11 @@ class TileArray:
             self._times.pop(t_since, None)
             while len(self._times) >= 2:
                 self._times.pop(next(iter(self._times)))
+            saved = self._saved_times.pop(t_since, None)
+            if saved is not None:  # drawn before a save: draw it again from the same stream
+                rng = np.random.default_rng()
+                rng.bit_generator.state = saved
+            self._time_streams[t_since] = copy.deepcopy(rng.bit_generator.state)
             st = self._draw_time(t_since, rng)
             self._times[t_since] = st
             if self.geom.groups * self.geom.K * self.geom.rpt * self.geom.C > 1 << 22:

@@ -33,6 +33,14 @@ from memsim.mapping.graph import Graph
 __all__ = ["MappedNetwork", "map_network"]
 
 
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``a`` when it is writable and contiguous, else a copy (cached,
+    read-only arrays would make torch warn about writes it never does)."""
+    if not (a.flags.writeable and a.flags.c_contiguous):
+        a = np.array(a, order="C")
+    return torch.from_numpy(a)
+
+
 def _kernel_positions(node) -> int:
     if node.op in ("conv1d", "conv2d"):
         return int(np.prod(node.params["weight"].shape[2:]))
@@ -89,7 +97,7 @@ class MappedNetwork:
                 raise InputError(f"t = {t:g} s is before layer {node!r} was programmed "
                                  f"(at {arr.programmed_at_s_:g} s)")
             sub = np.random.default_rng(base.spawn(1)[0])
-            y = arr.matvec(torch.from_numpy(np.ascontiguousarray(a)),
+            y = arr.matvec(_tensor(a),
                            t - arr.programmed_at_s_, sub)
             return y.numpy().astype(np.float64)
 
@@ -98,8 +106,9 @@ class MappedNetwork:
     def calibrate_adc(self, x: Any, *, quantile: float = 0.999, margin: float = 1.2
                       ) -> dict[str, list]:
         """Set every row tile's ADC full scale from calibration data, as a chip's per-layer
-        ADC calibration does: the ``quantile`` of the absolute normalised column output over the batch
-        ``x``, times ``margin`` (noise referred to the full scale follows it). Call it after
+        ADC calibration does: the ``quantile`` of the absolute normalised column output over
+        the batch ``x``, times ``margin`` (noise referred to the full scale follows it). Call
+        it after
         :meth:`program`; tiles with an affine correction or drift compensation are
         re-calibrated. Returns the new full scales per matrix."""
         if not self.programmed_:
@@ -115,7 +124,7 @@ class MappedNetwork:
         self.graph.forward(x, capture)
         out = {}
         for (node, key), arr in self.arrays.items():
-            a = torch.from_numpy(np.concatenate(inputs[(node, key)]))
+            a = _tensor(np.concatenate(inputs[(node, key)]))
             xt = arr._to_tiles(a)
             if arr.config.input_scaling in ("fixed", "layer"):
                 s = (arr.layer_range() if arr.input_range_ is not None or

@@ -82,7 +82,7 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
                        params=["adc_bits"], out_dir=out, metrics=["accuracy", "energy_j"],
                        configuration=configuration)
     with torch.no_grad():
-        float_acc = accuracy(model(torch.as_tensor(x_te, dtype=torch.float32)), y_te)
+        float_acc = accuracy(model(torch.tensor(x_te, dtype=torch.float32)), y_te)
     return Report("demo", {
         "network": "digits-cnn", "tile": tile, "device": device, "chip": chip,
         "seeds": seeds, "float_accuracy": float_acc,

@@ -1,11 +1,13 @@
-"""Drift study: digits-model accuracy from 1 s to 10 years after programming.
+"""Drift study: accuracy of a trained workload from 1 s to 10 years after programming.
 
-For every device × drift compensation × training (plain or hardware-aware) the trained
-torch model is converted with :func:`memsim.analog`, programmed with ``seeds`` independent
-programming seeds and evaluated on the digits test set at each time; the table gives the
-mean and the standard deviation over the seeds, the figure the mean with a ±1 σ band. After
-each programming the converter ranges are calibrated on 256 training images
-(:func:`memsim.calibrate`), as the chip calibrates them per layer.
+The workload is a digits model ("cnn", "mlp") or any trained workload of
+:mod:`memsim.workloads.trained` ("mnist-lenet5", ...). For every device × drift
+compensation × training (plain or hardware-aware) the trained torch model is converted with
+:func:`memsim.analog`, programmed with ``seeds`` independent programming seeds and evaluated
+on the workload's test set at each time; the table gives the mean and the standard
+deviation over the seeds, the figure the mean with a ±1 σ band. After each programming the
+converter ranges are calibrated on 256 training images (:func:`memsim.calibrate`), as the
+chip calibrates them per layer.
 """
 
 from __future__ import annotations
@@ -18,14 +20,26 @@ from typing import Any
 import numpy as np
 
 from memsim._format import Report
-from memsim.workloads.digits import accuracy, digits_torch, hwa_noise, load_digits_split
-from memsim.workloads.training import analog_accuracy
+from memsim.errors import ConfigError
+from memsim.workloads.digits import hwa_noise
+from memsim.workloads.trained import TRAINED, get_trained
+from memsim.workloads.training import accuracy, analog_accuracy
 
-__all__ = ["DRIFT_TIMES", "format_drift_table", "plot_drift_study", "run_drift_study"]
+__all__ = ["DRIFT_TIMES", "format_drift_table", "plot_drift_study", "run_drift_study",
+           "workload_name"]
 
 DRIFT_TIMES = (("1 s", 1.0), ("1 h", 3600.0), ("1 day", 86400.0), ("1 month", 2.63e6),
                ("1 year", 3.15576e7), ("10 years", 3.15576e8))
 DEVICES = ("pcm-generic", "pcm-hermes-2dev", "rram-cmo")
+
+
+def workload_name(model: str) -> str:
+    """The trained workload of a drift-study model: "cnn"/"mlp" are the digits models."""
+    name = f"digits-{model}" if model in ("cnn", "mlp") else model
+    if name not in TRAINED:
+        raise ConfigError(f"unknown drift-study model {model!r}; known: cnn, mlp, "
+                          f"{', '.join(TRAINED)}")
+    return name
 
 
 def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
@@ -46,18 +60,20 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
     for tr in trainings:
         if tr not in ("plain", "hwa"):
             raise ValueError(f"unknown training {tr!r}; known: plain, hwa")
+    work = get_trained(workload_name(model))
     tick = progress or (lambda n=1: None)
-    x_tr, _, x_te, y_te = load_digits_split()
+    x_tr, _, x_te, y_te = work.data()
     rows = []
-    plain = digits_torch(model) if "plain" in trainings else None
+    plain = work.model(None) if "plain" in trainings else None
     for device in devices:
         models = {"plain": plain}
         if "hwa" in trainings:
-            models["hwa"] = digits_torch(model, hwa=hwa_noise(tile, device))
+            models["hwa"] = work.model(hwa_noise(tile, device))
         for comp, training in itertools.product(compensations, trainings):
             res = analog_accuracy(models[training], x_te, y_te, tile=tile, device=device,
                                   times=[t for _, t in times], seeds=seeds, seed=seed,
-                                  x_calibrate=x_tr[:256], drift_compensation=comp)
+                                  x_calibrate=x_tr[:work.calibration_samples],
+                                  drift_compensation=comp)
             acc = res["accuracy"]
             tick(seeds)
             rows.append({
@@ -67,17 +83,22 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
                 "accuracy": acc.tolist(),
             })
     return Report("drift-study", {
-        "model": model, "tile": tile, "seeds": seeds, "seed": seed, "test_samples": len(y_te),
+        "model": model, "workload": work.name, "tile": tile, "seeds": seeds, "seed": seed,
+        "test_samples": len(y_te),
         "float_accuracy": _float_accuracy(plain, x_te, y_te) if plain is not None else None,
         "times": [label for label, _ in times], "times_s": [t for _, t in times],
         "rows": rows}, format_drift_table)
+
+
+def _workload(result: Mapping[str, Any]) -> str:
+    return result.get("workload") or f"digits-{result['model']}"
 
 
 def _float_accuracy(model, x, y) -> float:
     import torch
 
     with torch.no_grad():
-        return accuracy(model(torch.as_tensor(x, dtype=torch.float32)), y)
+        return accuracy(model(torch.tensor(np.asarray(x), dtype=torch.float32)), y)
 
 
 def format_drift_table(result: Mapping[str, Any], columns: tuple[str, ...] | None = None) -> str:
@@ -90,7 +111,7 @@ def format_drift_table(result: Mapping[str, Any], columns: tuple[str, ...] | Non
     body = [[r["device"], r["drift_compensation"], r["training"],
              *(f"{100 * r['accuracy_mean'][k]:.2f} ± {100 * r['accuracy_std'][k]:.2f}"
                for k in keep)] for r in result["rows"]]
-    lines = [f"digits-{result['model']} accuracy (%) on {result['test_samples']} test images, "
+    lines = [f"{_workload(result)} accuracy (%) on {result['test_samples']} test images, "
              f"tile {result['tile']}, mean ± σ over {result['seeds']} programming seeds"]
     if result.get("float_accuracy") is not None:
         lines.append(f"floating-point accuracy: {100 * result['float_accuracy']:.2f} %")
@@ -133,6 +154,6 @@ def plot_drift_study(result: dict[str, Any], path: Path) -> Path:
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("test accuracy (%)")
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        fig.suptitle(f"digits-{result['model']} on {result['tile']}: accuracy vs time "
+        fig.suptitle(f"{_workload(result)} on {result['tile']}: accuracy vs time "
                      f"(mean ± σ over {result['seeds']} programming seeds)")
         return save_figure(fig, path)

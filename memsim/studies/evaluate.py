@@ -20,7 +20,8 @@ axis or fixed):
 - chip parameters (no card copy needed): ``cores``, ``mvm_clock_hz``, ``ldpu_clock_hz``,
   ``gdu_clock_hz``; ``streaming`` (default true) and ``activations`` ("on-chip" or
   "off-chip") choose the chip's schedule;
-- ``test_samples``: digits test images used for the accuracy (1 to 540; default all).
+- ``test_samples``: test images of the workload used for the accuracy (1 to the size of its
+  test split: 540 for digits, 1000 for MNIST; default all).
 
 Every parameter is declared in :data:`PARAMS` with its type and range (true/false, positive
 integers, ranges with units, choices, card names; tile and chip fields are checked by
@@ -52,8 +53,9 @@ from memsim.studies.runner import NoValue, declare_evaluator
 
 __all__ = ["PARAMS", "evaluate_point", "point_metrics"]
 
-#: Test images of the digits split (30 % of 1797, stratified): the most ``test_samples``.
-DIGITS_TEST_SAMPLES = 540
+#: The largest test split of a built-in trained workload (MNIST: 20 % of 5,000 images): the
+#: most ``test_samples``; each workload's own size is checked in :func:`check_point`.
+MAX_TEST_SAMPLES = 1000
 
 _TILE_KEYS = ("adc_bits", "dac_bits", "encoding", "drift_compensation", "devices_per_polarity",
               "rows", "cols", "adc_mode", "input_scaling", "output_range", "weight_scaling",
@@ -80,8 +82,8 @@ PARAMS: dict[str, Param] = {
     "activations": Param.choice(*ACTIVATION_MODES, default="on-chip"),
     "inferences": Param.integer(lo=1, hi=1_000_000, default=20),
     "digital": Param.cards("digital"),
-    "test_samples": Param.integer(lo=1, hi=DIGITS_TEST_SAMPLES,
-                                  help="digits test images used for the accuracy"),
+    "test_samples": Param.integer(lo=1, hi=MAX_TEST_SAMPLES,
+                                  help="test images of the workload used for the accuracy"),
     **{k: Param.field("tile") for k in _TILE_KEYS},
     **{k: Param.field("chip") for k in _CHIP_KEYS},
 }
@@ -129,11 +131,16 @@ def check_point(config: Mapping[str, Any]) -> None:
     """Combinations of values the evaluator cannot run (raises ``ValueError``)."""
     _check_cards(config["tile"], config["chip"], json.dumps(_overrides(config), sort_keys=True),
                  json.dumps({k: config[k] for k in _CHIP_KEYS if k in config}, sort_keys=True))
-    from memsim.workloads.trained import TRAINED
+    from memsim.workloads.trained import TRAINED, get_trained
 
     if config.get("training", "plain") == "hwa" and str(config["workload"]) not in TRAINED:
         raise StudyError(f"training = 'hwa' needs a trained workload ({', '.join(TRAINED)});"
                          f" workload = {config['workload']!r} has random weights")
+    if "test_samples" in config and str(config["workload"]) in TRAINED:
+        size = get_trained(str(config["workload"])).test_size()
+        if config["test_samples"] > size:
+            raise StudyError(f"test_samples = {config['test_samples']} but workload "
+                             f"{config['workload']!r} has {size} test images")
 
 
 def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,7 +213,7 @@ def _trained_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: i
     else:
         model = work.model(None)
     x_tr, _, x_te, y_te = work.data()
-    n = min(int(config.get("test_samples", len(y_te))), len(y_te))
+    n = int(config.get("test_samples", len(y_te)))  # <= len(y_te): check_point
     x_cal = x_tr[:work.calibration_samples] if config.get("adc_calibration", True) else None
     res = analog_accuracy(model, x_te[:n], y_te[:n], tile=config["tile"], device=device,
                           times=[float(config.get("time_s", 1.0))], seeds=1, seed=seed,

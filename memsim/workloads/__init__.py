@@ -1,21 +1,23 @@
-"""Workloads: the built-in digits models and layer-shape definitions of known networks."""
+"""Workloads: built-in digits and MNIST models, layer-shape definitions of known networks."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from memsim.errors import ConfigError
 from memsim.mapping.graph import Graph
 
 __all__ = ["list_workloads", "load_workload", "workload_names"]
 
 _DIGITS = ("digits-mlp", "digits-cnn")
+_MNIST = ("mnist-mlp", "mnist-mlp-relu", "mnist-lenet5")
 
 
 def list_workloads() -> list[str]:
     """Names accepted by :func:`load_workload`."""
     from memsim.workloads.shapes import NETWORKS
 
-    return [*_DIGITS, *sorted(NETWORKS)]
+    return [*_DIGITS, *_MNIST, *sorted(NETWORKS)]
 
 
 def workload_names() -> list[str]:
@@ -29,13 +31,18 @@ def workload_names() -> list[str]:
 
 
 def load_workload(name: str, rng: np.random.Generator | None = None) -> Graph:
-    """A network by name: trained digits models, or layer shapes with random weights."""
+    """A network by name: trained digits and MNIST models, or layer shapes with random
+    weights."""
     if name in _DIGITS:
         from memsim.workloads.digits import digits_model
 
         return digits_model(name.split("-")[1])
+    if name in _MNIST:
+        from memsim.workloads.mnist import mnist_model
+
+        return mnist_model(name.removeprefix("mnist-"))
     from memsim.workloads.shapes import NETWORKS, load_network
 
     if name not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; known: {', '.join(list_workloads())}")
+        raise ConfigError(f"unknown network {name!r}; known: {', '.join(list_workloads())}")
     return load_network(name, rng if rng is not None else np.random.default_rng(0))

@@ -53,6 +53,9 @@ TRAINED: dict[str, str] = {
     "mnist-kan": "memsim.workloads.kan:workload_mnist_kan",
     "mnist-mlp-eq": "memsim.workloads.kan:workload_mnist_mlp_eq",
     "digits-transformer": "memsim.workloads.transformer:workload_transformer",
+    "mnist-mlp": "memsim.workloads.mnist:workload_mlp",
+    "mnist-mlp-relu": "memsim.workloads.mnist:workload_mlp_relu",
+    "mnist-lenet5": "memsim.workloads.mnist:workload_lenet5",
 }
 
 
