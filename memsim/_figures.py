@@ -119,7 +119,10 @@ _NAMES: dict[str, Any] = {
 
 def human_value(param: str, value: Any) -> str:
     """One parameter value in words (``"time_s", 86400.0`` → "1 day"); card names and
-    other strings as they are; unknown numeric parameters as ``name value``."""
+    other strings as they are; unknown numeric parameters as ``name value``. A whole
+    float is written as an integer (a pandas row of mixed columns holds 4 as 4.0)."""
+    if isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+        value = int(value)
     fn = _NAMES.get(param)
     if fn is not None:
         try:
@@ -130,8 +133,6 @@ def human_value(param: str, value: Any) -> str:
         return f"{param.replace('_', ' ')}: {'yes' if value else 'no'}"
     if isinstance(value, str):
         return value
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
     return f"{param.replace('_', ' ')} {value}"
 
 

@@ -78,14 +78,16 @@ def _energy_unit(values: np.ndarray) -> tuple[float, str]:
 
 
 def _readable_axis(ax: Any, values: np.ndarray, axis: str = "x") -> None:
-    """Linear when the values span less than a factor 3 (a log axis would show one or two
-    tick labels), else logarithmic with ticks at 1, 2 and 5 per decade, labelled plainly."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    """Linear when the values span less than a decade (a log axis would show two or three
+    tick labels: 1, 2 and 5 per decade), else logarithmic with ticks at 1, 2 and 5 per
+    decade, labelled plainly."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     target = ax.xaxis if axis == "x" else ax.yaxis
-    if v.size == 0 or v.max() / v.min() < 3.0:
+    if v.size == 0 or v.max() / v.min() < 10.0:
+        target.set_major_locator(MaxNLocator(nbins=6, min_n_ticks=3))
         return
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
