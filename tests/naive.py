@@ -1,9 +1,20 @@
 """Slow, obvious reference implementations of the published device formulas.
 
-Written straight from the papers' equations (see shared/ARCHITECTURE.md, "Reference
-numbers"), one scalar at a time with the math module, independently of the card machinery,
-so that a transcription error in a card or a bug in the law evaluator shows up as a
-mismatch.
+Written straight from the papers' equations, one scalar at a time with the math module,
+independently of the card machinery, so that a transcription error in a card or a bug in
+the law evaluator shows up as a mismatch. The sources, per section below:
+
+- generic PCM: S. R. Nandakumar et al., "Phase-change memory models for deep learning
+  training and inference", ICECS 2019; used in V. Joshi et al., Nat. Commun. 11, 2473
+  (2020), doi:10.1038/s41467-020-16108-9 (programming σ, drift exponent, 1/f read noise);
+- HERMES PCM: M. Le Gallo et al., "A 64-core mixed-signal in-memory compute chip based on
+  phase-change memory for deep neural network inference", Nat. Electron. 6, 680 (2023),
+  doi:10.1038/s41928-023-01010-1 (the same model form fitted on the chip, one and two
+  devices per polarity);
+- CMO/HfOx RRAM: the IBM Zurich fits as published with IBM aihwkit's CMO-ReRAM inference
+  noise model (programming σ, log-time relaxation, read noise).
+
+The device cards (``devices/*.toml``) give the same coefficients, each with its source.
 """
 
 from __future__ import annotations

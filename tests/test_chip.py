@@ -16,9 +16,9 @@ import pytest
 
 import memsim.chip as mc
 from memsim.cards import CardError
-from memsim.chip.cli import add_parser
 from memsim.chip.hardware import pipeline_time
 from memsim.chip.validate import TARGETS, deep_layer, fit_hermes
+from memsim.cli.chip import add_parser
 from memsim.errors import ConfigError
 from memsim.mapping import Graph, map_network
 from memsim.mapping.description import as_description
@@ -345,7 +345,9 @@ def test_report_works():
     """ChipRun.report() (it used to import a module that did not exist)."""
     run = mc.load_chip("hermes-64core").simulate(lenet5(np.random.default_rng(0)),
                                                  inferences=2)
-    text = run.report()
+    rep = run.report()
+    assert rep["network"] == run.network and set(rep) == set(run.to_dict())  # the numbers
+    text = str(rep)  # ... printed as the text report
     for words in ("energy per inference", "TOPS/W", "TOPS/mm²", "Per layer", "Area by block",
                   "c1", "static"):
         assert words in text

@@ -1267,10 +1267,18 @@ class TileArray:
             cache = {}
             st._conv_cache = cache
 
+        # The read-noise variance convolution in bfloat16 with float32 accumulation where the
+        # hardware has native bfloat16 (the maps are stored in bfloat16 already; the summed
+        # variance is rounded to 2^-9 relative, its standard deviation to 2^-10): measured
+        # 8-10 % of a ResNet's forward on 2 cores. Elsewhere, and for float64 tiles, in the
+        # tile's precision.
+        vdt = self.var_dtype if _native_bf16(xqs[0].device) else self.dtype
+
         def weights(tag, i, k, mat):
             key = (tag, i, k)
             if key not in cache:
-                cache[key] = self._conv_weights(mat, k, kk, conv["kernel_size"])
+                w = self._conv_weights(mat, k, kk, conv["kernel_size"])
+                cache[key] = w if tag == "s" else w.to(vdt)
             return cache[key]
 
         ys, vs = [], []
@@ -1288,7 +1296,7 @@ class TileArray:
                 y = part if y is None else y.add_(part)
             v = None
             for i, (inp, mat) in enumerate(vterms):
-                part = F.conv2d(inp, weights("v", i, k, mat), **args)
+                part = F.conv2d(inp.to(vdt), weights("v", i, k, mat), **args).to(self.dtype)
                 v = part if v is None else v.add_(part)
             ys.append(y.contiguous(memory_format=torch.channels_last))
             vs.append(None if v is None else v.contiguous(memory_format=torch.channels_last))
@@ -1363,6 +1371,21 @@ def _ir_solve(gp: np.ndarray, gn: np.ndarray, vp: np.ndarray, vn: np.ndarray,
     zero = np.zeros_like(gn)
     return (irdrop.solve_differential(gp, zero, vp, r, r, cfg.bitline)
             - irdrop.solve_differential(zero, gn, vn, r, r, cfg.bitline))
+
+
+_BF16: dict[str, bool] = {}
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions run natively (not emulated) on ``device``."""
+    if device.type not in _BF16:
+        if device.type == "cuda":
+            _BF16["cuda"] = bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        elif device.type == "cpu":
+            _BF16["cpu"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        else:
+            _BF16[device.type] = False
+    return _BF16[device.type]
 
 
 def _conv_out_shape(spatial, conv) -> tuple[int, ...]:

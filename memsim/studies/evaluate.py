@@ -49,7 +49,7 @@ import numpy as np
 from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES
 from memsim.errors import StudyError
 from memsim.studies.params import Param
-from memsim.studies.runner import NoValue, register_evaluator
+from memsim.studies.runner import NoValue, declare_evaluator
 
 __all__ = ["PARAMS", "evaluate_point", "point_metrics"]
 
@@ -221,8 +221,8 @@ def _trained_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: i
     return float(res["accuracy"][0, 0]), res["saturation_rate"]
 
 
-@register_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
-                    check=check_point)
+@declare_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
+                   check=check_point)  # registered by name in runner.EVALUATORS
 def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, Any]:
     """Metrics of one study point (see the module docstring for the parameters).
 
