@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memsim._io import atomic_path
+from memsim.timegrid import DAY, HOUR, YEAR
 
 __all__ = ["FORMATS", "figure_style", "human_label", "human_time", "human_value", "new_figure",
            "save_figure", "vector_path"]
@@ -77,8 +78,8 @@ def vector_path(path: str | Path) -> Path:
 
 # --- human names ----------------------------------------------------------------------------
 
-_TIME_UNITS = ((3.15576e7, "year"), (2.6298e6, "month"), (86400.0, "day"), (3600.0, "h"),
-               (60.0, "min"), (1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+_TIME_UNITS = ((YEAR, "year"), (YEAR / 12, "month"), (DAY, "day"), (HOUR, "h"), (60.0, "min"),
+               (1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
 _PLURAL = {"year", "month", "day"}
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import memsim
 import memsim.analog as ma
+from memsim.timegrid import YEAR
 
 EXACT = dict(tile="hermes-core", device="pcm-hermes-2dev", exact=True)
 
@@ -291,7 +292,7 @@ def test_reproducible_and_time_dependent():
 
     assert torch.equal(run(0, 86400.0), run(0, 86400.0))
     assert not torch.equal(run(0, 86400.0), run(1, 86400.0))
-    assert not torch.equal(run(0, 86400.0), run(0, 3.15e7))
+    assert not torch.equal(run(0, 86400.0), run(0, YEAR))
 
 
 def test_drift_degrades_without_compensation_and_time_before_programming_is_refused():
@@ -303,7 +304,7 @@ def test_drift_degrades_without_compensation_and_time_before_programming_is_refu
     ma.program(a, seed=0, at_s=10.0)
     with torch.no_grad(), ma.at_time(a, 20.0):
         early = (a(x) - ref).norm() / ref.norm()
-    with torch.no_grad(), ma.at_time(a, 3.15e7):
+    with torch.no_grad(), ma.at_time(a, YEAR):
         late = (a(x) - ref).norm() / ref.norm()
     assert late > 2 * early
     ma.set_time(a, 5.0)
@@ -473,8 +474,8 @@ def test_hwa_noise_does_not_count_the_common_drift_decay_as_noise():
     noise measured without compensation equals the one measured with global compensation
     (which removes exactly one common gain); counting the decay made it 4x larger."""
     none = ma.HWANoise.from_cards("hermes-core", "pcm-generic", drift_compensation="none",
-                                  t_s=3.15e7)
+                                  t_s=YEAR)
     comp = ma.HWANoise.from_cards("hermes-core", "pcm-generic", drift_compensation="global",
-                                  t_s=3.15e7)
+                                  t_s=YEAR)
     assert none.weight_sigma == pytest.approx(comp.weight_sigma, rel=1e-6)
     assert 0.01 < none.weight_sigma < 0.1

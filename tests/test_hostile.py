@@ -135,9 +135,9 @@ def _load_chip(path):
 
 
 def _load_digital(path):
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
 
-    return load_digital(path)
+    return load_digital_config(path)
 
 
 CARDS = {

@@ -180,14 +180,14 @@ stuck_at_gmax_rate = { value = 0.01, unit = "1", source = "test" }
 
 
 def test_chip_figures_are_png_and_pdf(tmp_path):
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
     from memsim.chip.figures import write_chip_figures
     from memsim.workloads import load_workload
 
     chip = memsim.load_chip("hermes-64core")
     graph = load_workload("lenet5", np.random.default_rng(0))
     run = chip.simulate(graph, inferences=3)
-    gpu = load_digital("digital-gpu").estimate(chip.describe(graph))
+    gpu = load_digital_config("digital-gpu").estimate(chip.describe(graph))
     paths = write_chip_figures(run, tmp_path, digital=[gpu])
     assert len(paths) == 3
     for path in paths:

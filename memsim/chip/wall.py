@@ -59,7 +59,7 @@ def wall_table(networks: list[str] | tuple[str, ...] = DEFAULT_NETWORKS, *,
     from memsim.workloads import load_workload
 
     the_chip = mc.load_chip(chip)
-    engines = [mc.load_digital(d) for d in digital]
+    engines = [mc.load_digital_config(d) for d in digital]
     rows = []
     with progress(len(networks), "memory wall", "network") as bar:
         for name in networks:

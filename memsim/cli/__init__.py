@@ -24,7 +24,7 @@ from memsim.cli._common import error_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The commands, by module of :mod:`memsim.cli`, in the order of ``memsim --help``.
-COMMANDS = ("device", "tile", "map", "demo", "chip", "wall", "study", "drift")
+COMMANDS = ("device", "tile", "map", "demo", "chip", "wall", "study", "drift", "card")
 
 
 def build_parser() -> argparse.ArgumentParser:

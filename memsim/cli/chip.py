@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     digital = []
     names = [] if args.digital in ("", "none") else args.digital.split(",")
     for name in names:
-        digital.append(mc.load_digital(name.strip()).estimate(desc, batch=args.batch))
+        digital.append(mc.load_digital_config(name.strip()).estimate(desc, batch=args.batch))
     paths: list[Path] = []
     if not args.no_figures:
         from memsim.chip.figures import write_chip_figures

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from memsim._format import Report
+from memsim.timegrid import time_points
 
 __all__ = ["format_demo", "run_demo"]
 
-TIMES = (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 3.15576e7))
+TIMES = time_points("1 s", "1 day", "1 year")
 
 
 def _accuracy(model, x_cal, x_te, y_te, *, seeds: int, times, tile: str, device: str,
@@ -43,7 +44,7 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
     import torch
 
     import memsim
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
     from memsim.studies.report import write_report
     from memsim.workloads.digits import accuracy, digits_model, digits_torch, load_digits_split
 
@@ -56,7 +57,8 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
     the_chip = memsim.load_chip(chip)
     net = memsim.map_network(graph, tile=tile, device=device)
     run = the_chip.simulate(net, inferences=100)
-    digital = {name: load_digital(name).estimate(net) for name in ("digital-gpu", "digital-cpu")}
+    digital = {name: load_digital_config(name).estimate(net)
+               for name in ("digital-gpu", "digital-cpu")}
     cfg = memsim.load_tile_config(tile)
 
     rows = []

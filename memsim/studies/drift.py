@@ -21,6 +21,7 @@ import numpy as np
 
 from memsim._format import Report
 from memsim.errors import ConfigError
+from memsim.timegrid import TIME_GRID
 from memsim.workloads.digits import hwa_noise
 from memsim.workloads.trained import TRAINED, get_trained
 from memsim.workloads.training import accuracy, analog_accuracy
@@ -28,8 +29,7 @@ from memsim.workloads.training import accuracy, analog_accuracy
 __all__ = ["DRIFT_TIMES", "format_drift_table", "plot_drift_study", "run_drift_study",
            "workload_name"]
 
-DRIFT_TIMES = (("1 s", 1.0), ("1 h", 3600.0), ("1 day", 86400.0), ("1 month", 2.63e6),
-               ("1 year", 3.15576e7), ("10 years", 3.15576e8))
+DRIFT_TIMES = TIME_GRID
 DEVICES = ("pcm-generic", "pcm-hermes-2dev", "rram-cmo")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from memsim._format import Report, engineering, table
 from memsim.errors import ConfigError
+from memsim.timegrid import time_points
 
 __all__ = ["PREFERRED_DEVICES", "TIMES", "fitting_device", "format_tile_error",
            "tile_cards", "tile_error", "tile_parameters"]
@@ -27,7 +28,7 @@ __all__ = ["PREFERRED_DEVICES", "TIMES", "fitting_device", "format_tile_error",
 PREFERRED_DEVICES = ("pcm-hermes-2dev", "pcm-hermes-1dev", "pcm-generic", "rram-cmo", "ideal")
 
 #: Read times after programming: (label, seconds).
-TIMES = (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 365.25 * 86400.0))
+TIMES = time_points("1 s", "1 day", "1 year")
 
 _COMPENSATIONS = ("none", "global", "per_column")
 _UNITS = {"_s": "s", "_j": "J", "_v": "V", "_ohm": "Ω"}
