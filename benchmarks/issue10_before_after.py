@@ -540,7 +540,9 @@ def item8() -> None:
     dev = memsim.load_device("rram-cmo").with_noise(programming=0.0, read=0.0)
     state = dev.program(np.full(n, 50e-6), np.random.default_rng(0))
     reads = [dev.read(state, t, np.random.default_rng(k)) for k, t in enumerate((DAY, 2 * DAY))]
-    d = [r - state.g_prog_s for r in reads]
+    g_prog = getattr(state, "g_prog_S", None)  # siemens names after the card schema
+    g_prog = state.g_prog_s if g_prog is None else g_prog
+    d = [r - g_prog for r in reads]
     rho = float(np.corrcoef(d[0], d[1])[0, 1])
     s1, s2 = (0.042011 * math.log(t) + 0.41183 for t in (DAY, 2 * DAY))  # card's σ(t), µS
     out(8, f"rram-cmo, {n} devices at 50 uS: correlation of the 1-day and 2-day relaxation "

@@ -49,29 +49,10 @@ def test_adc_bits_quick_pareto_and_trend(tmp_path, capsys):
     assert (tmp_path / "adc-bits-quick-pareto.png").exists()
     from memsim.crossbar import load_tile_config
 
-    stated = load_tile_config("hermes-core").assumptions()  # the report says which physics
+    stated = load_tile_config("hermes-core").assumptions()  # report and show say which physics
     assert stated in (tmp_path / "adc-bits-quick.md").read_text()
-
-
-def test_converter_assumptions_of_a_study():
-    """The report's converter physics: the tile card with the study's [fixed] tile fields;
-    swept converter fields are named; no single tile card, no statement."""
-    from memsim.crossbar import load_tile_config
-    from memsim.studies.report import converter_assumptions
-    from memsim.studies.spec import StudySpec
-
-    base = {"name": "s", "seeds": 1, "base_seed": 0, "metrics": ["accuracy"],
-            "evaluator": "accuracy-energy", "tile": "hermes-core"}
-    spec = StudySpec.from_dict({**base, "grid": {"adc_bits": [4, 8]},
-                                "fixed": {"adc_noise_lsb": 0.5, "dac_bits": "none"}})
-    assert converter_assumptions(spec) == load_tile_config(
-        "hermes-core", adc_noise_lsb=0.5, dac_bits=None).assumptions()
-    assert "0.5 LSB" in converter_assumptions(spec)
-    spec = StudySpec.from_dict({**base, "grid": {"adc_noise_fs": [0.0, 0.01]}})
-    assert converter_assumptions(spec).endswith("(card values; the grid sweeps adc_noise_fs)")
-    spec = StudySpec.from_dict({**base, "tile": None,
-                                "grid": {"tile": ["hermes-core", "generic-256"]}})
-    assert converter_assumptions(spec) is None
+    assert main(["study", "show", "adc-bits", "--quick", "--out", str(tmp_path)]) == 0
+    assert f"converter assumptions: {stated}" in capsys.readouterr().out
 
 
 def test_show_before_run_is_a_clear_error(tmp_path, capsys):
