@@ -47,6 +47,12 @@ def test_adc_bits_quick_pareto_and_trend(tmp_path, capsys):
     assert energy == sorted(energy)  # more ADC bits cost more energy (card table)
     assert rows[-1]["accuracy"] > rows[0]["accuracy"]  # and buy accuracy
     assert (tmp_path / "adc-bits-quick-pareto.png").exists()
+    from memsim.crossbar import load_tile_config
+
+    stated = load_tile_config("hermes-core").assumptions()  # report and show say which physics
+    assert stated in (tmp_path / "adc-bits-quick.md").read_text()
+    assert main(["study", "show", "adc-bits", "--quick", "--out", str(tmp_path)]) == 0
+    assert f"converter assumptions: {stated}" in capsys.readouterr().out
 
 
 def test_show_before_run_is_a_clear_error(tmp_path, capsys):

@@ -6,6 +6,7 @@ Each test here failed on the engine before the fix (see the issue's reproduction
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -237,3 +238,76 @@ def test_four_phase_accumulation_has_four_integrations_of_analog_noise():
 def test_cell_model_refuses_a_device_that_does_not_fit():
     with pytest.raises(memsim.ConfigError, match="models 2 devices at once"):
         CellModel(load_tile_config("generic-256"), memsim.load_device("pcm-hermes-2dev"))
+
+
+def test_four_phase_separate_conversions_are_calibrated_as_they_are_read():
+    """4-phase with four separate floor conversions: each phase's code is biased by −½ LSB,
+    and the signs (+, −, −, +) of the combination cancel that bias. The per-column affine
+    correction must be fitted on the same four conversions it corrects; fitted on one
+    conversion it added a +½ LSB bias per column (MVM error 4.7 % instead of 3.6 % on
+    hermes-core with only quantization left)."""
+    cfg = load_tile_config("hermes-core").with_(
+        encoding="pwm_4phase", phase_conversion="separate", dac_bits=None,
+        adc_noise_fs=0.0, adc_offset_fs=0.0, adc_gain_sigma=0.0, input_scaling="absmax",
+        dtype="float64")
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((256, 64))
+    w /= np.abs(w).max(0)  # column scales 1: normalised units are real units
+    x = rng.uniform(-1, 1, (2000, 256))
+    x[:, 0] = 1.0  # abs-max 1 per vector
+    lsb = cfg.output_range / 2 ** (cfg.adc_bits - 1)
+    err = {}
+    for affine in (False, True):
+        tile = load_tile(cfg.with_(affine_calibration=affine), device="ideal").program(w, rng)
+        err[affine] = (tile.matvec(x, 1.0, rng) - x @ w) / lsb
+    # four uniform quantization errors, signed: σ = √(4/12) LSB; the column means over the
+    # 2000 vectors have a standard error σ/√2000, the fitted offset one of σ/√256 (its
+    # reference MVMs)
+    sigma = math.sqrt(4 / 12)
+    se = sigma / math.sqrt(len(x))
+    se_fit = sigma / math.sqrt(cfg.calibration_vectors)
+    assert np.abs(err[False].mean(0)).max() < 5 * se
+    assert np.abs(err[True].mean(0)).max() < 5 * (se + se_fit)  # 0.24 LSB; the bug gave 0.5
+
+
+@pytest.mark.parametrize("make", [lambda: torch.nn.Conv2d(3, 8, 3, padding=1),
+                                  lambda: torch.nn.Linear(12, 8)])
+def test_calibration_of_an_asymmetric_cell_uses_exact_products(make):
+    """memsim.calibrate sets the converter ranges from exact products (float weights),
+    whatever the cell's I–V: before, a convolution on a 1-phase cell with read asymmetry
+    (G− read at the opposite polarity) raised a TypeError (no G+/G− maps in the
+    calibration's device state), which failed the phases study's asymmetric points."""
+    torch.manual_seed(0)
+    layer = make().eval()
+    x = torch.randn(4, 3, 8, 8) if isinstance(layer, torch.nn.Conv2d) else torch.randn(16, 12)
+    ranges = {}
+    for a in (1.0, 0.9):
+        m = memsim.analog(layer, "hermes-core", "pcm-hermes-2dev", read_asymmetry=a)
+        memsim.program(m, seed=0)
+        ranges[a] = memsim.calibrate(m, x)
+        with torch.no_grad():
+            assert torch.all(torch.isfinite(m(x)))
+    assert ranges[0.9] == ranges[1.0]
+
+
+def test_mapped_network_calibration_sets_the_per_layer_input_ranges():
+    """MappedNetwork.calibrate_adc(x) fits the ADC full scales with the inputs scaled by the
+    abs-max of x; with input_scaling = "layer" it must also set that range. Before, the
+    forward pass then took the range from its own first batch (with a CalibrationWarning),
+    so the converters were calibrated for one input scale and run at another."""
+    rng = np.random.default_rng(14)
+    g = memsim.Graph((12,), "two")
+    g.set_output(g.linear(g.relu(g.linear(g.input, rng.standard_normal((20, 12)))),
+                          rng.standard_normal((5, 20))))
+    net = memsim.map_network(g, "hermes-core", "pcm-hermes-2dev").program(rng)
+    x_cal = rng.uniform(-1, 1, (64, 12))
+    net.calibrate_adc(x_cal)
+    inputs = {"linear0": x_cal,
+              "linear1": np.maximum(x_cal @ dict(g.nodes["linear0"].matrices())["w"], 0.0)}
+    for (node, _), arr in net.arrays.items():
+        np.testing.assert_allclose(arr.input_range_.numpy().ravel(),
+                                   np.abs(inputs[node]).max(), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", memsim.CalibrationWarning)
+        y = net.forward(rng.uniform(-2, 2, (8, 12)), 1.0, rng)  # larger inputs: clipped
+    assert np.all(np.isfinite(y))

@@ -359,8 +359,6 @@ class AnalogConv(AnalogModule):
     def _observe_conv(self, arr: TileArray, x: torch.Tensor, conv: dict) -> torch.Tensor:
         """Exact convolution, and the statistics memsim.calibrate needs: each row tile's
         input abs-max and |normalised column output| with its range."""
-        from memsim.crossbar.engine import _TimeState
-
         st = self._stats("w")
         kk = int(np.prod(self.kernel_size))
         cin_g = arr.geom.R // kk
@@ -379,10 +377,13 @@ class AnalogConv(AnalogModule):
                           stride=(1, conv["stride"][0]), padding=(0, conv["padding"][0]),
                           dilation=(1, conv["dilation"][0]))
             xqs, _, _ = arr._conv_dac(x4, s.to(arr.torch_device), cin_g, kk, False)
-            ts = _TimeState(t_since=0.0, gp=None, gn=None, w=arr.w_norm(), var_p=None,
-                            var_n=None, var=None, alpha=torch.ones(1))
-            ys, _ = arr._conv_analog(xqs, None, ts, c2, kk)  # per tile (B, G·C, H', W')
             g = arr.geom
+            w = arr.w_norm()
+            # exact products per tile (B, G·C, H', W'), whatever the cell's I–V (as linear)
+            ys = [F.conv2d(xq, arr._conv_weights(w, k, kk, c2["kernel_size"]),
+                           stride=c2["stride"], padding=c2["padding"],
+                           dilation=c2["dilation"], groups=g.groups)
+                  for k, xq in enumerate(xqs)]
             st["y"].append(torch.stack([torch.stack([
                 _sample(y.abs().reshape(y.shape[0], g.groups, g.C, -1)[:, u])
                 for u in range(g.groups)]) for y in ys], dim=1).cpu())

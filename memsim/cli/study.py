@@ -20,7 +20,7 @@ def _study_dir(args: argparse.Namespace, name: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from memsim._format import table
     from memsim.errors import ConfigError
-    from memsim.studies.report import report_study, study_frame, study_table
+    from memsim.studies.report import report_study, study_configuration, study_frame, study_table
     from memsim.studies.runner import run_study
     from memsim.studies.spec import load_study
     from memsim.studies.store import ResultStore
@@ -53,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
     # show and report only read the store (they work on read-only media)
     with ResultStore.for_study(out, spec.name, readonly=True) as store:
         if args.action == "show":
-            head, body, agg = study_table(study_frame(spec, store, args.quick),
-                                          params=list(spec.grid), metrics=list(spec.metrics))
+            df = study_frame(spec, store, args.quick)
+            head, body, agg = study_table(df, params=list(spec.grid), metrics=list(spec.metrics))
             if args.json:
                 print(agg.to_json(orient="records", indent=2))
             else:
                 print(f"study {spec.name}: {spec.description}")
+                for label, text in study_configuration(df, spec).items():
+                    if label.startswith("converter assumptions"):  # the physics it assumed
+                        print(f"{label}: {text}")
                 print(table(head, body, left=len(spec.grid)))
             return 0
         rep = report_study(spec, store, out, quick=args.quick)

@@ -648,11 +648,23 @@ class TileArray:
                             alpha=torch.ones(1))
             x = rng.uniform(-1.0, 1.0, size=(g.groups, n, g.rpt)) * self._mask[k]
             xt = torch.from_numpy(x).to(self.torch_device, dt)
-            y, var = self._products(xt, None, st, g.groups)
-            raw = torch.empty((n, g.groups, g.C), dtype=dt, device=y.device)
             layout = dict(B=n, P=1, sb=g.C, sp=0, su=n * g.C, sc=1, ob=g.groups * g.C, op=0,
                           ou=g.C, oc=1, ok=0)
-            self._adc([y], [var], layout, None, st, rng, raw, raw=True, ks=[k])
+            raw = torch.empty((n, g.groups, g.C), dtype=dt, device=xt.device)
+            if cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
+                # fitted on the four conversions it corrects, combined as in the forward path
+                acc = None
+                for xs, gm, vm, sign in self._four_phases(xt, st):
+                    y = torch.bmm(xs, gm.reshape(g.groups, g.rpt, g.C))
+                    var = None if vm is None else _bmm(xs * xs, vm.reshape(g.groups, g.rpt,
+                                                                          g.C))
+                    part = torch.empty_like(raw)
+                    self._adc([y], [var], layout, None, st, rng, part, raw=True, ks=[k])
+                    acc = part.mul_(sign) if acc is None else acc.add_(part, alpha=sign)
+                raw = acc
+            else:
+                y, var = self._products(xt, None, st, g.groups)
+                self._adc([y], [var], layout, None, st, rng, raw, raw=True, ks=[k])
             measured = raw.double().cpu().numpy()  # (n, G, C)
             for u in range(g.groups):
                 ideal = torch.from_numpy(x[u]).to(dt) @ torch.from_numpy(
@@ -1058,6 +1070,17 @@ class TileArray:
             out[:, :, k, :r1 - r0] = xg[:, :, r0:r1]
         return out
 
+    @staticmethod
+    def _four_phases(xq, st):
+        """(input, conductance map, variance map, sign) of the four phases of 4-phase PWM:
+        each sign of input on each weight polarity."""
+        xp, xn = xq.clamp(min=0), (-xq).clamp(min=0)
+        gp = st.gp if st.gp is not None else st.w.clamp(min=0)
+        gn = st.gn if st.gn is not None else (-st.w).clamp(min=0)
+        vp = st.var_p if st.var_p is not None else st.var
+        vn = st.var_n if st.var_n is not None else st.var
+        return ((xp, gp, vp, 1.0), (xp, gn, vn, -1.0), (xn, gp, vp, -1.0), (xn, gn, vn, 1.0))
+
     def _four_separate(self, xq, s, st, rng, N, out_dtype):
         """4-phase PWM with four conversions combined digitally: each sign of input and of
         weight polarity in its own phase, at positive read polarity, converted on its own."""
@@ -1065,15 +1088,9 @@ class TileArray:
         GK = g.groups * g.K
         acc = None
         sat = np.zeros(N, dtype=np.int64)
-        xp, xn = xq.clamp(min=0), (-xq).clamp(min=0)
-        gp = st.gp if st.gp is not None else st.w.clamp(min=0)
-        gn = st.gn if st.gn is not None else (-st.w).clamp(min=0)
-        vp = st.var_p if st.var_p is not None else st.var
-        vn = st.var_n if st.var_n is not None else st.var
         layout = self._linear_layout(N)
         layout.update(ob=GK * g.C, ou=g.K * g.C, ok=g.C)
-        for xs, gm, vm, sign in ((xp, gp, vp, 1.0), (xp, gn, vn, -1.0), (xn, gp, vp, -1.0),
-                                 (xn, gn, vn, 1.0)):
+        for xs, gm, vm, sign in self._four_phases(xq, st):
             y = torch.bmm(xs, gm.reshape(GK, g.rpt, g.C))
             var = None if vm is None else _bmm(xs * xs, vm.reshape(GK, g.rpt, g.C))
             raw = torch.empty((N, g.groups, g.K, g.C), dtype=self.dtype, device=y.device)

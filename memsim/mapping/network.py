@@ -107,8 +107,9 @@ class MappedNetwork:
                       ) -> dict[str, list]:
         """Set every row tile's ADC full scale from calibration data, as a chip's per-layer
         ADC calibration does: the ``quantile`` of the absolute normalised column output over
-        the batch ``x``, times ``margin`` (noise referred to the full scale follows it). Call
-        it after
+        the batch ``x``, times ``margin`` (noise referred to the full scale follows it). Tiles
+        with ``input_scaling = "layer"`` and no input range yet take it from ``x`` (its
+        abs-max per row tile), the range the full scales are fitted for. Call it after
         :meth:`program`; tiles with an affine correction or drift compensation are
         re-calibrated. Returns the new full scales per matrix."""
         if not self.programmed_:
@@ -127,9 +128,9 @@ class MappedNetwork:
             a = _tensor(np.concatenate(inputs[(node, key)]))
             xt = arr._to_tiles(a)
             if arr.config.input_scaling in ("fixed", "layer"):
-                s = (arr.layer_range() if arr.input_range_ is not None or
-                     arr.config.input_scaling == "fixed" else xt.abs().amax(dim=(0, 3)))
-                s = s.to(xt)[None, :, :, None]
+                if arr.config.input_scaling == "layer" and arr.input_range_ is None:
+                    arr.set_input_range_from(xt.abs().amax(dim=(0, 3)))  # the data's range
+                s = arr.layer_range().to(xt)[None, :, :, None]
             else:
                 s = xt.abs().amax(dim=3, keepdim=True)
             s = torch.where(s > 0, s, torch.ones_like(s))

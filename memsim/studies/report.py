@@ -146,14 +146,15 @@ def _plot_time(agg, params, path: Path) -> Path | None:
     with figure_style():
         fig = new_figure(7.0, 4.4)
         ax = fig.add_subplot()
-        for key, sub in groups:
+        for i, (key, sub) in enumerate(groups):
             sub = sub.sort_values("time_s")
             t = sub["time_s"].to_numpy()
             m = sub["accuracy"].to_numpy() * 100
             s = sub["accuracy_std"].to_numpy() * 100
             key = key if isinstance(key, tuple) else (key,)
             label = human_label(others, key) or "accuracy"
-            (line,) = ax.plot(t, m, "-o", ms=3, label=label)
+            style = ("-", "--", ":", "-.")[i // 10 % 4]  # the colour cycle has 10 colours
+            (line,) = ax.plot(t, m, style, marker="o", ms=3, label=label)
             ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.18, lw=0)
         ax.set_xscale("log")
         _time_ticks(ax, agg["time_s"].to_numpy())
