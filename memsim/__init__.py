@@ -11,6 +11,8 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from memsim import analog
+from memsim._format import Report
+from memsim._progress import set_progress
 from memsim.analog import at_time, calibrate, describe, program, report, set_time
 from memsim.chip import load_chip
 from memsim.crossbar import Tile, TileConfig, load_tile, load_tile_config
@@ -43,6 +45,7 @@ __all__ = [
     "MappedNetwork",
     "MemsimError",
     "NumericalError",
+    "Report",
     "StateError",
     "StoreError",
     "StudyError",
@@ -61,5 +64,6 @@ __all__ = [
     "map_network",
     "program",
     "report",
+    "set_progress",
     "set_time",
 ]

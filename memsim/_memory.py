@@ -2,7 +2,7 @@
 
 glibc raises its mmap threshold as large blocks are freed, so the many megabyte-sized
 temporaries of programming a large model stay in the heap after they are freed and keep the
-process's resident size up (measured: 218 MiB of a VGG-11's 1,157 MiB after programming).
+process's resident size up (the measurement is in ``benchmarks/README.md``).
 ``malloc_trim(0)`` hands them back. Elsewhere (other C libraries, other systems) this does
 nothing.
 """

@@ -1,18 +1,19 @@
 """Fast, reproducible standard normals for the hot paths (numba, SplitMix64 streams).
 
-numpy's ``Generator.standard_normal`` costs ~15-20 ns per number on a small machine, more
-than a whole 256×256 GEMM row when every MVM output needs its own noise. Two generators,
+numpy's ``Generator.standard_normal`` costs several times more per number than these
+generators (timings in ``benchmarks/README.md``), which matters when every MVM output needs
+its own noise. Two generators,
 both on SplitMix64 streams (Steele, Lea & Flood, OOPSLA 2014):
 
 * ``_normal`` (scalar, float64): the ziggurat method of Marsaglia & Tsang (J. Stat. Softw.
-  5(8), 2000; 256 layers), exact in double precision including the tail; ~4-10 ns each.
+  5(8), 2000; 256 layers), exact in double precision including the tail.
   Used by :func:`standard_normal` (device programming and device-level reads).
 * ``normals_f32`` (vectorised, float32): the Box-Muller transform (Box & Muller, Ann. Math.
   Stat. 29, 1958) with branch-free polynomial log, sin and cos that the compiler turns into
   SIMD code; one 64-bit SplitMix64 output gives two normals (40 bits for the radius, 24 for
   the angle). Exact in distribution up to float32 rounding, except that |z| cannot exceed
   sqrt(80 ln 2) = 7.45 (the smallest 40-bit uniform), a tail of probability 1e-13.
-  ~2 ns each on the 2-vCPU development machine; used for the per-MVM noise of the tiles
+  Used for the per-MVM noise of the tiles
   (and the slow per-device noise they draw per read time), where float32 is the working
   precision.
 

@@ -1,9 +1,20 @@
 """Slow, obvious reference implementations of the published device formulas.
 
-Written straight from the papers' equations (see shared/ARCHITECTURE.md, "Reference
-numbers"), one scalar at a time with the math module, independently of the card machinery,
-so that a transcription error in a card or a bug in the law evaluator shows up as a
-mismatch.
+Written straight from the papers' equations, one scalar at a time with the math module,
+independently of the card machinery, so that a transcription error in a card or a bug in
+the law evaluator shows up as a mismatch. The sources, per section below:
+
+- generic PCM: S. R. Nandakumar et al., "Phase-change memory models for deep learning
+  training and inference", ICECS 2019; used in V. Joshi et al., Nat. Commun. 11, 2473
+  (2020), doi:10.1038/s41467-020-16108-9 (programming σ, drift exponent, 1/f read noise);
+- HERMES PCM: M. Le Gallo et al., "A 64-core mixed-signal in-memory compute chip based on
+  phase-change memory for deep neural network inference", Nat. Electron. 6, 680 (2023),
+  doi:10.1038/s41928-023-01010-1 (the same model form fitted on the chip, one and two
+  devices per polarity);
+- CMO/HfOx RRAM: the IBM Zurich fits as published with IBM aihwkit's CMO-ReRAM inference
+  noise model (programming σ, log-time relaxation, read noise).
+
+The device cards (``devices/*.toml``) give the same coefficients, each with its source.
 """
 
 from __future__ import annotations
@@ -16,10 +27,10 @@ def clip(v: float, lo: float, hi: float) -> float:
 
 
 # -- generic PCM (Nandakumar 2019 / Joshi 2020) ------------------------------------------
-PCM_GENERIC = {"g_max_us": 25.0, "t0": 20.0, "t_read": 250e-9}
+PCM_GENERIC = {"g_max_uS": 25.0, "t0": 20.0, "t_read": 250e-9}
 
 
-def pcm_generic_sigma_prog_us(gh: float) -> float:
+def pcm_generic_sigma_prog_uS(gh: float) -> float:
     return 0.26348 + 1.9650 * gh - 1.1731 * gh**2
 
 
@@ -37,14 +48,14 @@ def pcm_generic_q_s(gh: float) -> float:
 
 # -- HERMES PCM (Le Gallo 2023) -------------------------------------------------------------
 HERMES = {
-    2: {"g_max_us": 20.7, "t0": 300.0, "t_read": 512e-9,
+    2: {"g_max_uS": 20.7, "t0": 300.0, "t_read": 512e-9,
         "c": (0.16603, 4.71806, -8.48101, 4.68961)},
-    1: {"g_max_us": 10.35, "t0": 200.0, "t_read": 512e-9,
+    1: {"g_max_uS": 10.35, "t0": 200.0, "t_read": 512e-9,
         "c": (0.15782, 2.32444, -2.16311, 0.68842)},
 }
 
 
-def hermes_sigma_prog_us(gh: float, ndev: int) -> float:
+def hermes_sigma_prog_uS(gh: float, ndev: int) -> float:
     c = HERMES[ndev]["c"]
     return c[0] + c[1] * gh + c[2] * gh**2 + c[3] * gh**3
 
@@ -85,20 +96,20 @@ def pcm_read_sigma_rel(q_s: float, t: float, t0: float, t_read: float) -> float:
 
 
 # -- CMO/HfOx RRAM (IBM Zurich fits, as in aihwkit's CMO-ReRAM model) ---------------------------
-def rram_cmo_sigma_prog_us(g_us: float) -> float:
-    return 0.0112185 + 0.0112903 * g_us
+def rram_cmo_sigma_prog_uS(g_uS: float) -> float:
+    return 0.0112185 + 0.0112903 * g_uS
 
 
-def rram_cmo_mean_shift_us(t: float) -> float:
+def rram_cmo_mean_shift_uS(t: float) -> float:
     return -0.089 * math.log(t) if t >= 1.0 else 0.0
 
 
-def rram_cmo_spread_us(t: float) -> float:
+def rram_cmo_spread_uS(t: float) -> float:
     return 0.042011 * math.log(max(t, 1.0)) + 0.41183
 
 
-def rram_cmo_read_sigma_us(g_us: float, t: float) -> float:
-    return 0.0277316 * math.log10(g_us) * math.sqrt(math.log((t + 1e-6) / 2e-6))
+def rram_cmo_read_sigma_uS(g_uS: float, t: float) -> float:
+    return 0.0277316 * math.log10(g_uS) * math.sqrt(math.log((t + 1e-6) / 2e-6))
 
 
 def folded_normal_moments(mu: float, sd: float) -> tuple[float, float]:

@@ -16,10 +16,11 @@ aihwkit = pytest.importorskip(
 torch = pytest.importorskip("torch")
 
 import memsim  # noqa: E402
+from memsim.timegrid import YEAR  # noqa: E402
 
 N = 4000
 P_MIN = 1e-4  # 45 comparisons: a correct model fails one with probability < 0.5 %
-TIMES = [0.0, 3600.0, 86400.0, 3.15576e7]
+TIMES = [0.0, 3600.0, 86400.0, YEAR]
 
 
 def _aihwkit_model(card):
@@ -37,14 +38,14 @@ def _aihwkit_model(card):
 def test_conductance_distributions_agree_with_aihwkit(card, gh):
     dev = memsim.load_device(card)
     model = _aihwkit_model(card)
-    g_max_us = dev.g_max_s * 1e6
-    assert model.g_max == pytest.approx(g_max_us)
+    g_max_uS = dev.g_max_S * 1e6
+    assert model.g_max == pytest.approx(g_max_uS)
     torch.manual_seed(int(gh * 100))
-    g_t = torch.full((N,), gh * g_max_us, dtype=torch.float64)
+    g_t = torch.full((N,), gh * g_max_uS, dtype=torch.float64)
     g_prog = model.apply_programming_noise_to_conductance(g_t)
     nu = model.generate_drift_coefficients(g_t)
-    state = dev.program(np.full(N, gh * dev.g_max_s), np.random.default_rng(int(gh * 100)))
-    res = stats.ks_2samp(g_prog.numpy(), state.g_prog_s * 1e6)
+    state = dev.program(np.full(N, gh * dev.g_max_S), np.random.default_rng(int(gh * 100)))
+    res = stats.ks_2samp(g_prog.numpy(), state.g_prog_S * 1e6)
     assert res.pvalue > P_MIN, ("programmed", res)
     res = stats.ks_2samp(nu.numpy(), state.drift_nu)
     assert res.pvalue > P_MIN, ("drift exponent", res)
@@ -66,6 +67,6 @@ def test_the_comparison_has_power_against_a_wrong_model():
     g_prog = model.apply_programming_noise_to_conductance(g_t)
     nu = model.generate_drift_coefficients(g_t)
     theirs = model.apply_drift_noise_to_conductance(g_prog, nu, 86400.0).numpy()
-    state = dev.program(np.full(N, 0.5 * dev.g_max_s), np.random.default_rng(0))
+    state = dev.program(np.full(N, 0.5 * dev.g_max_S), np.random.default_rng(0))
     ours = dev.read(state, 86400.0, np.random.default_rng(1)) * 1e6
     assert stats.ks_2samp(theirs, ours).pvalue < 1e-6

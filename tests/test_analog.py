@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import memsim
 import memsim.analog as ma
+from memsim.timegrid import YEAR
 
 EXACT = dict(tile="hermes-core", device="pcm-hermes-2dev", exact=True)
 
@@ -249,6 +250,34 @@ def test_per_mvm_noise_statistics_on_the_torch_path():
     assert np.allclose(y.mean(0).numpy(), mean_expect, atol=5 * np.sqrt(expect / n).max())
 
 
+def test_per_mvm_noise_statistics_on_the_convolution_path():
+    """As above for a float32 convolution (its variance convolution runs in bfloat16 where
+    the hardware has it, rounding the variance to 2^-9): one input pixel repeated N times
+    through a 3×3 kernel with padding, so that each output position sees its own subset of
+    the kernel rows; variance per output = Σ x² σ² + σ_ADC², tolerance from the χ² spread."""
+    torch.manual_seed(9)
+    conv = nn.Conv2d(6, 5, 3, padding=1, bias=False).eval()
+    a = ma.analog(conv, "generic-256", "pcm-generic", adc_bits=None, dac_bits=None,
+                  adc_noise_fs=0.002, input_scaling="fixed", input_range=1.0)
+    ma.program(a, seed=1)
+    ma.set_time(a, 3600.0)
+    x = torch.rand(1, 6, 2, 2) * 2 - 1
+    n = 4000
+    with torch.no_grad():
+        y = a(x.expand(n, 6, 2, 2)).double()
+    arr = a._arrays["w"]
+    st = arr.state_at(3600.0 - arr.programmed_at_s_, a._rng)
+    cols = F.unfold(x.double(), 3, padding=1)[0]  # (6·9, 4 positions), rows in im2col order
+    var = st.var[0, 0].double()[:54]
+    scale = torch.from_numpy(arr.weight_scale_[0, 0] * st.alpha[0, 0].numpy())
+    expect = ((cols.T**2) @ var + (arr.config.adc_noise_fs * arr.config.output_range) ** 2
+              ) * scale**2  # (positions, columns)
+    got = y.var(0).reshape(5, 4).T
+    rel = (got / expect).numpy()
+    tol = 5 * np.sqrt(2 / (n - 1))
+    assert np.all(np.abs(rel - 1) < tol), (rel.min(), rel.max(), tol)
+
+
 def test_reproducible_and_time_dependent():
     torch.manual_seed(10)
     model = InPlace().eval()
@@ -263,7 +292,7 @@ def test_reproducible_and_time_dependent():
 
     assert torch.equal(run(0, 86400.0), run(0, 86400.0))
     assert not torch.equal(run(0, 86400.0), run(1, 86400.0))
-    assert not torch.equal(run(0, 86400.0), run(0, 3.15e7))
+    assert not torch.equal(run(0, 86400.0), run(0, YEAR))
 
 
 def test_drift_degrades_without_compensation_and_time_before_programming_is_refused():
@@ -275,7 +304,7 @@ def test_drift_degrades_without_compensation_and_time_before_programming_is_refu
     ma.program(a, seed=0, at_s=10.0)
     with torch.no_grad(), ma.at_time(a, 20.0):
         early = (a(x) - ref).norm() / ref.norm()
-    with torch.no_grad(), ma.at_time(a, 3.15e7):
+    with torch.no_grad(), ma.at_time(a, YEAR):
         late = (a(x) - ref).norm() / ref.norm()
     assert late > 2 * early
     ma.set_time(a, 5.0)
@@ -445,8 +474,8 @@ def test_hwa_noise_does_not_count_the_common_drift_decay_as_noise():
     noise measured without compensation equals the one measured with global compensation
     (which removes exactly one common gain); counting the decay made it 4x larger."""
     none = ma.HWANoise.from_cards("hermes-core", "pcm-generic", drift_compensation="none",
-                                  t_s=3.15e7)
+                                  t_s=YEAR)
     comp = ma.HWANoise.from_cards("hermes-core", "pcm-generic", drift_compensation="global",
-                                  t_s=3.15e7)
+                                  t_s=YEAR)
     assert none.weight_sigma == pytest.approx(comp.weight_sigma, rel=1e-6)
     assert 0.01 < none.weight_sigma < 0.1

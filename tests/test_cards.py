@@ -26,7 +26,7 @@ def write(tmp_path: Path, text: str, name: str = "custom") -> Path:
 def test_every_shipped_card_loads(name):
     dev = memsim.load_device(name)
     assert dev.name == name
-    assert 0 <= dev.g_min_s < dev.g_max_s
+    assert 0 <= dev.g_min_S < dev.g_max_S
 
 
 def _numbers_without_source(node, path=""):
@@ -69,7 +69,7 @@ def _tables_with_value(node):
 def test_user_card_by_path(tmp_path):
     p = write(tmp_path, GOOD.replace("value = 25.0, unit", "value = 30.0, unit"), "mypcm")
     dev = memsim.load_device(p)
-    assert dev.g_max_s == pytest.approx(30e-6)
+    assert dev.g_max_S == pytest.approx(30e-6)
     assert dev.name == "mypcm"
 
 
@@ -149,10 +149,10 @@ def test_bad_targets(name):
     with pytest.raises(ValueError, match=r"negative target conductance"):
         dev.program(np.array([-1e-6]), rng)
     with pytest.raises(ValueError, match=r"out of range; allowed"):
-        dev.program(np.array([2 * dev.g_max_s]), rng)
+        dev.program(np.array([2 * dev.g_max_S]), rng)
     with pytest.raises(TypeError, match=r"numpy\.random\.Generator"):
-        dev.program(np.array([dev.g_max_s]), 42)
-    state = dev.program(np.array([dev.g_max_s]), rng)
+        dev.program(np.array([dev.g_max_S]), 42)
+    state = dev.program(np.array([dev.g_max_S]), rng)
     for t in (-1.0, float("nan"), "soon"):
         with pytest.raises(ValueError, match=re.escape("t = ")):
             dev.read(state, t, rng)

@@ -16,9 +16,9 @@ import pytest
 
 import memsim.chip as mc
 from memsim.cards import CardError
-from memsim.chip.cli import add_parser
 from memsim.chip.hardware import pipeline_time
 from memsim.chip.validate import TARGETS, deep_layer, fit_hermes
+from memsim.cli.chip import add_parser
 from memsim.errors import ConfigError
 from memsim.mapping import Graph, map_network
 from memsim.mapping.description import as_description
@@ -345,7 +345,9 @@ def test_report_works():
     """ChipRun.report() (it used to import a module that did not exist)."""
     run = mc.load_chip("hermes-64core").simulate(lenet5(np.random.default_rng(0)),
                                                  inferences=2)
-    text = run.report()
+    rep = run.report()
+    assert rep["network"] == run.network and set(rep) == set(run.to_dict())  # the numbers
+    text = str(rep)  # ... printed as the text report
     for words in ("energy per inference", "TOPS/W", "TOPS/mm²", "Per layer", "Area by block",
                   "c1", "static"):
         assert words in text
@@ -544,7 +546,7 @@ def _bad_card(tmp_path: Path, old: str, new: str, name: str = "bad-chip") -> Pat
     ('hop_latency = { value = 5.0, unit = "ns", source', 'hop_latency = { value = 5.0, '
      'unit = "ns", sauce', r"links.hop_latency has unknown keys \['sauce'\]"),
     ('[timing]', '[timings]', r"unknown sections \['timings'\]"),
-    ('\ngate_unused_lines = false', '\n', r"cores.gate_unused_lines is missing"),
+    ('\ngate_unused_lines = false', '\n', r"\[cores\] is missing \['gate_unused_lines'\]"),
     ('\ngate_unused_lines = false', '\ngate_unused_lines = 0', r"must be true or false"),
     ('per = "chip"', 'per = "tile"', r"components.gdpu.per = 'tile'"),
     ('area = { value = 0.5, unit = "mm2"', 'area = { value = 0.5, unit = "mm"',
@@ -611,7 +613,7 @@ def test_assumptions_say_so():
 
 # -- digital baseline -----------------------------------------------------------------------------
 def test_digital_baseline_is_a_roofline_by_hand():
-    eng = mc.load_digital("digital-gpu")
+    eng = mc.load_digital_config("digital-gpu")
     g = Graph((256,), name="one")
     g.set_output(g.linear(g.input, np.ones((128, 256)), name="fc"))
     est = eng.estimate(g)
@@ -623,7 +625,7 @@ def test_digital_baseline_is_a_roofline_by_hand():
     batch = eng.estimate(g, batch=8)
     assert batch.throughput_per_s > 7 * est.throughput_per_s
     net = load_network("resnet9-cifar10", np.random.default_rng(0))
-    gpu, cpu = eng.estimate(net), mc.load_digital("digital-cpu").estimate(net)
+    gpu, cpu = eng.estimate(net), mc.load_digital_config("digital-cpu").estimate(net)
     assert gpu.latency_s < cpu.latency_s and gpu.energy_j < cpu.energy_j
     assert gpu.flops_per_inference == pytest.approx(cpu.flops_per_inference)
     desc = as_description(net, mc.load_chip("hermes-64core").config.tile)
@@ -636,9 +638,9 @@ def test_bad_digital_card(tmp_path):
     p.write_text(text.replace("efficiency = { value = 0.3,", "efficiency = { value = 1.5,"))
     with pytest.raises(CardError, match=r"compute.efficiency = 1.5 is out of range; allowed "
                                         r"\(0, 1\]"):
-        mc.load_digital(p)
+        mc.load_digital_config(p)
     with pytest.raises(CardError, match="needs 'digital'"):
-        mc.load_digital("hermes-64core")
+        mc.load_digital_config("hermes-64core")
 
 
 # -- CLI ------------------------------------------------------------------------------------------
@@ -746,7 +748,7 @@ def test_memory_wall_splits_add_up(capsys):
     DRAM weights, DRAM activations; Horowitz ISSCC 2014), beside the chip's split."""
     from memsim.chip.wall import chip_split, format_wall, wall_table
 
-    eng = mc.load_digital("digital-gpu")
+    eng = mc.load_digital_config("digital-gpu")
     g = lenet5(np.random.default_rng(0))
     est = eng.estimate(g)
     assert sum(est.wall_breakdown.values()) == pytest.approx(est.energy_j)

@@ -135,9 +135,9 @@ def _load_chip(path):
 
 
 def _load_digital(path):
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
 
-    return load_digital(path)
+    return load_digital_config(path)
 
 
 CARDS = {
@@ -430,7 +430,7 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(capsys, tmp_path):
     assert "Traceback (most recent call last)" in capsys.readouterr().err
     assert main(["device", "pcm-genric", "--no-figures", "--debug"]) == 2
     assert "Traceback (most recent call last)" in capsys.readouterr().err
-    # the chip command (registered from memsim.chip.cli) goes through the same handler
+    # the chip command (memsim.cli.chip) goes through the same handler
     assert main(["chip", "--network", "no-such-net", "--no-figures"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("memsim: error: ") and "Traceback" not in err
@@ -448,12 +448,12 @@ def test_unwritable_out_is_refused_before_the_work(tmp_path, capsys):
 
 
 def test_internal_errors_and_ctrl_c(monkeypatch, capsys, tmp_path):
-    import memsim.cli as cli
+    import memsim.cli.tile as tile_command
 
     def boom(args):
         raise TypeError("unexpected")
 
-    monkeypatch.setattr(cli, "_cmd_tile", boom)
+    monkeypatch.setattr(tile_command, "run", boom)
     assert main(["tile", "x"]) == 1
     err = capsys.readouterr().err
     assert "internal error: TypeError: unexpected" in err and "--debug" in err
@@ -462,7 +462,7 @@ def test_internal_errors_and_ctrl_c(monkeypatch, capsys, tmp_path):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_cmd_tile", interrupted)
+    monkeypatch.setattr(tile_command, "run", interrupted)
     assert main(["tile", "x"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err

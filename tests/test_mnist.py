@@ -9,6 +9,7 @@ import pytest
 import memsim
 from memsim.mapping import map_network
 from memsim.mapping.description import describe_graph
+from memsim.timegrid import time_points
 from memsim.workloads.mnist import MODELS, load_mnist_split, mnist_model, mnist_torch
 from memsim.workloads.training import accuracy, cache_dir
 
@@ -119,7 +120,7 @@ def test_drift_study_takes_a_trained_mnist_workload():
 
     res = run_drift_study(model="mnist-mlp", devices=("pcm-hermes-2dev",),
                           compensations=("global",), trainings=("plain",),
-                          times=(("1 s", 1.0), ("1 year", 3.15576e7)), seeds=2)
+                          times=time_points("1 s", "1 year"), seeds=2)
     assert res["workload"] == "mnist-mlp" and res["test_samples"] == 1000
     (row,) = res["rows"]
     # measured 93.1-93.6 % (float 93.0 %); 0.85 is > 5 binomial standard errors below

@@ -171,7 +171,7 @@ def ref_program_verify(d: PhysicalDevice, g_target: np.ndarray, seed: int):
     seeds = rng.integers(0, np.iinfo(np.uint64).max, size=g_target.shape, dtype=np.uint64,
                          endpoint=True)
     pv = d.program_verify
-    tol = pv.tolerance * d.g_max_s
+    tol = pv.tolerance * d.g_max_S
     c2c = d.cycle_to_cycle * d.programming_scale
     rsig = d.read_noise_rel * d.read_scale
     out = []
@@ -209,8 +209,8 @@ def ref_program_verify(d: PhysicalDevice, g_target: np.ndarray, seed: int):
 # ------------------------------------------------------------------------------------------
 def test_card_loads_with_published_defaults(dev):
     assert dev.name == "vteam"
-    assert dev.g_min_s == pytest.approx(1e-3)  # 1/R_off, R_off = 1 kΩ
-    assert dev.g_max_s == pytest.approx(2e-2)  # 1/R_on, R_on = 50 Ω
+    assert dev.g_min_S == pytest.approx(1e-3)  # 1/R_off, R_off = 1 kΩ
+    assert dev.g_max_S == pytest.approx(2e-2)  # 1/R_on, R_on = 50 Ω
     assert dev.k_on_m_per_s == -10.0 and dev.k_off_m_per_s == 5e-4
     assert (dev.alpha_on, dev.alpha_off, dev.v_on_v, dev.v_off_v) == (3, 1, -0.2, 0.02)
     assert dev.w_off_m == pytest.approx(3e-9) and dev.w_on_m == 0.0
@@ -220,12 +220,12 @@ def test_card_loads_with_published_defaults(dev):
 
 def test_conductance_and_inverse(dev):
     w = np.linspace(dev.w_on_m, dev.w_off_m, 7)
-    assert dev.conductance(dev.w_on_m) == pytest.approx(dev.g_max_s)
-    assert dev.conductance(dev.w_off_m) == pytest.approx(dev.g_min_s)
+    assert dev.conductance(dev.w_on_m) == pytest.approx(dev.g_max_S)
+    assert dev.conductance(dev.w_off_m) == pytest.approx(dev.g_min_S)
     np.testing.assert_allclose(dev.state_for(dev.conductance(w)), w, atol=1e-21)
     exp_dev = variant(iv={"model": "exponential"})
-    assert exp_dev.conductance(exp_dev.w_on_m) == pytest.approx(exp_dev.g_max_s)
-    assert exp_dev.conductance(exp_dev.w_off_m) == pytest.approx(exp_dev.g_min_s)
+    assert exp_dev.conductance(exp_dev.w_on_m) == pytest.approx(exp_dev.g_max_S)
+    assert exp_dev.conductance(exp_dev.w_off_m) == pytest.approx(exp_dev.g_min_S)
     np.testing.assert_allclose(exp_dev.state_for(exp_dev.conductance(w)), w, atol=1e-21)
     # R(w) = R_on exp(λ x): the middle is the geometric mean of R_on and R_off
     assert 1 / exp_dev.conductance(1.5e-9) == pytest.approx(math.sqrt(50.0 * 1000.0))
@@ -344,7 +344,7 @@ def test_waveform_kernel_matches_reference(dev):
 def test_program_verify_kernel_matches_reference(noise):
     c2c, read_noise = noise
     d = variant(variability={"cycle_to_cycle": q(c2c, "1"), "read_noise": q(read_noise, "1")})
-    g = np.linspace(d.g_min_s, d.g_max_s, 12)
+    g = np.linspace(d.g_min_S, d.g_max_S, 12)
     state = program_and_verify(d, g, np.random.default_rng(7))
     ref = ref_program_verify(d, g, 7)
     x = state.extra
@@ -352,7 +352,7 @@ def test_program_verify_kernel_matches_reference(noise):
         assert x["pulses"][k] == pulses
         assert x["converged"][k] == conv
         assert x["w"][k] == pytest.approx(w, rel=1e-9, abs=1e-22)
-        assert state.g_prog_s[k] == pytest.approx(gk, rel=1e-9)
+        assert state.g_prog_S[k] == pytest.approx(gk, rel=1e-9)
         assert x["energy_j"][k] == pytest.approx(energy, rel=1e-9)
 
 
@@ -405,53 +405,53 @@ def test_suggested_drive_shows_a_shrinking_loop(dev):
 # Program-and-verify.
 # ------------------------------------------------------------------------------------------
 def test_program_verify_reaches_targets(dev):
-    levels = np.linspace(dev.g_min_s, dev.g_max_s, 5)
+    levels = np.linspace(dev.g_min_S, dev.g_max_S, 5)
     g = np.repeat(levels, 500).reshape(50, 50)
     state = dev.program(g, np.random.default_rng(0))
     x = state.extra
     pv = dev.program_verify
-    tol = pv.tolerance * dev.g_max_s
-    assert state.shape == g.shape and state.g_prog_s.shape == g.shape
-    within = np.abs(state.g_prog_s - g) <= tol
+    tol = pv.tolerance * dev.g_max_S
+    assert state.shape == g.shape and state.g_prog_S.shape == g.shape
+    within = np.abs(state.g_prog_S - g) <= tol
     assert within.mean() >= 0.99
     assert np.array_equal(within, x["converged"])  # no read noise: verify sees the truth
     assert x["pulses"].dtype.kind == "i" and np.all(x["pulses"] >= 0)
     assert np.all(x["pulses"] <= pv.max_pulses)
-    moved = g > dev.g_min_s + tol  # the start state (w_init = w_off) already meets g_min
+    moved = g > dev.g_min_S + tol  # the start state (w_init = w_off) already meets g_min
     assert np.all(x["pulses"][moved] > 0) and np.all(x["pulses"][~moved] == 0)
     np.testing.assert_allclose(
         x["time_s"], pv.read_time_s + x["pulses"] * (pv.pulse_width_s + pv.read_time_s))
     assert np.all(x["energy_j"] > 0) and np.all(x["time_s"] > 0)
     # devices that needed no pulse spent exactly one verify read: v_read² G t_read
-    e_read = pv.read_voltage_v**2 * dev.g_min_s * pv.read_time_s
+    e_read = pv.read_voltage_v**2 * dev.g_min_S * pv.read_time_s
     np.testing.assert_allclose(x["energy_j"][~moved], e_read, rtol=1e-12)
     assert np.all(x["energy_j"][moved] > e_read)
-    np.testing.assert_allclose(dev.conductance(x["w"]), state.g_prog_s, rtol=1e-12)
+    np.testing.assert_allclose(dev.conductance(x["w"]), state.g_prog_S, rtol=1e-12)
     # read back: no drift, no read noise in this card
     for t in (0.0, 1.0, 86400.0, 3.15e8):
-        assert np.array_equal(dev.read(state, t, np.random.default_rng(1)), state.g_prog_s)
+        assert np.array_equal(dev.read(state, t, np.random.default_rng(1)), state.g_prog_S)
 
 
 def test_program_verify_is_seeded(dev):
-    g = np.linspace(dev.g_min_s, dev.g_max_s, 200)
+    g = np.linspace(dev.g_min_S, dev.g_max_S, 200)
     a = dev.program(g, np.random.default_rng(11))
     b = dev.program(g, np.random.default_rng(11))
     c = dev.program(g, np.random.default_rng(12))
     for key in ("pulses", "energy_j", "w"):
         assert np.array_equal(a.extra[key], b.extra[key])
-    assert np.array_equal(a.g_prog_s, b.g_prog_s)
-    assert not np.array_equal(a.g_prog_s, c.g_prog_s)
+    assert np.array_equal(a.g_prog_S, b.g_prog_S)
+    assert not np.array_equal(a.g_prog_S, c.g_prog_S)
     assert not np.array_equal(a.extra["pulses"], c.extra["pulses"])
     # with cycle-to-cycle variability off the result does not depend on the seed
     quiet = dev.noise_free()
     d1 = quiet.program(g, np.random.default_rng(11))
     d2 = quiet.program(g, np.random.default_rng(12))
-    assert np.array_equal(d1.g_prog_s, d2.g_prog_s)
+    assert np.array_equal(d1.g_prog_S, d2.g_prog_S)
     assert np.array_equal(d1.extra["pulses"], d2.extra["pulses"])
 
 
 def test_program_verify_from_given_state(dev):
-    g = np.full(50, 0.5 * (dev.g_min_s + dev.g_max_s))
+    g = np.full(50, 0.5 * (dev.g_min_S + dev.g_max_S))
     first = program_and_verify(dev, g, np.random.default_rng(3))
     again = program_and_verify(dev, g, np.random.default_rng(4), w0=first.extra["w"])
     assert np.all(again.extra["pulses"] == 0)
@@ -463,24 +463,24 @@ def test_program_verify_from_given_state(dev):
 def test_read_noise_and_no_drift():
     sigma = 0.02
     d = variant(variability={"cycle_to_cycle": q(0.1, "1"), "read_noise": q(sigma, "1")})
-    g_t = np.full(20000, 0.5 * (d.g_min_s + d.g_max_s))
+    g_t = np.full(20000, 0.5 * (d.g_min_S + d.g_max_S))
     state = d.program(g_t, np.random.default_rng(5))
-    rel = d.read(state, 3600.0, np.random.default_rng(6)) / state.g_prog_s - 1.0
+    rel = d.read(state, 3600.0, np.random.default_rng(6)) / state.g_prog_S - 1.0
     n = rel.size
     assert abs(rel.mean()) < 5 * sigma / math.sqrt(n)
     assert abs(rel.std(ddof=1) - sigma) < 5 * sigma / math.sqrt(2 * (n - 1))
-    np.testing.assert_allclose(d.read_noise_std(state, 10.0), sigma * state.g_prog_s)
+    np.testing.assert_allclose(d.read_noise_std(state, 10.0), sigma * state.g_prog_S)
     # a tile that draws per-read noise itself gets the noise-free value here
     assert np.array_equal(d.read(state, 10.0, np.random.default_rng(1), window_s=1e-6),
-                          state.g_prog_s)
+                          state.g_prog_S)
     assert np.all(d.with_noise(read=0.0).read_noise_std(state, 0.0) == 0.0)
     # verify reads are noisy too: a device stops when the *measured* G is within the
     # tolerance, so the true error is bounded by the tolerance plus the read noise
-    tol = d.program_verify.tolerance * d.g_max_s
+    tol = d.program_verify.tolerance * d.g_max_S
     conv = state.extra["converged"]
     assert conv.mean() > 0.99
-    err = np.abs(state.g_prog_s - g_t)[conv]
-    assert np.all(err <= tol + 5 * sigma * state.g_prog_s[conv])
+    err = np.abs(state.g_prog_S - g_t)[conv]
+    assert np.all(err <= tol + 5 * sigma * state.g_prog_S[conv])
     assert np.mean(err > tol) > 0.1  # ... and it does exceed the tolerance for some
 
 
@@ -488,31 +488,31 @@ def test_nonidealities_compose():
     d = variant(nonidealities={"stuck_at_gmin_rate": q(5, "%"), "stuck_at_gmax_rate": q(5, "%"),
                                "levels": q(5, "1"), "gmax_variation": q(2, "%")})
     rng = np.random.default_rng(8)
-    g = rng.uniform(d.g_min_s, d.g_max_s, 4000)
+    g = rng.uniform(d.g_min_S, d.g_max_S, 4000)
     state = d.program(g, rng)
     stuck = state.stuck
     assert stuck is not None
     assert abs(np.mean(stuck == -1) - 0.05) < 5 * math.sqrt(0.05 * 0.95 / g.size)
-    assert np.all(state.g_prog_s[stuck == -1] == d.g_min_s)
-    assert np.all(state.g_prog_s[stuck == 1] == d.g_max_s)
+    assert np.all(state.g_prog_S[stuck == -1] == d.g_min_S)
+    assert np.all(state.g_prog_S[stuck == 1] == d.g_max_S)
     # stuck devices are pulsed to the limit unless they happen to sit on their target
-    levels = np.linspace(d.g_min_s, d.g_max_s, 5)
+    levels = np.linspace(d.g_min_S, d.g_max_S, 5)
     goal = levels[np.argmin(np.abs(g[:, None] - levels), axis=1)]
-    tol = d.program_verify.tolerance * d.g_max_s
-    far = (stuck != 0) & (np.abs(goal - np.where(stuck < 0, d.g_min_s, d.g_max_s)) > tol)
+    tol = d.program_verify.tolerance * d.g_max_S
+    far = (stuck != 0) & (np.abs(goal - np.where(stuck < 0, d.g_min_S, d.g_max_S)) > tol)
     assert np.all(state.extra["pulses"][far] == d.program_verify.max_pulses)
     assert not np.any(state.extra["converged"][far])
     # free devices at inner levels reach the quantized target despite the g_max spread
     inner = (stuck == 0) & (goal > levels[0]) & (goal < levels[-1])
-    assert np.mean(np.abs(state.g_prog_s[inner] - goal[inner]) <= tol) >= 0.99
-    np.testing.assert_allclose(state.g_target_s, g)  # the request is kept as asked
+    assert np.mean(np.abs(state.g_prog_S[inner] - goal[inner]) <= tol) >= 0.99
+    np.testing.assert_allclose(state.g_target_S, g)  # the request is kept as asked
 
 
 def test_with_noise_is_a_frozen_copy(dev):
     quiet = dev.with_noise(programming=0.0, read=0.5)
     assert quiet.programming_scale == 0.0 and quiet.read_scale == 0.5
     assert dev.programming_scale == 1.0
-    assert quiet.g_max_s == dev.g_max_s
+    assert quiet.g_max_S == dev.g_max_S
     with pytest.raises(dataclasses.FrozenInstanceError):
         dev.read_scale = 2.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="read_scale"):
@@ -535,8 +535,8 @@ def test_bad_targets_raise(dev, bad, message):
 
 def test_bad_rng_and_time(dev):
     with pytest.raises(TypeError, match="Generator"):
-        dev.program([dev.g_min_s], 0)
-    state = dev.program([dev.g_min_s], np.random.default_rng(0))
+        dev.program([dev.g_min_S], 0)
+    state = dev.program([dev.g_min_S], np.random.default_rng(0))
     with pytest.raises(ValueError, match="t ="):
         dev.read(state, -1.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="frequency_hz"):

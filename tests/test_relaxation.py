@@ -20,11 +20,11 @@ import memsim
 from memsim.devices import _relaxation as R
 from memsim.devices.base import DeviceState
 from memsim.errors import StateError
+from memsim.timegrid import DAY, YEAR
 from tests import naive
 
 N = 40000
 Z = 5.0
-DAY = 86400.0
 
 
 def corr_tol(rho: float, n: int = N) -> float:
@@ -35,21 +35,21 @@ def sd_tol(sigma: float, n: int = N) -> float:
     return Z * sigma / math.sqrt(2 * (n - 1))
 
 
-def relaxation_only(card: str, g_s: float, seed: int = 0):
+def relaxation_only(card: str, g_S: float, seed: int = 0):
     """Device with programming and read noise off, N devices at one target: the reads minus
     G_prog minus the mean shift are the relaxation path W alone."""
     dev = memsim.load_device(card).with_noise(programming=0.0, read=0.0)
-    state = dev.program(np.full(N, g_s), np.random.default_rng(seed))
+    state = dev.program(np.full(N, g_S), np.random.default_rng(seed))
 
     def walk(t: float) -> np.ndarray:
         g = dev.read(state, t, np.random.default_rng(12345))
-        return g - state.g_prog_s - dev.drift.mean_shift_s * dev.drift.tau(t)
+        return g - state.g_prog_S - dev.drift.g_shift_S * dev.drift.tau(t)
 
     return dev, state, walk
 
 
-def card_sigma(dev, g_s: float, t: float) -> float:
-    return float(dev.drift.spread_s(np.array([g_s]), t, dev.g_max_s)[0])
+def card_sigma(dev, g_S: float, t: float) -> float:
+    return float(dev.drift.g_spread_S(np.array([g_S]), t, dev.g_max_S)[0])
 
 
 # -- the kernel against the slow reference ------------------------------------------------------
@@ -109,18 +109,18 @@ def test_offset_is_one_fixed_draw_with_the_card_spread():
 
 
 # -- the device: marginals as the card, correlation as the walk --------------------------------
-@pytest.mark.parametrize("t", [0.5, 1.0, 10.0, 3600.0, DAY, 3.15576e7])
+@pytest.mark.parametrize("t", [0.5, 1.0, 10.0, 3600.0, DAY, YEAR])
 def test_cmo_marginals_match_the_card(t):
     g = 50e-6
     dev, _, walk = relaxation_only("rram-cmo", g)
     w = walk(t) * 1e6
-    s = naive.rram_cmo_spread_us(t)  # the card's source: 0.042 ln t + 0.41 µS
+    s = naive.rram_cmo_spread_uS(t)  # the card's source: 0.042 ln t + 0.41 µS
     assert card_sigma(dev, g, t) * 1e6 == pytest.approx(s, rel=1e-12)
     assert abs(w.mean()) < Z * s / math.sqrt(N)
     assert abs(w.std(ddof=1) - s) < sd_tol(s)
 
 
-@pytest.mark.parametrize("t1, t2", [(DAY, 2 * DAY), (1.0, DAY), (3600.0, 3.15576e7),
+@pytest.mark.parametrize("t1, t2", [(DAY, 2 * DAY), (1.0, DAY), (3600.0, YEAR),
                                     (10.0, 20.0)])
 def test_cmo_reads_of_one_state_are_correlated_as_the_walk(t1, t2):
     """Fails before the fix: the relaxation term was redrawn at each read, corr ≈ 0."""
@@ -160,9 +160,9 @@ def test_neurram_relaxation_is_a_random_walk_in_log_time():
 @pytest.mark.parametrize("card", ["rram-cmo", "rram-neurram"])
 def test_path_is_reproducible_and_order_independent(card):
     dev = memsim.load_device(card).with_noise(read=0.0)
-    g = np.linspace(dev.g_min_s, dev.g_max_s, 300).reshape(20, 15)
+    g = np.linspace(dev.g_min_S, dev.g_max_S, 300).reshape(20, 15)
     state = dev.program(g, np.random.default_rng(3))
-    times = [1.0, 17.0, 3600.0, DAY, 2 * DAY, 3.15576e8]
+    times = [1.0, 17.0, 3600.0, DAY, 2 * DAY, 10 * YEAR]
     forward = {t: dev.read(state, t, np.random.default_rng(i)) for i, t in enumerate(times)}
     backward = {t: dev.read(state, t, np.random.default_rng(100 + i))
                 for i, t in enumerate(reversed(times))}
@@ -172,8 +172,8 @@ def test_path_is_reproducible_and_order_independent(card):
     assert np.array_equal(dev.drifted(state, DAY, None), forward[DAY])
     # another programming is another path
     other = dev.program(g, np.random.default_rng(4))
-    assert not np.array_equal(dev.read(other, DAY, np.random.default_rng(0)) - other.g_prog_s,
-                              forward[DAY] - state.g_prog_s)
+    assert not np.array_equal(dev.read(other, DAY, np.random.default_rng(0)) - other.g_prog_S,
+                              forward[DAY] - state.g_prog_S)
 
 
 def test_read_noise_is_still_drawn_per_read():
@@ -182,7 +182,7 @@ def test_read_noise_is_still_drawn_per_read():
     a = dev.read(state, DAY, np.random.default_rng(1))
     b = dev.read(state, DAY, np.random.default_rng(2))
     quiet = dev.with_noise(programming=0.0, read=0.0).drifted(state, DAY, None)
-    s_read = naive.rram_cmo_read_sigma_us(float(np.mean(quiet)) * 1e6, DAY)
+    s_read = naive.rram_cmo_read_sigma_uS(float(np.mean(quiet)) * 1e6, DAY)
     diff = (a - b) * 1e6
     assert abs(diff.std(ddof=1) - math.sqrt(2) * s_read) < sd_tol(math.sqrt(2) * s_read) \
         + 0.01 * s_read  # σ_read varies by < 1 % over the spread of G_drift here
@@ -191,7 +191,7 @@ def test_read_noise_is_still_drawn_per_read():
 def test_noise_free_relaxation_draws_nothing():
     dev = memsim.load_device("rram-cmo").noise_free()
     state = dev.program(np.full(5, 50e-6), np.random.default_rng(0))
-    expect = 50e-6 + naive.rram_cmo_mean_shift_us(DAY) * 1e-6
+    expect = 50e-6 + naive.rram_cmo_mean_shift_uS(DAY) * 1e-6
     np.testing.assert_allclose(dev.read(state, DAY, np.random.default_rng(1)), expect,
                                rtol=1e-12)
 
@@ -199,7 +199,7 @@ def test_noise_free_relaxation_draws_nothing():
 def test_state_without_relaxation_seed_is_an_error():
     dev = memsim.load_device("rram-cmo")
     state = dev.program(np.full(4, 50e-6), np.random.default_rng(0))
-    bare = DeviceState(g_target_s=state.g_target_s, g_prog_s=state.g_prog_s)
+    bare = DeviceState(g_target_S=state.g_target_S, g_prog_S=state.g_prog_S)
     with pytest.raises(StateError, match="relaxation seed"):
         dev.read(bare, DAY, np.random.default_rng(0))
     assert state.extra["relax_seed"].dtype == np.uint64 and state.extra["relax_seed"].ndim == 0

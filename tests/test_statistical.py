@@ -14,25 +14,26 @@ import numpy as np
 import pytest
 
 import memsim
+from memsim.timegrid import YEAR
 from tests import naive
 
 N = 40000
 Z = 5.0
-TIMES = [0.0, 1.0, 3600.0, 86400.0, 3.15576e7, 3.15576e8]
+TIMES = [0.0, 1.0, 3600.0, 86400.0, YEAR, 10 * YEAR]
 LEVELS = [0.05, 0.1, 0.3, 0.5, 0.7, 0.95]
 
 PCM_CARDS = {
     "pcm-generic": dict(
-        g_max_us=25.0, t0=20.0, t_read=250e-9,
-        sigma=naive.pcm_generic_sigma_prog_us, nu_mean=naive.pcm_generic_nu_mean,
+        g_max_uS=25.0, t0=20.0, t_read=250e-9,
+        sigma=naive.pcm_generic_sigma_prog_uS, nu_mean=naive.pcm_generic_nu_mean,
         nu_std=naive.pcm_generic_nu_std, q_s=naive.pcm_generic_q_s),
     "pcm-hermes-2dev": dict(
-        g_max_us=20.7, t0=300.0, t_read=512e-9,
-        sigma=lambda g: naive.hermes_sigma_prog_us(g, 2), nu_mean=naive.hermes_nu_mean,
+        g_max_uS=20.7, t0=300.0, t_read=512e-9,
+        sigma=lambda g: naive.hermes_sigma_prog_uS(g, 2), nu_mean=naive.hermes_nu_mean,
         nu_std=lambda g: naive.hermes_nu_std(g, 2), q_s=lambda g: naive.hermes_q_s(g, 2)),
     "pcm-hermes-1dev": dict(
-        g_max_us=10.35, t0=200.0, t_read=512e-9,
-        sigma=lambda g: naive.hermes_sigma_prog_us(g, 1), nu_mean=naive.hermes_nu_mean,
+        g_max_uS=10.35, t0=200.0, t_read=512e-9,
+        sigma=lambda g: naive.hermes_sigma_prog_uS(g, 1), nu_mean=naive.hermes_nu_mean,
         nu_std=lambda g: naive.hermes_nu_std(g, 1), q_s=lambda g: naive.hermes_q_s(g, 1)),
 }
 
@@ -46,12 +47,12 @@ def sd_tol(sigma: float, n: int) -> float:
 def test_card_laws_equal_published_formulas(card):
     ref = PCM_CARDS[card]
     dev = memsim.load_device(card)
-    assert dev.g_max_s == pytest.approx(ref["g_max_us"] * 1e-6, rel=1e-12)
+    assert dev.g_max_S == pytest.approx(ref["g_max_uS"] * 1e-6, rel=1e-12)
     assert dev.drift.t0_s == ref["t0"]
     assert dev.read_noise.t_read_s == pytest.approx(ref["t_read"], rel=1e-12)
     gh = np.concatenate([np.geomspace(1e-3, 1.0, 400), [0.0945, 0.16, 0.1591, 0.3039, 0.3055]])
-    g = gh * dev.g_max_s
-    np.testing.assert_allclose(dev.sigma_prog_s(g) * 1e6, [ref["sigma"](x) for x in gh],
+    g = gh * dev.g_max_S
+    np.testing.assert_allclose(dev.sigma_prog_S(g) * 1e6, [ref["sigma"](x) for x in gh],
                                rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(dev.drift.nu_mean(gh), [ref["nu_mean"](x) for x in gh],
                                rtol=1e-12, atol=1e-15)
@@ -67,10 +68,10 @@ def test_pcm_noise_free_is_exact_drift_formula(card):
     ref = PCM_CARDS[card]
     dev = memsim.load_device(card).noise_free()
     gh = np.array(LEVELS)
-    g_t = gh * dev.g_max_s
+    g_t = gh * dev.g_max_S
     rng = np.random.default_rng(1)
     state = dev.program(g_t, rng)
-    np.testing.assert_array_equal(state.g_prog_s, g_t)
+    np.testing.assert_array_equal(state.g_prog_S, g_t)
     np.testing.assert_allclose(state.drift_nu, [ref["nu_mean"](x) for x in gh], rtol=1e-12)
     for t in TIMES:
         expect = [naive.pcm_drift(g, ref["nu_mean"](x), t, ref["t0"])
@@ -84,16 +85,16 @@ def test_rram_cmo_noise_free_is_exact_relaxation_formula():
     g_t = np.array([10e-6, 30e-6, 50e-6, 88e-6])
     rng = np.random.default_rng(2)
     state = dev.program(g_t, rng)
-    np.testing.assert_array_equal(state.g_prog_s, g_t)
+    np.testing.assert_array_equal(state.g_prog_S, g_t)
     for t in TIMES:
-        expect = g_t + naive.rram_cmo_mean_shift_us(t) * 1e-6
+        expect = g_t + naive.rram_cmo_mean_shift_uS(t) * 1e-6
         np.testing.assert_allclose(dev.read(state, t, rng), expect, rtol=1e-12)
 
 
 def test_ideal_device_is_exact():
     dev = memsim.load_device("ideal")
     rng = np.random.default_rng(3)
-    g_t = rng.uniform(0, dev.g_max_s, size=(7, 5, 3))
+    g_t = rng.uniform(0, dev.g_max_S, size=(7, 5, 3))
     state = dev.program(g_t, rng)
     for t in TIMES:
         np.testing.assert_array_equal(dev.read(state, t, rng), g_t)
@@ -106,9 +107,9 @@ def test_ideal_device_is_exact():
 def test_pcm_programming_sigma(card, gh):
     ref = PCM_CARDS[card]
     dev = memsim.load_device(card)
-    g_t = gh * dev.g_max_s
+    g_t = gh * dev.g_max_S
     state = dev.program(np.full(N, g_t), np.random.default_rng(10))
-    err = (state.g_prog_s - g_t) * 1e6
+    err = (state.g_prog_S - g_t) * 1e6
     # G_prog = max(0, G_T + σ ξ): a rectified normal, whose moments are exact
     mean, sigma = naive.rectified_normal_moments(g_t * 1e6, ref["sigma"](gh))
     assert abs(err.mean() - (mean - g_t * 1e6)) < Z * sigma / math.sqrt(N)
@@ -121,7 +122,7 @@ def test_pcm_drift_exponent_mean_and_spread(card, gh):
     """ν = |μ + σ ξ| follows the folded normal; its sample moments match within 5 s.e."""
     ref = PCM_CARDS[card]
     dev = memsim.load_device(card)
-    state = dev.program(np.full(N, gh * dev.g_max_s), np.random.default_rng(11))
+    state = dev.program(np.full(N, gh * dev.g_max_S), np.random.default_rng(11))
     mean, sd = naive.folded_normal_moments(ref["nu_mean"](gh), ref["nu_std"](gh))
     nu = state.drift_nu
     assert abs(nu.mean() - mean) < Z * sd / math.sqrt(N)
@@ -131,11 +132,11 @@ def test_pcm_drift_exponent_mean_and_spread(card, gh):
 
 @pytest.mark.parametrize("card", sorted(PCM_CARDS))
 @pytest.mark.parametrize("gh", [0.1, 0.5, 0.9])
-@pytest.mark.parametrize("t", [0.0, 1.0, 86400.0, 3.15576e8])
+@pytest.mark.parametrize("t", [0.0, 1.0, 86400.0, 10 * YEAR])
 def test_pcm_read_noise(card, gh, t):
     ref = PCM_CARDS[card]
     dev = memsim.load_device(card).with_noise(programming=0.0)
-    state = dev.program(np.full(N, gh * dev.g_max_s), np.random.default_rng(12))
+    state = dev.program(np.full(N, gh * dev.g_max_S), np.random.default_rng(12))
     g_drift = dev.with_noise(programming=0.0, read=0.0).read(state, t, np.random.default_rng(0))
     g = dev.read(state, t, np.random.default_rng(13))
     rel = g / g_drift - 1.0
@@ -148,7 +149,7 @@ def test_pcm_read_noise(card, gh, t):
 def test_read_noise_window_split_adds_up(card):
     """Slow part (read with window) + fast part (read_noise_std) = total variance."""
     dev = memsim.load_device(card).with_noise(programming=0.0, drift_spread=0.0)
-    g_t = 0.5 * dev.g_max_s
+    g_t = 0.5 * dev.g_max_S
     state = dev.program(np.full(N, g_t), np.random.default_rng(14))
     t, w = 3600.0, 1e-3
     g_drift = dev.with_noise(programming=0, drift_spread=0, read=0).read(
@@ -164,25 +165,25 @@ def test_read_noise_window_split_adds_up(card):
     assert 0 < fast[0] < total
 
 
-@pytest.mark.parametrize("g_us", [10.0, 50.0, 85.0])
-@pytest.mark.parametrize("t", [1.0, 3600.0, 86400.0, 3.15576e7])
-def test_rram_cmo_statistics(g_us, t):
+@pytest.mark.parametrize("g_uS", [10.0, 50.0, 85.0])
+@pytest.mark.parametrize("t", [1.0, 3600.0, 86400.0, YEAR])
+def test_rram_cmo_statistics(g_uS, t):
     dev = memsim.load_device("rram-cmo")
-    state = dev.program(np.full(N, g_us * 1e-6), np.random.default_rng(16))
-    err = (state.g_prog_s * 1e6 - g_us)
-    s_prog = naive.rram_cmo_sigma_prog_us(g_us)
+    state = dev.program(np.full(N, g_uS * 1e-6), np.random.default_rng(16))
+    err = (state.g_prog_S * 1e6 - g_uS)
+    s_prog = naive.rram_cmo_sigma_prog_uS(g_uS)
     assert abs(err.std(ddof=1) - s_prog) < sd_tol(s_prog, N)
     # relaxation only (read noise off): mean shift and spread around G_prog
     quiet = dev.with_noise(read=0.0)
-    d = (quiet.read(state, t, np.random.default_rng(17)) - state.g_prog_s) * 1e6
-    s_rel = naive.rram_cmo_spread_us(t)
-    assert abs(d.mean() - naive.rram_cmo_mean_shift_us(t)) < Z * s_rel / math.sqrt(N)
+    d = (quiet.read(state, t, np.random.default_rng(17)) - state.g_prog_S) * 1e6
+    s_rel = naive.rram_cmo_spread_uS(t)
+    assert abs(d.mean() - naive.rram_cmo_mean_shift_uS(t)) < Z * s_rel / math.sqrt(N)
     assert abs(d.std(ddof=1) - s_rel) < sd_tol(s_rel, N)
     # read noise: the relaxation path belongs to the state, so the difference is read noise
     g_quiet = quiet.read(state, t, np.random.default_rng(18))
     g_full = dev.read(state, t, np.random.default_rng(18))
     r = (g_full - g_quiet) * 1e6
-    s_read = np.array([naive.rram_cmo_read_sigma_us(x, t) for x in g_quiet * 1e6])
+    s_read = np.array([naive.rram_cmo_read_sigma_uS(x, t) for x in g_quiet * 1e6])
     z = r / s_read
     assert abs(z.mean()) < Z / math.sqrt(N)
     assert abs(z.std(ddof=1) - 1.0) < sd_tol(1.0, N)
@@ -193,7 +194,7 @@ def test_neurram_spread_matches_published_fit_at_one_day():
     dev = memsim.load_device("rram-neurram")
     c1d = [0.701, 22.086, -50.773, 47.095, -16.458]
     for x in (0.2, 0.5, 0.8):
-        g_t = x * dev.g_max_s
+        g_t = x * dev.g_max_S
         state = dev.program(np.full(N, g_t), np.random.default_rng(19))
         g = dev.read(state, 86400.0, np.random.default_rng(20))
         expect = float(np.polynomial.polynomial.polyval(x, c1d))
@@ -205,12 +206,12 @@ def test_neurram_spread_matches_published_fit_at_one_day():
 @pytest.mark.parametrize("card", ["pcm-generic", "pcm-hermes-2dev", "rram-cmo", "rram-neurram"])
 def test_same_seed_same_result_other_seed_differs(card):
     dev = memsim.load_device(card)
-    g = np.linspace(dev.g_min_s, dev.g_max_s, 101)
+    g = np.linspace(dev.g_min_S, dev.g_max_S, 101)
 
     def run(seed):
         rng = np.random.default_rng(seed)
         s = dev.program(g, rng)
-        return s.g_prog_s, dev.read(s, 86400.0, rng)
+        return s.g_prog_S, dev.read(s, 86400.0, rng)
 
     a, b, c = run(5), run(5), run(6)
     np.testing.assert_array_equal(a[0], b[0])
@@ -225,11 +226,11 @@ def test_state_is_immutable_and_shape_preserved():
     assert state.shape == (4, 3, 2)
     assert dev.read(state, 10.0, np.random.default_rng(0)).shape == (4, 3, 2)
     with pytest.raises(ValueError):
-        state.g_prog_s[0, 0, 0] = 1.0
+        state.g_prog_S[0, 0, 0] = 1.0
     with pytest.raises(AttributeError):
-        state.g_prog_s = g  # frozen dataclass
+        state.g_prog_S = g  # frozen dataclass
     g[0, 0, 0] = 0.0  # the caller's array is not shared with the state
-    assert state.g_target_s[0, 0, 0] == 10e-6
+    assert state.g_target_S[0, 0, 0] == 10e-6
 
 
 @pytest.mark.parametrize("card", ["pcm-generic", "pcm-hermes-2dev", "rram-cmo", "rram-neurram"])
@@ -238,7 +239,7 @@ def test_state_is_immutable_and_shape_preserved():
 def test_read_noise_std_finite_at_any_time_and_window(card, t, window_s):
     """Regression: with t0 = 0 (rram-cmo) the fast band was negative at t = 0."""
     dev = memsim.load_device(card)
-    state = dev.program(np.linspace(dev.g_min_s, dev.g_max_s, 11), np.random.default_rng(0))
+    state = dev.program(np.linspace(dev.g_min_S, dev.g_max_S, 11), np.random.default_rng(0))
     with np.errstate(all="raise"):
         sd = dev.read_noise_std(state, t, window_s=window_s)
         g = dev.read(state, t, np.random.default_rng(1), window_s=window_s)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import memsim
 from memsim.crossbar import TileConfig, load_tile
+from memsim.timegrid import YEAR
 from tests import naive
 
 Z = 5.0
@@ -263,7 +264,7 @@ def test_per_mvm_read_noise_variance_matches_analytic():
     # analytic: per-device fast-band σ from the device model, summed over the column
     sd = [dev.read_noise_std(s.expand(), 600.0, window_s=cfg.noise_window_s)
           for s in tile.states_]
-    var_dev = sum(s[0] ** 2 + s[1] ** 2 for s in sd) / tile.array_.cell.g_unit_s**2  # (32, 6)
+    var_dev = sum(s[0] ** 2 + s[1] ** 2 for s in sd) / tile.array_.cell.g_unit_S**2  # (32, 6)
     expect = (x1**2) @ var_dev + adc_noise**2
     got = y.var(axis=0, ddof=1)
     tol = Z * expect * math.sqrt(2 / (n - 1))
@@ -284,7 +285,7 @@ def test_per_mvm_noise_shortcut_equals_device_level_draws_in_distribution():
     fast = tile.matvec(np.tile(x1, (n, 1)), 100.0, rng) / tile.weight_scale_
     # slow: draw each device's per-read noise explicitly for every MVM
     s = dev.read_noise_std(tile.states_[0].expand(), 100.0,
-                           window_s=cfg.noise_window_s) / tile.array_.cell.g_unit_s
+                           window_s=cfg.noise_window_s) / tile.array_.cell.g_unit_S
     s = s.reshape(2, 8, 3)  # (polarity, rows, cols) of the single tile
     noise = rng.standard_normal((n, 2, 8, 3)) * s
     slow_noise = np.einsum("i,nij->nj", x1, noise[:, 0] - noise[:, 1])
@@ -333,7 +334,7 @@ def test_drift_compensation_reduces_error():
     for comp in ("none", "global", "per_column"):
         tile = load_tile("hermes-core", device="pcm-hermes-2dev", drift_compensation=comp)
         tile.program(w, np.random.default_rng(15))
-        y = tile.matvec(x, 3.15e7, np.random.default_rng(16))
+        y = tile.matvec(x, YEAR, np.random.default_rng(16))
         errs[comp] = np.linalg.norm(y - x @ w) / np.linalg.norm(x @ w)
     assert errs["global"] < 0.75 * errs["none"]
     assert errs["per_column"] < 0.75 * errs["none"]
@@ -483,7 +484,7 @@ def test_cached_read_parts_have_the_device_read_distribution():
     assert dev.mvm_read_parts(arr.states_[0].expand(), t, window_s=w) is not None
     g_tile = arr.state_at(t, np.random.default_rng(1)).w.numpy().ravel()
     g_dev = dev.read(arr.states_[0].expand(), t, np.random.default_rng(2), window_s=w)[0]
-    g_dev = g_dev.ravel() / arr.cell.g_unit_s
+    g_dev = g_dev.ravel() / arr.cell.g_unit_S
     n = g_tile.size
     sd = g_dev.std()
     assert abs(g_tile.mean() - g_dev.mean()) < Z * sd * math.sqrt(2 / n)

@@ -9,7 +9,8 @@ import pytest
 
 import memsim
 from memsim.analog import analog_modules
-from memsim.chip import load_digital
+from memsim.chip import load_digital_config
+from memsim.timegrid import YEAR
 from memsim.workloads.digits import load_digits_split
 from memsim.workloads.training import accuracy
 
@@ -81,7 +82,7 @@ def test_chip_counts_the_digital_attention(description):
     for key in ("adc_conversion_8b", "dac_conversion", "global_digital_op"):
         assert c[key] == c0[key]
     assert run.latency_s > run0.latency_s  # the local units take time for it
-    gpu = load_digital("digital-gpu")
+    gpu = load_digital_config("digital-gpu")
     flops, flops0 = (gpu.estimate(d).flops_per_inference for d in (description, without))
     assert flops - flops0 == pytest.approx(2 * ATTENTION_OPS, rel=1e-12)
 
@@ -102,7 +103,7 @@ def test_on_the_tiles_with_drift_compensation(model):
 
     x_tr, _, x_te, y_te = load_digits_split()
     res = analog_accuracy(model, x_te[:180], y_te[:180], tile="hermes-core",
-                          device="pcm-hermes-2dev", times=[1.0, 3.15576e7], seeds=1,
+                          device="pcm-hermes-2dev", times=[1.0, YEAR], seeds=1,
                           x_calibrate=x_tr[:256], drift_compensation="global")
     acc = res["accuracy"][0]
     assert acc[0] > 0.9 and 0.5 < acc[1] <= 1.0

@@ -10,6 +10,7 @@ import pytest
 
 import memsim
 from memsim.mapping import map_network
+from memsim.timegrid import YEAR
 from memsim.workloads.digits import (
     accuracy,
     cache_dir,
@@ -83,7 +84,7 @@ def test_hwa_training_keeps_higher_accuracy_after_a_year_of_pcm_drift():
     tile, device = "hermes-core", "pcm-hermes-2dev"
     models = {"plain": digits_torch("cnn"),
               "hwa": digits_torch("cnn", hwa=hwa_noise(tile, device))}
-    acc = {name: analog_accuracy(m, x_te, y_te, tile=tile, device=device, times=[3.15e7],
+    acc = {name: analog_accuracy(m, x_te, y_te, tile=tile, device=device, times=[YEAR],
                                  seeds=24, seed=100, x_calibrate=x_tr[:256],
                                  drift_compensation="none")["accuracy"][:, 0]
            for name, m in models.items()}

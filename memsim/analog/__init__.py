@@ -26,7 +26,7 @@ import contextlib
 import copy as _copy
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from memsim._format import Report
 from memsim._memory import release_free_memory
+from memsim._progress import progress
 from memsim.analog.hwa import HWANoise
 from memsim.analog.layers import (
     AnalogConv,
@@ -63,6 +65,7 @@ __all__ = [
     "at_time",
     "calibrate",
     "describe",
+    "format_analog_report",
     "program",
     "report",
     "set_time",
@@ -209,8 +212,10 @@ def program(amodel: nn.Module, seed: int | np.random.Generator | torch.Generator
     if not (isinstance(at_s, int | float) and math.isfinite(at_s) and at_s >= 0):
         raise InputError(f"at_s = {at_s!r} must be a time in seconds >= 0")
     mods = analog_modules(amodel)
-    for m, child in zip(mods, ss.spawn(len(mods)), strict=True):
-        m.program_tiles(np.random.default_rng(child), float(at_s))
+    with progress(len(mods), "programming", "layer") as bar:
+        for m, child in zip(mods, ss.spawn(len(mods)), strict=True):
+            m.program_tiles(np.random.default_rng(child), float(at_s))
+            bar.update(1)
     ctx.t_s = max(ctx.t_s, float(at_s))
     release_free_memory()
     return amodel
@@ -264,7 +269,8 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
 
     Runs ``x`` through the model with exact products (float weights) and sets, per row
     tile, the input range of "layer" input scaling (the abs-max of the tile's inputs) and
-    the ADC full scale (the ``quantile`` of |normalised column output| times ``margin``).
+    the ADC full scale (the ``quantile`` of the absolute normalised column output times
+    ``margin``).
     Noise referred to the full scale follows it. Layers with an affine correction or drift
     compensation are re-calibrated. Needs a programmed model. Returns the ranges per layer.
     ``only_missing``: set only the input ranges not set yet (the first-batch rule).
@@ -315,9 +321,10 @@ def calibrate(amodel: nn.Module, x: Any, *, inputs: bool = True, adc: bool = Tru
     return out
 
 
-def report(amodel: nn.Module) -> dict[str, Any]:
+def report(amodel: nn.Module) -> Report:
     """What is analog (matrices, tiles, utilisation), what stays digital, and the converter
-    saturation of the last forward of every layer."""
+    saturation of the last forward of every layer (a :class:`~memsim.Report`; printed, a
+    table per layer)."""
     ctx = _context(amodel)
     cfg = ctx.config
     layers = []
@@ -341,7 +348,30 @@ def report(amodel: nn.Module) -> dict[str, Any]:
            "exact": ctx.exact, "layers": layers, "digital_weight_layers": digital}
     if ctx.description is not None:
         out["description"] = ctx.description.report()
-    return out
+    return Report("analog-model", out, format_analog_report)
+
+
+def format_analog_report(rep: Mapping[str, Any]) -> str:
+    """The text of :func:`report`: one row per analog layer, then the digital weight layers."""
+    from memsim._format import table
+
+    rows = []
+    for la in rep["layers"]:
+        mats = " + ".join("x".join(map(str, s)) for s in la["matrices"].values())
+        if la.get("programmed"):
+            rows.append([la["name"], la["type"], mats, str(la["tiles"]),
+                         f"{100 * la['utilization']:.1f} %", f"{la['conversions']}",
+                         f"{100 * la['saturation_rate']:.3f} %"])
+        else:
+            rows.append([la["name"], la["type"], mats, "—", "—", "—", "not programmed"])
+    when = "time not set" if rep["time_s"] is None else f"t = {rep['time_s']:g} s"
+    lines = [f"analog model: tile {rep['tile']}, device {rep['device']}, {when}"
+             + (" (exact limit)" if rep.get("exact") else ""), "",
+             table(["layer", "type", "matrices", "tiles", "utilization", "conversions",
+                    "ADC saturated"], rows, left=3)]
+    lines += [f"digital: {d['name']} ({d['type']}): {d['why']}"
+              for d in rep["digital_weight_layers"]]
+    return "\n".join(lines)
 
 
 class _CallableModule(type(contextlib)):

@@ -41,11 +41,13 @@ def _ste(x: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
 class HWANoise:
     """Noise injected during hardware-aware training (all relative, dimensionless).
 
-    weight_sigma: σ of weight noise relative to each output's max |w|.
-    dac_bits: input quantization (None: off).
-    out_sigma: σ of output noise relative to the ADC full scale of one tile.
-    output_range: that full scale, in units of (max|x| · max|w|) per output.
-    clip_sigma: clip each output's weights to ±clip_sigma standard deviations (None: off).
+    Attributes:
+        weight_sigma: σ of weight noise relative to each output's largest absolute weight.
+        dac_bits: input quantization (None: off).
+        out_sigma: σ of output noise relative to the ADC full scale of one tile.
+        output_range: that full scale, in units of (max abs(x) · max abs(w)) per output.
+        clip_sigma: clip each output's weights to ±clip_sigma standard deviations (None:
+            off).
     """
 
     weight_sigma: float

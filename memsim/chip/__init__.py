@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from memsim.chip.card import ChipConfig, load_chip_config, load_energy_table
-from memsim.chip.digital import DigitalConfig, DigitalEstimate, load_digital
+from memsim.chip.digital import (
+    DigitalConfig,
+    DigitalEstimate,
+    load_digital,
+    load_digital_config,
+)
 from memsim.chip.energy import Component, EnergyTable
 from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES, Plan, build_plan, count_cores, peak_plan
 from memsim.chip.run import ChipRun, steady_throughput
@@ -50,6 +55,7 @@ __all__ = [
     "list_chips",
     "load_chip",
     "load_digital",
+    "load_digital_config",
     "load_energy_table",
     "validation_table",
 ]

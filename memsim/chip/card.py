@@ -32,13 +32,25 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from memsim.cards import As, Field, parse_section, read_card, take_quantity
+from memsim.cards import (
+    Field,
+    Schema,
+    Section,
+    card_field,
+    card_header,
+    check_fields,
+    check_kind,
+    declared_sections,
+    fields_of,
+    merged,
+    read_card,
+)
 from memsim.chip.energy import Component, EnergyTable
-from memsim.chip.topology import Topology, make_topology, square_grid
+from memsim.chip.topology import TOPOLOGIES, Topology, make_topology, square_grid
 from memsim.crossbar.config import TileConfig, load_tile_config
 from memsim.errors import CardError, ConfigError
 
-__all__ = ["ChipConfig", "load_chip_config", "load_energy_table"]
+__all__ = ["CHIP_SCHEMA", "ChipConfig", "load_chip_config", "load_energy_table"]
 
 INPUT_SCHEMES = ("pwm", "bit_serial")
 ATTACH = ("centre", "corner")
@@ -50,31 +62,28 @@ def _topology(kind: str, cores: int, rows: int, cols: int, size: int) -> Topolog
     return make_topology(kind, cores, rows=rows, cols=cols, prism_size=size)
 
 
+def _uses(key: str):
+    """``when`` of a [topology] field: the topologies built from it."""
+    return lambda kind: kind in TOPOLOGIES and key in TOPOLOGIES[kind].uses
+
+
+_INT = {"integer": True}
+_TIME = {"dimension": "time", "lo": 0.0}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChipConfig:
     """Every parameter of a chip (SI units). Build from a card (:func:`load_chip_config`).
 
-    Attributes:
-        tile: the TileConfig of one core's array (geometry, converters' bits, encoding).
-        cores, weight_slices: cores per chip; arrays per core holding one weight block (bit
-            slicing: ISAAC uses 8 arrays of 2-bit cells for 16-bit weights).
-        gate_unused_lines: whether a core switches off the input lines and converters of the
-            rows and columns its block does not use (False: every MVM drives the whole array).
-        topology, grid_rows, grid_cols, prism_size: the on-chip network
-            (:mod:`memsim.chip.topology`); global_unit_at / io_at: "centre" or "corner" core.
-        input_scheme, pwm_unit_time_s, phase_overhead_s, cycle_time_s, mvm_overhead_s: MVM
-            timing (module docstring).
-        ldpu_outputs_per_clock, ldpu_clock_hz, affine_ops_per_output, ldpu_accumulates:
-            the local digital unit of each core.
-        gdu_slices, gdu_cycles_per_output, gdu_clock_hz: the global digital unit.
-        link_bandwidth_Bps, hop_latency_s: each directed link; activation_bits,
-            partial_sum_bits: the values they carry.
-        io_bandwidth_Bps, io_latency_s: off-chip port (one in, one out).
-        input_buffer_bytes, output_buffer_bytes: per core.
-        program_parallel_devices, program_iterations, program_iteration_s: programming.
-        energy: the per-action :class:`EnergyTable` (static powers included).
-        components: the blocks with area and static power.
-        reference: the published figures ``memsim chip --calibrate`` compares with.
+    Each card field is declared once below (:func:`memsim.cards.card_field`); the same
+    declaration parses chip cards and checks these keywords
+    (:class:`~memsim.errors.ConfigError`); ``docs/cards.md`` lists them with their help.
+
+    Besides the card fields: ``tile``, the TileConfig of one core's array (geometry,
+    converters' bits, encoding; the card's ``card.tile``); ``device``, the device card of
+    the cores; ``energy``, the per-action :class:`EnergyTable` (static powers included);
+    ``components``, the blocks with area and static power; ``reference``, the published
+    figures ``memsim chip --calibrate`` compares with.
     """
 
     name: str = "custom"
@@ -82,82 +91,117 @@ class ChipConfig:
     reference: str = ""
     tile: TileConfig
     device: str = "pcm-hermes-2dev"
-    cores: int
-    weight_slices: int = 1
-    gate_unused_lines: bool = False
-    topology: str = "mesh"
-    grid_rows: int = 0
-    grid_cols: int = 0
-    prism_size: int = 5
-    global_unit_at: str = "centre"
-    io_at: str = "corner"
-    input_scheme: str = "pwm"
-    pwm_unit_time_s: float = 1e-9
-    phase_overhead_s: float = 0.0
-    cycle_time_s: float = 1e-7
-    mvm_overhead_s: float = 0.0
-    ldpu_outputs_per_clock: float = 1.0
-    ldpu_clock_hz: float = 1e9
-    affine_ops_per_output: int = 2
-    ldpu_accumulates: bool = False
-    gdu_slices: int = 1
-    gdu_cycles_per_output: float = 1.0
-    gdu_clock_hz: float = 1e9
-    link_bandwidth_Bps: float = 1e9
-    hop_latency_s: float = 1e-9
-    activation_bits: int = 8
-    partial_sum_bits: int = 16
-    io_bandwidth_Bps: float = 25.6e9
-    io_latency_s: float = 100e-9
-    input_buffer_bytes: float = 64 * 1024
-    output_buffer_bytes: float = 64 * 1024
-    program_parallel_devices: int = 32
-    program_iterations: int = 30
-    program_iteration_s: float = 1e-6
+    cores: int = card_field("cores", "count", lo=1, hi=1 << 20, **_INT, example=64,
+                            help="cores per chip")
+    weight_slices: int = card_field(
+        "cores", lo=1, hi=64, default=1, required=False, **_INT,
+        help="arrays per core holding one weight block (bit slicing: ISAAC uses 8 arrays "
+             "of 2-bit cells for 16-bit weights)")
+    gate_unused_lines: bool = card_field(
+        "cores", boolean=True, default=False,
+        help="whether a core switches off the input lines and converters of the rows and "
+             "columns its block does not use (false: every MVM drives the whole array)")
+    topology: str = card_field("topology", "kind", choices=TOPOLOGIES, default="mesh",
+                               help="the on-chip network (memsim.chip.topology): \"mesh\", "
+                                    "\"prism\" or a registered plug-in")
+    grid_rows: int = card_field("topology", "rows", lo=1, hi=1 << 12, default=0, **_INT,
+                                example=8,
+                                when=("kind", _uses("rows")),
+                                help="rows of cores (mesh: rows x cols = cores)")
+    grid_cols: int = card_field("topology", "cols", lo=1, hi=1 << 12, default=0, **_INT,
+                                example=8,
+                                when=("kind", _uses("cols")), help="columns of cores")
+    prism_size: int = card_field("topology", lo=2, hi=64, default=5, **_INT,
+                                 when=("kind", _uses("prism_size")),
+                                 help="cores per ring of a prism (HERMES: 5)")
+    global_unit_at: str = card_field("topology", choices=ATTACH, default="centre",
+                                     help="the core the global digital unit attaches to")
+    io_at: str = card_field("topology", choices=ATTACH, default="corner",
+                            help="the core the off-chip port attaches to")
+    input_scheme: str = card_field(
+        "timing", choices=INPUT_SCHEMES, default="pwm",
+        help="pwm: t_mvm = P·(2^(b−1)·pwm_unit_time + phase_overhead) + mvm_overhead; "
+             "bit_serial: t_mvm = b·cycle_time + mvm_overhead (b: DAC bits, P: phases)")
+    pwm_unit_time_s: float = card_field(
+        "timing", "pwm_unit_time", **_TIME, hi=1e-3, lo_open=True, default=1e-9,
+        when=("input_scheme", ("pwm",)), help="one LSB of a PWM input pulse")
+    phase_overhead_s: float = card_field(
+        "timing", "phase_overhead", **_TIME, hi=1e-3, default=0.0,
+        when=("input_scheme", ("pwm",)), help="fixed time per PWM phase (conversion)")
+    cycle_time_s: float = card_field(
+        "timing", "cycle_time", **_TIME, hi=1e-3, lo_open=True, default=1e-7,
+        when=("input_scheme", ("bit_serial",)), help="one input bit of a bit-serial MVM")
+    mvm_overhead_s: float = card_field("timing", "mvm_overhead", **_TIME, hi=1e-3,
+                                       default=0.0, help="fixed time per MVM")
+    ldpu_outputs_per_clock: float = card_field(
+        "local_digital", "outputs_per_clock", lo=0.0, hi=1 << 16, lo_open=True, default=1.0,
+        help="outputs (or conversions, when it accumulates them) the local digital unit "
+             "handles per clock")
+    ldpu_clock_hz: float = card_field("local_digital", "clock", dimension="frequency",
+                                      lo=0.0, hi=1e11, lo_open=True, default=1e9,
+                                      help="clock of the local digital unit")
+    affine_ops_per_output: int = card_field("local_digital", lo=0, hi=64, default=2, **_INT,
+                                            help="digital operations per output (affine "
+                                                 "correction)")
+    ldpu_accumulates: bool = card_field(
+        "local_digital", "accumulates_conversions", boolean=True, default=False,
+        help="it handles every conversion (ISAAC's shift-and-add), not one value per column")
+    gdu_slices: int = card_field("global_digital", "slices", lo=1, hi=1 << 12, default=1,
+                                 **_INT, help="slices of the global digital unit, in parallel")
+    gdu_cycles_per_output: float = card_field(
+        "global_digital", "cycles_per_output", lo=0.0, hi=1 << 16, lo_open=True, default=1.0,
+        help="clocks per output of one slice")
+    gdu_clock_hz: float = card_field("global_digital", "clock", dimension="frequency",
+                                     lo=0.0, hi=1e11, lo_open=True, default=1e9,
+                                     help="clock of the global digital unit")
+    link_bandwidth_Bps: float = card_field("links", "bandwidth", dimension="data_rate",
+                                           lo=0.0, hi=1e15, lo_open=True, default=1e9,
+                                           help="bandwidth of each directed link")
+    hop_latency_s: float = card_field("links", "hop_latency", **_TIME, hi=1e-3, default=1e-9,
+                                      help="latency of one hop")
+    activation_bits: int = card_field("links", lo=1, hi=64, default=8, **_INT,
+                                      help="bits of an activation sent over a link")
+    partial_sum_bits: int = card_field("links", lo=1, hi=64, default=16, **_INT,
+                                       help="bits of a partial sum sent over a link")
+    io_bandwidth_Bps: float = card_field("io", "bandwidth", dimension="data_rate", lo=0.0,
+                                         hi=1e15, lo_open=True, default=25.6e9,
+                                         help="off-chip port bandwidth (one in, one out)")
+    io_latency_s: float = card_field("io", "latency", **_TIME, hi=1.0, default=100e-9,
+                                     help="off-chip port latency")
+    input_buffer_bytes: float = card_field("buffers", "input_buffer", dimension="data_size",
+                                           lo=0.0, hi=1e12, lo_open=True,
+                                           default=64 * 1024, help="input buffer per core")
+    output_buffer_bytes: float = card_field("buffers", "output_buffer",
+                                            dimension="data_size", lo=0.0, hi=1e12,
+                                            lo_open=True, default=64 * 1024,
+                                            help="output buffer per core")
+    program_parallel_devices: int = card_field(
+        "programming", "parallel_devices", lo=1, hi=1 << 20, default=32, **_INT,
+        help="devices programmed in parallel")
+    program_iterations: int = card_field("programming", "iterations", lo=1, hi=1 << 12,
+                                         default=30, **_INT,
+                                         help="program-and-verify iterations per device")
+    program_iteration_s: float = card_field("programming", "iteration_time", **_TIME, hi=1.0,
+                                            lo_open=True, default=1e-6,
+                                            help="time of one program-and-verify iteration")
     energy: EnergyTable
     components: tuple[Component, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        def bad(name: str, value: Any, allowed: str) -> CardError:
-            return CardError(f"chip {self.name!r}: {name} = {value!r} is out of range; "
-                             f"allowed {allowed}")
-
-        ints = ("cores", "weight_slices", "prism_size", "affine_ops_per_output", "gdu_slices",
-                "activation_bits", "partial_sum_bits", "program_parallel_devices",
-                "program_iterations")
-        for name in ints:
-            v = getattr(self, name)
-            lo = 0 if name == "affine_ops_per_output" else 1
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= 1 << 20:
-                raise bad(name, v, f"an integer in [{lo}, 1048576]")
-        if self.input_scheme not in INPUT_SCHEMES:
-            raise bad("input_scheme", self.input_scheme, f"one of {list(INPUT_SCHEMES)}")
-        for name in ("global_unit_at", "io_at"):
-            if getattr(self, name) not in ATTACH:
-                raise bad(name, getattr(self, name), f"one of {list(ATTACH)}")
-        positive = ("pwm_unit_time_s", "cycle_time_s", "ldpu_outputs_per_clock",
-                    "ldpu_clock_hz", "gdu_cycles_per_output", "gdu_clock_hz",
-                    "link_bandwidth_Bps", "io_bandwidth_Bps", "input_buffer_bytes",
-                    "output_buffer_bytes", "program_iteration_s")
-        for name in positive:
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise bad(name, v, "(0, inf)")
-        for name in ("phase_overhead_s", "mvm_overhead_s", "hop_latency_s", "io_latency_s"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                raise bad(name, v, "[0, inf)")
+        owner = f"chip {self.name!r}"
+        check_fields(self, owner)
         if self.tile.dac_bits is None:
-            raise bad("tile.dac_bits", None, "an integer: the MVM time depends on the input bits")
+            raise ConfigError(f"{owner}: tile.dac_bits = None is out of range; allowed an "
+                              "integer: the MVM time depends on the input bits")
         try:
             self.topo  # noqa: B018 - builds and checks the topology
         except ConfigError as exc:
-            raise CardError(f"chip {self.name!r}: {exc}") from None
+            raise ConfigError(f"{owner}: {exc}") from None
         for comp in self.components:
             key = f"static:{comp.name}"
             if key not in self.energy:
-                raise CardError(f"chip {self.name!r}: energy table lacks {key!r}")
+                raise ConfigError(f"{owner}: energy table lacks {key!r}")
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -275,182 +319,86 @@ class ChipConfig:
             changes["grid_rows"], changes["grid_cols"] = square_grid(int(changes["cores"]))
         if tile_changes:
             changes["tile"] = self.tile.with_(**tile_changes)
-        try:
-            return replace(self, **changes)
-        except CardError as exc:
-            raise ConfigError(str(exc)) from None
+        return replace(self, **changes)
 
 
 # -- card parsing ------------------------------------------------------------------------------
-_INT = {"dimension": "dimensionless", "integer": True}
-
-_SCHEMA: dict[str, dict[str, Any]] = {
-    "cores": {
-        "count": As("cores", Field(lo=1, hi=1 << 20, **_INT)),
-        "weight_slices": Field(lo=1, hi=64, **_INT),
-        "gate_unused_lines": bool,
-    },
-    "topology": {
-        "kind": As("topology", ("mesh", "prism")),
-        "rows": As("grid_rows", Field(lo=1, hi=1 << 12, **_INT)),
-        "cols": As("grid_cols", Field(lo=1, hi=1 << 12, **_INT)),
-        "prism_size": Field(lo=2, hi=64, **_INT),
-        "global_unit_at": ATTACH,
-        "io_at": ATTACH,
-    },
-    "timing": {
-        "input_scheme": INPUT_SCHEMES,
-        "pwm_unit_time": As("pwm_unit_time_s", Field(dimension="time", lo=0, hi=1e-3,
-                                                      lo_open=True)),
-        "phase_overhead": As("phase_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
-        "cycle_time": As("cycle_time_s", Field(dimension="time", lo=0, hi=1e-3,
-                                                lo_open=True)),
-        "mvm_overhead": As("mvm_overhead_s", Field(dimension="time", lo=0, hi=1e-3)),
-    },
-    "local_digital": {
-        "outputs_per_clock": As("ldpu_outputs_per_clock",
-                                Field(dimension="dimensionless", lo=0, hi=1 << 16,
-                                      lo_open=True)),
-        "clock": As("ldpu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
-                                            lo_open=True)),
-        "affine_ops_per_output": Field(lo=0, hi=64, **_INT),
-        "accumulates_conversions": As("ldpu_accumulates", bool),
-    },
-    "global_digital": {
-        "slices": As("gdu_slices", Field(lo=1, hi=1 << 12, **_INT)),
-        "cycles_per_output": As("gdu_cycles_per_output",
-                                Field(dimension="dimensionless", lo=0, hi=1 << 16,
-                                      lo_open=True)),
-        "clock": As("gdu_clock_hz", Field(dimension="frequency", lo=0, hi=1e11,
-                                           lo_open=True)),
-    },
-    "links": {
-        "bandwidth": As("link_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
-                                                     lo_open=True)),
-        "hop_latency": As("hop_latency_s", Field(dimension="time", lo=0, hi=1e-3)),
-        "activation_bits": Field(lo=1, hi=64, **_INT),
-        "partial_sum_bits": Field(lo=1, hi=64, **_INT),
-    },
-    "io": {
-        "bandwidth": As("io_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
-                                                   lo_open=True)),
-        "latency": As("io_latency_s", Field(dimension="time", lo=0, hi=1.0)),
-    },
-    "buffers": {
-        "input_buffer": As("input_buffer_bytes", Field(dimension="data_size", lo=0, hi=1e12,
-                                                        lo_open=True)),
-        "output_buffer": As("output_buffer_bytes", Field(dimension="data_size", lo=0,
-                                                          hi=1e12, lo_open=True)),
-    },
-    "programming": {
-        "parallel_devices": As("program_parallel_devices", Field(lo=1, hi=1 << 20, **_INT)),
-        "iterations": As("program_iterations", Field(lo=1, hi=1 << 12, **_INT)),
-        "iteration_time": As("program_iteration_s",
-                              Field(dimension="time", lo=0, hi=1.0, lo_open=True)),
-    },
-}
-_OPTIONAL = {"cores": {"weight_slices"}, "topology": {"rows", "cols", "prism_size"}}
-_TOPOLOGY_FIELDS = {"mesh": {"rows", "cols"}, "prism": {"prism_size"}}
-_SCHEME_FIELDS = {"pwm": {"pwm_unit_time", "phase_overhead", "mvm_overhead"},
-                  "bit_serial": {"cycle_time", "mvm_overhead"}}
-
-_ENERGY: dict[str, Field] = {
-    "dac_conversion": Field(dimension="energy", lo=0, hi=1e-6),
-    "array_cell_read": Field(dimension="energy", lo=0, hi=1e-6),
-    "mvm_overhead": Field(dimension="energy", lo=0, hi=1e-3),
-    "local_digital_op": Field(dimension="energy", lo=0, hi=1e-6),
-    "global_digital_op": Field(dimension="energy", lo=0, hi=1e-6),
-    "noc_byte_hop": Field(dimension="energy", lo=0, hi=1e-6),
-    "buffer_byte": Field(dimension="energy", lo=0, hi=1e-6),
-    "offchip_byte": Field(dimension="energy", lo=0, hi=1e-6),
-    "program_device": Field(dimension="energy", lo=0, hi=1e-3),
-}
-_ADC_ENERGY = Field(dimension="energy", lo=0, hi=1e-6, lo_open=True)
-_COMPONENT: dict[str, Any] = {
-    "area": As("area_m2", Field(dimension="area", lo=0, hi=1.0)),
-    "static_power": As("static_power_w", Field(dimension="power", lo=0, hi=1e4)),
-    "count": Field(dimension="dimensionless", lo=0, hi=1e9),
-    "shared_by": Field(lo=1, hi=1 << 20, **_INT),
-}
+def _energy(key: str, hi: float, help: str) -> Field:
+    return Field(section="energy", key=key, attr=key, dimension="energy", lo=0.0, hi=hi,
+                 help=help)
 
 
-def _required(section: str, data: Mapping[str, Any]) -> list[str]:
-    """Fields a card must give (nothing falls back to a silent default)."""
-    if section == "timing":
-        scheme = data["timing"].get("input_scheme", "pwm")
-        return ["input_scheme", *sorted(_SCHEME_FIELDS.get(scheme, set()))]
-    if section == "topology":
-        kind = data["topology"].get("kind", "mesh")
-        return ["kind", "global_unit_at", "io_at", *sorted(_TOPOLOGY_FIELDS.get(kind, ()))]
-    return [k for k in _SCHEMA[section] if k not in _OPTIONAL.get(section, set())]
-
-
-def _take(table: Any, spec: Field, where: str) -> tuple[float, str]:
-    q = take_quantity(table, spec, where)
-    return q.value, q.source
-
-
-def _parse_energy(table: Any, name: str, where: str) -> tuple[dict[str, float],
-                                                              dict[str, str]]:
-    if not isinstance(table, Mapping):
-        raise CardError(f"{where}: [energy] must be a table")
-    allowed = {*_ENERGY, "adc_conversion"}
-    unknown = set(table) - allowed
-    if unknown:
-        raise CardError(f"{where}: [energy] has unknown fields {sorted(unknown)}; allowed: "
-                        f"{sorted(allowed)}")
-    missing = allowed - set(table)
-    if missing:
-        raise CardError(f"{where}: [energy] is missing {sorted(missing)}")
-    energy, sources = {}, {}
-    for key, spec in _ENERGY.items():
-        energy[key], sources[key] = _take(table[key], spec, f"{where}: energy.{key}")
-    adc = table["adc_conversion"]
-    if not isinstance(adc, Mapping) or not adc:
-        raise CardError(f"{where}: energy.adc_conversion must be a table of bit widths, e.g. "
+def _parse_adc_energy(raw: Any, place: str, context: Mapping[str, Any]
+                      ) -> tuple[dict[str, float], dict[str, str]]:
+    """``[energy.adc_conversion]``: one {value, unit, source} per bit width."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise CardError(f"{place} must be a table of bit widths, e.g. "
                         "'8' = {value, unit, source}")
-    for bits, raw in adc.items():
+    values, sources = {}, {}
+    spec = Field(dimension="energy", lo=0.0, hi=1e-6, lo_open=True)
+    for bits, quantity in raw.items():
         if not (str(bits).isdigit() and 1 <= int(bits) <= 24):
-            raise CardError(f"{where}: energy.adc_conversion.{bits}: the key must be a bit "
-                            "width in [1, 24]")
+            raise CardError(f"{place}.{bits}: the key must be a bit width in [1, 24]")
         key = f"adc_conversion_{int(bits)}b"
-        energy[key], sources[key] = _take(raw, _ADC_ENERGY,
-                                          f"{where}: energy.adc_conversion.{bits}")
-    return energy, sources
+        values[key], sources[key] = spec.parse(quantity, f"{place}.{bits}")
+    return values, sources
 
 
-def _parse_components(table: Any, where: str) -> tuple[list[Component], dict[str, float],
-                                                       dict[str, str]]:
-    if not isinstance(table, Mapping) or not table:
-        raise CardError(f"{where}: [components] must list the chip's blocks, e.g. "
-                        "[components.ldpu] with per, area and static_power")
-    out, static, sources = [], {}, {}
-    for name, raw in table.items():
-        place = f"{where}: components.{name}"
-        if not isinstance(raw, Mapping):
-            raise CardError(f"{place} must be a table")
-        extra = set(raw) - {*_COMPONENT, "per", "description"}
-        if extra:
-            raise CardError(f"{place} has unknown fields {sorted(extra)}; allowed: "
-                            f"{sorted({*_COMPONENT, 'per', 'description'})}")
-        for key in ("per", "area", "static_power"):
-            if key not in raw:
-                raise CardError(f"{place}.{key} is missing")
-        if raw["per"] not in ("core", "chip"):
-            raise CardError(f"{place}.per = {raw['per']!r}; allowed: 'core', 'chip'")
-        if "shared_by" in raw and raw["per"] != "core":
-            raise CardError(f"{place}.shared_by is for per-core blocks only")
-        quantities = {k: v for k, v in raw.items() if k in _COMPONENT}
-        values, srcs = parse_section(quantities, f"components.{name}", _COMPONENT, where)
-        comp = Component(name=str(name), per=str(raw["per"]),
-                         area_m2=values["area_m2"], static_power_w=values["static_power_w"],
-                         count=float(values.get("count", 1.0)),
-                         shared_by=int(values.get("shared_by", 1)),
-                         description=str(raw.get("description", "")), sources=srcs)
-        out.append(comp)
-        static[f"static:{name}"] = comp.static_power_w
-        sources[f"static:{name}"] = srcs.get("static_power_w", "")
-    return out, static, sources
+_ENERGY = (
+    _energy("dac_conversion", 1e-6, "one input line driven for one phase or cycle"),
+    _energy("array_cell_read", 1e-6, "one unit cell read for one phase or cycle, at the "
+                                     "card's own tile's DAC bits"),
+    Field(section="energy", key="adc_conversion", attr="adc_conversion",
+          parser=_parse_adc_energy, python_type=dict,
+          form="a table: bit width -> {value, unit, source} (energy of one conversion)",
+          example={"8": 1e-12},
+          help="one conversion at each bit width; the tile's ADC bits must be listed"),
+    _energy("mvm_overhead", 1e-3, "the part of one array MVM's analog energy that does not "
+                                  "scale with phases"),
+    _energy("local_digital_op", 1e-6, "one operation of a local digital unit"),
+    _energy("global_digital_op", 1e-6, "one operation of the global digital unit"),
+    _energy("noc_byte_hop", 1e-6, "one byte over one link"),
+    _energy("buffer_byte", 1e-6, "one byte read or written in a core buffer"),
+    _energy("offchip_byte", 1e-6, "one byte through the off-chip port"),
+    _energy("program_device", 1e-3, "programming one device"),
+)
+
+
+def _sections() -> tuple[Section, ...]:
+    header = card_header(
+        "chip", "chip",
+        Field(section="card", key="tile", text=True, example="generic-256",
+              help="the tile card of the cores (a name in crossbars/, or a file next to "
+                   "this card)"),
+        Field(section="card", key="device", text=True, default="pcm-hermes-2dev",
+              required=False, help="the device card the cores are used with by default"),
+        Field(section="card", key="reference", text=True, default="", required=False,
+              help="the published figures memsim chip --calibrate compares with"))
+    helps = {"cores": "how many cores, and how their arrays hold a weight block",
+             "topology": "the on-chip network (a plug-in chosen by kind)",
+             "timing": "time of one MVM on a core",
+             "local_digital": "the local digital unit of each core (LDPU)",
+             "global_digital": "the global digital unit (GDPU)",
+             "links": "each directed link of the on-chip network",
+             "io": "the off-chip port",
+             "buffers": "the buffers of each core",
+             "programming": "programming the arrays"}
+    out = [header, *declared_sections(ChipConfig, helps)]
+    out.append(Section("energy", _ENERGY, help="energy of one action (Accelergy style: a run "
+                                               "counts actions, energy = counts × table)"))
+    out.append(Section("components", fields_of(Component), each=True,
+                       help="the blocks of the chip, one table each ([components.<name>]): "
+                            "area and static power"))
+    return tuple(out)
+
+
+#: The declaration of chip cards (``crossbars/<name>.toml``, ``[card] kind = "chip"``).
+CHIP_SCHEMA = Schema(
+    kind="chip", title="Chip card", folder="crossbars", sections=_sections(),
+    help="Cores of one tile card on an on-chip network, with timing, digital units, links, "
+         "I/O, energy per action and the area and static power of each block "
+         "(memsim.load_chip). Every field is required unless marked optional; fields of one "
+         "input scheme or topology only with it.")
 
 
 def load_chip_config(name_or_path: str | Path, **overrides: Any) -> ChipConfig:
@@ -460,51 +408,41 @@ def load_chip_config(name_or_path: str | Path, **overrides: Any) -> ChipConfig:
     """
     name, data = read_card(name_or_path, "crossbars")
     where = f"chip card {name!r}"
-    card = data.get("card", {})
-    if card.get("kind") != "chip":
-        raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a chip card needs 'chip'")
-    allowed = {"card", "energy", "components", *_SCHEMA}
-    unknown = set(data) - allowed
-    if unknown:
-        raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: {sorted(allowed)}")
-    card_keys = {"kind", "description", "tile", "device", "reference"}
-    if set(card) - card_keys:
-        raise CardError(f"{where}: [card] has unknown fields {sorted(set(card) - card_keys)}; "
-                        f"allowed: {sorted(card_keys)}")
-    if not isinstance(card.get("tile"), str):
-        raise CardError(f"{where}: card.tile must name the tile card of the cores "
-                        "(e.g. tile = \"hermes-core\")")
-    tile_ref = card["tile"]
+    check_kind(data, "kind", "chip", where)
+    parts = CHIP_SCHEMA.parse(data, where)
+    head = parts["card"].values
+    tile_ref = head["tile"]
     path = Path(str(name_or_path))
     if path.suffix == ".toml" and (path.parent / f"{tile_ref}.toml").is_file():
         tile_ref = str(path.parent / f"{tile_ref}.toml")
     try:
         tile = load_tile_config(tile_ref)
     except CardError as exc:
-        raise CardError(f"{where}: card.tile = {card['tile']!r}: {exc}") from exc
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for section in _SCHEMA:
-        if section not in data:
-            raise CardError(f"{where}: section [{section}] is missing")
-        v, s = parse_section(data[section], section, _SCHEMA[section], where)
-        values.update(v)
-        sources.update(s)
-        for key in _required(section, data):
-            if key not in data[section]:
-                raise CardError(f"{where}: {section}.{key} is missing")
-    for section in ("energy", "components"):
-        if section not in data:
-            raise CardError(f"{where}: section [{section}] is missing")
-    energy, e_src = _parse_energy(data["energy"], name, where)
-    components, static, s_src = _parse_components(data["components"], where)
-    table = EnergyTable(name, {**energy, **static}, {**e_src, **s_src})
+        raise CardError(f"{where}: card.tile = {head['tile']!r}: {exc}") from exc
+    energy = parts["energy"]
+    table: dict[str, float] = {k: v for k, v in energy.values.items() if k != "adc_conversion"}
+    table |= energy.values["adc_conversion"]
+    sources = dict(energy.sources)
+    components = []
+    for key, part in parts.items():
+        if key.startswith("components."):
+            comp_name = key.split(".", 1)[1]
+            try:
+                comp = Component(name=comp_name, sources=part.sources, **part.values)
+            except ConfigError as exc:
+                raise CardError(f"{where}: {exc}") from None
+            components.append(comp)
+            table[f"static:{comp_name}"] = comp.static_power_w
+            sources[f"static:{comp_name}"] = part.sources.get("static_power_w", "")
+    body = merged(parts, *(s.name for s in CHIP_SCHEMA.sections
+                           if s.name not in ("card", "energy", "components")))
     try:
-        cfg = ChipConfig(name=name, description=str(card.get("description", "")),
-                         reference=str(card.get("reference", "")), tile=tile,
-                         device=str(card.get("device", "pcm-hermes-2dev")), energy=table,
-                         components=tuple(components), sources=sources, **values)
-    except ConfigError as exc:  # pragma: no cover - the topology check re-raises CardError
+        cfg = ChipConfig(name=name, description=head.get("description", ""),
+                         reference=head.get("reference", ""), tile=tile,
+                         device=head.get("device", "pcm-hermes-2dev"),
+                         energy=EnergyTable(name, table, sources),
+                         components=tuple(components), sources=body.sources, **body.values)
+    except ConfigError as exc:
         raise CardError(f"{where}: {exc}") from None
     adc_key = f"adc_conversion_{cfg.tile.adc_bits}b"
     if cfg.tile.adc_bits is not None and adc_key not in table:

@@ -26,17 +26,30 @@ Card (``crossbars/<name>.toml``, ``[card] kind = "digital"``)::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memsim.cards import As, CardError, Field, parse_section, read_card
+from memsim.cards import (
+    CardError,
+    Schema,
+    Section,
+    card_field,
+    card_header,
+    check_fields,
+    check_kind,
+    declared_sections,
+    merged,
+    read_card,
+)
 from memsim.chip.ops import is_view, node_ops
 from memsim.errors import ConfigError
 from memsim.mapping.description import LayerDesc, as_description
 
-__all__ = ["DigitalConfig", "DigitalEstimate", "load_digital"]
+__all__ = ["DIGITAL_SCHEMA", "DigitalConfig", "DigitalEstimate", "load_digital",
+           "load_digital_config"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,34 +58,33 @@ class DigitalConfig:
 
     name: str = "custom"
     description: str = ""
-    peak_flops: float
-    efficiency: float
-    bytes_per_value: int
-    memory_bandwidth_Bps: float
-    energy_per_flop_j: float
-    energy_per_flop_arithmetic_j: float
-    energy_per_sram_byte_j: float
-    energy_per_dram_byte_j: float
-    static_power_w: float
-    per_layer_overhead_s: float
+    peak_flops: float = card_field("compute", "peak", dimension="op_rate", lo=0.0, hi=1e18,
+                                   lo_open=True, help="peak arithmetic rate")
+    efficiency: float = card_field("compute", lo=0.0, hi=1.0, lo_open=True,
+                                   help="fraction of the peak reached on network layers")
+    bytes_per_value: int = card_field("compute", lo=1, hi=8, integer=True,
+                                      help="bytes of one weight or activation")
+    memory_bandwidth_Bps: float = card_field("memory", "bandwidth", dimension="data_rate",
+                                             lo=0.0, hi=1e15, lo_open=True,
+                                             help="DRAM bandwidth")
+    energy_per_flop_j: float = card_field("energy", "per_flop", dimension="energy", lo=0.0,
+                                          hi=1e-6, help="energy of one operation, all in")
+    energy_per_flop_arithmetic_j: float = card_field(
+        "energy", "per_flop_arithmetic", dimension="energy", lo=0.0, hi=1e-6,
+        help="the arithmetic part of it (Horowitz, ISSCC 2014)")
+    energy_per_sram_byte_j: float = card_field("energy", "per_sram_byte", dimension="energy",
+                                               lo=0.0, hi=1e-6,
+                                               help="one byte through on-chip SRAM")
+    energy_per_dram_byte_j: float = card_field("energy", "per_dram_byte", dimension="energy",
+                                               lo=0.0, hi=1e-6, help="one byte from DRAM")
+    static_power_w: float = card_field("energy", "static_power", dimension="power", lo=0.0,
+                                       hi=1e5, help="static power of the engine")
+    per_layer_overhead_s: float = card_field("overhead", "per_layer", dimension="time",
+                                             lo=0.0, hi=1.0, help="fixed time per layer")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("peak_flops", "memory_bandwidth_Bps"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise CardError(f"digital engine {self.name!r}: {name} = {v!r} is out of "
-                                "range; allowed (0, inf)")
-        if not 0 < self.efficiency <= 1:
-            raise CardError(f"digital engine {self.name!r}: efficiency = {self.efficiency!r} "
-                            "is out of range; allowed (0, 1]")
-        for name in ("energy_per_flop_j", "energy_per_flop_arithmetic_j",
-                     "energy_per_sram_byte_j", "energy_per_dram_byte_j", "static_power_w",
-                     "per_layer_overhead_s"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise CardError(f"digital engine {self.name!r}: {name} = {v!r} is out of "
-                                "range; allowed [0, inf)")
+        check_fields(self, f"digital engine {self.name!r}")
 
     def estimate(self, net: Any, batch: int = 1) -> DigitalEstimate:
         """Time and energy per inference of ``net`` (anything
@@ -186,59 +198,40 @@ class DigitalEstimate:
                 "traffic_bytes": self.traffic}
 
 
-_SCHEMA: dict[str, dict[str, As]] = {
-    "compute": {
-        "peak": As("peak_flops", Field(dimension="op_rate", lo=0, hi=1e18, lo_open=True)),
-        "efficiency": As("efficiency", Field(dimension="dimensionless", lo=0, hi=1,
-                                           lo_open=True)),
-        "bytes_per_value": As("bytes_per_value", Field(dimension="dimensionless", lo=1, hi=8,
-                                                     integer=True)),
-    },
-    "memory": {
-        "bandwidth": As("memory_bandwidth_Bps", Field(dimension="data_rate", lo=0, hi=1e15,
-                                                    lo_open=True)),
-    },
-    "energy": {
-        "per_flop": As("energy_per_flop_j", Field(dimension="energy", lo=0, hi=1e-6)),
-        "per_flop_arithmetic": As("energy_per_flop_arithmetic_j",
-                                  Field(dimension="energy", lo=0, hi=1e-6)),
-        "per_sram_byte": As("energy_per_sram_byte_j", Field(dimension="energy", lo=0,
-                                                            hi=1e-6)),
-        "per_dram_byte": As("energy_per_dram_byte_j", Field(dimension="energy", lo=0, hi=1e-6)),
-        "static_power": As("static_power_w", Field(dimension="power", lo=0, hi=1e5)),
-    },
-    "overhead": {
-        "per_layer": As("per_layer_overhead_s", Field(dimension="time", lo=0, hi=1.0)),
-    },
-}
+def _sections() -> tuple[Section, ...]:
+    helps = {"compute": "the arithmetic", "memory": "DRAM",
+             "energy": "energy per operation and per byte, static power",
+             "overhead": "fixed costs"}
+    return (card_header("digital", "engine"), *declared_sections(DigitalConfig, helps))
+
+
+#: The declaration of digital-engine cards (``[card] kind = "digital"``).
+DIGITAL_SCHEMA = Schema(
+    kind="digital", title="Digital-engine card", folder="crossbars", sections=_sections(),
+    help="A GPU- or CPU-class engine for the digital baselines: a roofline per layer "
+         "(memsim.chip.load_digital_config). Every field is required.")
+
+
+def load_digital_config(name_or_path: str | Path) -> DigitalConfig:
+    """The config of a digital engine from its card (``crossbars/<name>.toml`` or a path),
+    as :func:`~memsim.crossbar.load_tile_config` and :func:`~memsim.chip.load_chip_config`
+    return theirs; its :meth:`DigitalConfig.estimate` computes (the engine is a roofline
+    with no state of its own, so there is no separate engine object)."""
+    name, data = read_card(name_or_path, "crossbars")
+    where = f"digital card {name!r}"
+    check_kind(data, "kind", "digital", where)
+    parts = DIGITAL_SCHEMA.parse(data, where)
+    body = merged(parts, *(s.name for s in DIGITAL_SCHEMA.sections[1:]))
+    try:
+        return DigitalConfig(name=name, description=parts["card"].values.get("description", ""),
+                             sources=body.sources, **body.values)
+    except ConfigError as exc:  # pragma: no cover - the card's ranges are the same
+        raise CardError(f"{where}: {exc}") from None
 
 
 def load_digital(name_or_path: str | Path) -> DigitalConfig:
-    """A digital engine from its card (``crossbars/<name>.toml`` or a path)."""
-    name, data = read_card(name_or_path, "crossbars")
-    where = f"digital card {name!r}"
-    card = data.get("card", {})
-    if card.get("kind") != "digital":
-        raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a digital engine card "
-                        "needs 'digital'")
-    if set(card) - {"kind", "description"}:
-        raise CardError(f"{where}: [card] has unknown fields "
-                        f"{sorted(set(card) - {'kind', 'description'})}; allowed: "
-                        "['description', 'kind']")
-    unknown = set(data) - {"card", *_SCHEMA}
-    if unknown:
-        raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: "
-                        f"{sorted({'card', *_SCHEMA})}")
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for section, schema in _SCHEMA.items():
-        if not isinstance(data.get(section), Mapping):
-            raise CardError(f"{where}: section [{section}] is missing")
-        v, src = parse_section(data[section], section, schema, where)
-        missing = set(schema) - set(data[section])
-        if missing:
-            raise CardError(f"{where}: {section}.{sorted(missing)[0]} is missing")
-        values.update(v)
-        sources.update(src)
-    return DigitalConfig(name=name, description=str(card.get("description", "")),
-                         sources=sources, **values)
+    """Deprecated name of :func:`load_digital_config` (a ``load_*`` without ``_config``
+    returns an engine; this returns a config). Warns, then loads the same config."""
+    warnings.warn("memsim.chip.load_digital is now load_digital_config (it returns the "
+                  "DigitalConfig)", DeprecationWarning, stacklevel=2)
+    return load_digital_config(name_or_path)

@@ -19,7 +19,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from memsim.errors import CardError
+from memsim.cards import card_field, check_fields
+from memsim.errors import CardError, ConfigError
 
 __all__ = ["ACTIONS", "COMPONENTS", "Component", "EnergyTable", "component_of"]
 
@@ -67,26 +68,23 @@ class Component:
     """
 
     name: str
-    per: str
-    area_m2: float
-    static_power_w: float
-    count: float = 1.0
-    shared_by: int = 1
-    description: str = ""
+    per: str = card_field("components", choices=("core", "chip"),
+                          help="one instance per core or per chip")
+    area_m2: float = card_field("components", "area", dimension="area", lo=0.0, hi=1.0,
+                                help="area of one instance")
+    static_power_w: float = card_field("components", "static_power", dimension="power",
+                                       lo=0.0, hi=1e4, help="static power of one instance")
+    count: float = card_field("components", lo=0.0, hi=1e9, default=1.0, required=False,
+                              help="instances per core or per chip")
+    shared_by: int = card_field("components", lo=1, hi=1 << 20, integer=True, default=1,
+                                required=False, when=("per", ("core",)),
+                                help="cores that share one instance of a per-core block")
+    description: str = card_field("components", text=True, default="", required=False,
+                                  help="what the block is")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.per not in ("core", "chip"):
-            raise CardError(f"component {self.name!r}: per = {self.per!r}; allowed: 'core', "
-                            "'chip'")
-        for name in ("area_m2", "static_power_w", "count"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                raise CardError(f"component {self.name!r}: {name} = {v!r} is out of range; "
-                                "allowed [0, inf)")
-        if not (isinstance(self.shared_by, int) and self.shared_by >= 1):
-            raise CardError(f"component {self.name!r}: shared_by = {self.shared_by!r} must be "
-                            "an integer >= 1")
+        check_fields(self, f"component {self.name!r}")
 
     def instances(self, cores: int) -> float:
         """Instances on one chip of ``cores`` cores."""
@@ -115,11 +113,11 @@ class EnergyTable:
     def __post_init__(self) -> None:
         for key, value in self.energy_j.items():
             if not _known(key):
-                raise CardError(f"energy table {self.name!r}: unknown action {key!r}; known: "
+                raise ConfigError(f"energy table {self.name!r}: unknown action {key!r}; known: "
                                 f"{[*ACTIONS[:2], 'adc_conversion_<bits>b', *ACTIONS[3:]]} "
                                 "and static:<block>")
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise CardError(f"energy table {self.name!r}: {key} = {value!r} is out of "
+                raise ConfigError(f"energy table {self.name!r}: {key} = {value!r} is out of "
                                 f"range; allowed [0, inf) J")
 
     def __getitem__(self, action: str) -> float:

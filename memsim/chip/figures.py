@@ -1,5 +1,10 @@
 """Figures of a chip run: core activity over time (Gantt), the energy breakdown, and the
-per-layer breakdown (each layer's span in the first inference and its energy by component)."""
+per-layer breakdown (each layer's span in the first inference and its energy by component).
+
+Each ``plot_*`` draws on the axes it is given (or on a new
+:class:`matplotlib.figure.Figure`); :func:`write_chip_figures` writes every figure as PNG
+and PDF.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from memsim._figures import figure_style, new_figure, save_figure
 from memsim.chip.run import ChipRun
 
 __all__ = ["plot_comparison", "plot_energy", "plot_gantt", "plot_layers",
@@ -27,10 +33,10 @@ def plot_gantt(run: ChipRun, ax: Any = None, max_inferences: int | None = 8) -> 
     """Busy intervals of every used core (and the global units), coloured by layer.
 
     Only the first ``max_inferences`` inferences are drawn (None: all)."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 6))
+        ax = new_figure(11, 6).add_subplot()
     rows: dict[str, int] = {}
     names = sorted({r for r, *_ in run.timeline if r.startswith("core")},
                    key=lambda r: int(r[4:]))
@@ -39,7 +45,7 @@ def plot_gantt(run: ChipRun, ax: Any = None, max_inferences: int | None = 8) -> 
     for k, r in enumerate(names):
         rows[r] = k
     layers = sorted({_split_label(lab)[0] for *_, lab in run.timeline})
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     color = {layer: cmap(k % 20) for k, layer in enumerate(layers)}
     bars: dict[tuple[str, str], list[tuple[float, float]]] = {}
     t_end = 0.0
@@ -70,10 +76,8 @@ def plot_gantt(run: ChipRun, ax: Any = None, max_inferences: int | None = 8) -> 
 
 def plot_energy(run: ChipRun, ax: Any = None) -> Any:
     """Energy per inference of the chip by component (horizontal bars, linear scale)."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+        ax = new_figure(7, 4).add_subplot()
     items = sorted(((c, v) for c, v in run.energy_breakdown.items() if v > 0),
                    key=lambda kv: kv[1])
     total = run.energy_j or 1.0
@@ -90,10 +94,8 @@ def plot_energy(run: ChipRun, ax: Any = None) -> Any:
 
 def plot_comparison(run: ChipRun, digital: list[Any], ax: Any = None) -> Any:
     """Energy per inference of the chip next to digital engines (log scale)."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
+        ax = new_figure(5, 4).add_subplot()
     names = [run.chip, *(d.engine for d in digital)]
     values = [run.energy_j * 1e6, *(d.energy_j * 1e6 for d in digital)]
     lat = [run.latency_s, *(d.latency_s for d in digital)]
@@ -110,11 +112,11 @@ def plot_comparison(run: ChipRun, digital: list[Any], ax: Any = None) -> Any:
 def plot_layers(run: ChipRun, axes: Any = None) -> Any:
     """Left: each layer's span in the first inference (start to end); right: its dynamic
     energy per inference by component (stacked)."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     layers = [la for la in run.layers() if la["energy_j"] > 0 or la["cores"]]
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(layers) + 1.8), sharey=True)
+        axes = new_figure(12, 0.35 * len(layers) + 1.8).subplots(1, 2, sharey=True)
     ax_t, ax_e = axes
     names = [la["name"] for la in layers]
     y = range(len(layers))
@@ -128,7 +130,7 @@ def plot_layers(run: ChipRun, axes: Any = None) -> Any:
     ax_t.set_title(f"{run.network}: layer spans (latency {run.latency_s * 1e6:.3g} µs)",
                    fontsize=9)
     comps = sorted({c for la in layers for c in la["energy_breakdown_j"]})
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     left = [0.0] * len(layers)
     for ci, c in enumerate(comps):
         vals = [la["energy_breakdown_j"].get(c, 0.0) * 1e6 for la in layers]
@@ -143,38 +145,26 @@ def plot_layers(run: ChipRun, axes: Any = None) -> Any:
 
 def write_chip_figures(run: ChipRun, out: str | Path, digital: list[Any] | None = None,
                        max_inferences: int | None = 8) -> list[Path]:
-    """Write ``timeline.png`` (Gantt of core activity), ``energy.png`` and ``layers.png``
-    (per-layer spans and energy) into ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Write ``timeline`` (Gantt of core activity), ``energy`` and ``layers`` (per-layer
+    spans and energy) into ``out``, each as PNG and PDF; returns the PNG paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    fig, ax = plt.subplots(figsize=(12, 7))
-    plot_gantt(run, ax, max_inferences=max_inferences)
-    fig.tight_layout()
-    paths.append(out / "timeline.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    if digital:
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5),
-                                      gridspec_kw={"width_ratios": [3, 2]})
-        plot_comparison(run, digital, ax2)
-    else:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-    plot_energy(run, ax)
-    fig.tight_layout()
-    paths.append(out / "energy.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    n = len(run.layers())
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * n + 1.8), sharey=True)
-    plot_layers(run, axes)
-    fig.tight_layout()
-    paths.append(out / "layers.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    with figure_style():
+        fig = new_figure(12, 7)
+        plot_gantt(run, fig.add_subplot(), max_inferences=max_inferences)
+        paths.append(save_figure(fig, out / "timeline.png"))
+        if digital:
+            fig = new_figure(13, 4.5)
+            ax, ax2 = fig.subplots(1, 2, width_ratios=[3, 2])
+            plot_comparison(run, digital, ax2)
+        else:
+            fig = new_figure(8, 4.5)
+            ax = fig.add_subplot()
+        plot_energy(run, ax)
+        paths.append(save_figure(fig, out / "energy.png"))
+        n = len([la for la in run.layers() if la["energy_j"] > 0 or la["cores"]])
+        fig = new_figure(12, 0.35 * n + 1.8)
+        plot_layers(run, fig.subplots(1, 2, sharey=True))
+        paths.append(save_figure(fig, out / "layers.png"))
     return paths

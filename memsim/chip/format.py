@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from memsim._format import engineering as eng
@@ -15,8 +16,11 @@ def _pct(x: float | None) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
 
 
-def format_run(d: dict[str, Any], digital: list[dict[str, Any]] | None = None) -> str:
-    """The text report of a chip run (the dict of :meth:`ChipRun.to_dict`)."""
+def format_run(d: Mapping[str, Any], digital: list[dict[str, Any]] | None = None) -> str:
+    """The text report of a chip run (the dict of :meth:`ChipRun.to_dict`); ``digital``:
+    the digital engines' estimates to compare with (default: ``d["digital"]`` if any)."""
+    if digital is None:
+        digital = d.get("digital")
     opts = d.get("options", {})
     mode = ", ".join(f"{k} {v}" for k, v in opts.items() if k in ("encoding", "streaming",
                                                                     "activations"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from memsim._format import Report
 from memsim.chip.energy import ANALOG, EnergyTable
 
 __all__ = ["ChipRun", "steady_throughput"]
@@ -199,8 +200,9 @@ class ChipRun:
             "warnings": self.warnings, "notes": self.notes, "segments": self.segments,
         }
 
-    def report(self) -> str:
-        """A plain-text report (engineering units)."""
+    def report(self) -> Report:
+        """The run's numbers (:meth:`to_dict`) as a :class:`~memsim.Report`; printed, the
+        text report in engineering units."""
         from memsim.chip.format import format_run
 
-        return format_run(self.to_dict())
+        return Report("chip-run", self.to_dict(), format_run)

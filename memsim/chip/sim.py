@@ -26,6 +26,7 @@ from typing import Any
 
 import simpy
 
+from memsim._progress import progress
 from memsim.chip.card import ChipConfig
 from memsim.chip.hardware import Core, GlobalUnit, Link, Signal, reserve
 from memsim.chip.plan import Plan
@@ -206,6 +207,7 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
             t_done[i] = env.now
             tokens.release(token_req.pop(i))
             done_left[0] -= 1
+            bar.update(1)
         add(ent_counts[e], ent.layer)
         sig(done_sig, (i, e)).fire()
         for m in ent.msgs:
@@ -260,7 +262,8 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
                 start(i, e)
 
     env.process(admit())
-    env.run()
+    with progress(inferences, f"chip {cfg.name}", "inference") as bar:
+        env.run()
     if done_left[0]:  # pragma: no cover - a plan bug, never silent
         raise StateError(f"chip simulation stalled: {done_left[0]} of {inferences} "
                          "inferences did not finish (a bug in memsim's plan; please report)")

@@ -3,9 +3,10 @@
 A :class:`Topology` knows its nodes (one per core, numbered 0 … n−1), the directed links
 between neighbours, a route between any two nodes and the hop distance. Placement asks it
 for distances (to put communicating layers close); routing asks it for the links a message
-holds. A new topology is one subclass plus one entry in :data:`TOPOLOGIES`, chosen in a
-chip card by ``[topology] kind = "..."``; every topology passes the same contract test
-(``tests/test_chip_units.py``).
+holds. A new topology is one subclass registered with ``@TOPOLOGIES.register`` (its
+``kind``, the chip-card fields it is built from in ``uses`` and a :meth:`Topology.for_chip`
+constructor), chosen in a chip card by ``[topology] kind = "..."``; every registered topology
+passes the same contract test (``tests/test_plugins.py``).
 
 - :class:`Mesh`: a rows × cols grid, links to the four neighbours, dimension-ordered (X then
   Y) routing, which is deadlock-free.
@@ -22,18 +23,36 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import ClassVar
 
 import numpy as np
 
+from memsim.cards import Registry
 from memsim.errors import ConfigError
 
 __all__ = ["TOPOLOGIES", "Mesh", "Prism", "Topology", "make_topology"]
 
 
-class Topology:
-    """Nodes 0 … n−1 and directed links between neighbours (base class: shortest paths)."""
+#: Network-on-chip topologies by the name a chip card gives in ``[topology] kind``.
+TOPOLOGIES = Registry("topology", key="kind")
 
-    kind = "graph"
+
+class Topology:
+    """Nodes 0 … n−1 and directed links between neighbours (base class: shortest paths).
+
+    A plug-in sets ``kind`` (the chip card's name for it) and ``uses`` (the ``[topology]``
+    fields of the chip card it is built from: "rows", "cols", "prism_size") and implements
+    :meth:`for_chip`, :meth:`neighbours` and :meth:`xy`.
+    """
+
+    kind: ClassVar[str] = "graph"
+    uses: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def for_chip(cls, cores: int, *, rows: int = 0, cols: int = 0, prism_size: int = 5
+                 ) -> Topology:
+        """The topology of a chip of ``cores`` cores from its card's [topology] fields."""
+        raise NotImplementedError
 
     def __init__(self, n: int) -> None:
         if not (isinstance(n, int) and n >= 1):
@@ -113,10 +132,20 @@ class Topology:
             raise ConfigError(f"{self.describe()}: node {a} does not exist")
 
 
+@TOPOLOGIES.register
 class Mesh(Topology):
     """rows × cols grid; node = row · cols + col; X-then-Y routing."""
 
-    kind = "mesh"
+    kind: ClassVar[str] = "mesh"
+    uses: ClassVar[tuple[str, ...]] = ("rows", "cols")
+
+    @classmethod
+    def for_chip(cls, cores: int, *, rows: int = 0, cols: int = 0, prism_size: int = 5
+                 ) -> Mesh:
+        if rows * cols != cores:
+            raise ConfigError(f"mesh topology: rows x cols = {rows} x {cols} = {rows * cols} "
+                              f"but the chip has {cores} cores")
+        return cls(rows, cols)
 
     def __init__(self, rows: int, cols: int) -> None:
         super().__init__(rows * cols)
@@ -170,10 +199,17 @@ class Mesh(Topology):
         return f"{self.rows}x{self.cols} mesh"
 
 
+@TOPOLOGIES.register
 class Prism(Topology):
     """Rings of ``size`` cores stacked in a line (see the module docstring)."""
 
-    kind = "prism"
+    kind: ClassVar[str] = "prism"
+    uses: ClassVar[tuple[str, ...]] = ("prism_size",)
+
+    @classmethod
+    def for_chip(cls, cores: int, *, rows: int = 0, cols: int = 0, prism_size: int = 5
+                 ) -> Prism:
+        return cls(cores, prism_size)
 
     def __init__(self, n: int, size: int = 5) -> None:
         super().__init__(n)
@@ -214,20 +250,13 @@ class Prism(Topology):
         return f"{self.size}-parallel prism of {self.n} cores"
 
 
-TOPOLOGIES = {"mesh": Mesh, "prism": Prism}
-
-
 def make_topology(kind: str, cores: int, *, rows: int = 0, cols: int = 0,
                   prism_size: int = 5) -> Topology:
     """The topology named ``kind`` for ``cores`` cores (mesh: rows × cols = cores)."""
-    if kind == "mesh":
-        if rows * cols != cores:
-            raise ConfigError(f"mesh topology: rows x cols = {rows} x {cols} = {rows * cols} "
-                              f"but the chip has {cores} cores")
-        return Mesh(rows, cols)
-    if kind == "prism":
-        return Prism(cores, prism_size)
-    raise ConfigError(f"topology kind = {kind!r} is unknown; known: {sorted(TOPOLOGIES)}")
+    cls = TOPOLOGIES.get(kind)
+    if cls is None:
+        raise ConfigError(f"topology kind = {kind!r} is unknown; known: {sorted(TOPOLOGIES)}")
+    return cls.for_chip(cores, rows=rows, cols=cols, prism_size=prism_size)
 
 
 def square_grid(cores: int) -> tuple[int, int]:

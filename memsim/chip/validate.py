@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memsim._format import Report
 from memsim.errors import ConfigError
 
 __all__ = ["REFERENCES", "TARGETS", "calibrate", "deep_layer", "fit_hermes", "validate"]
@@ -118,7 +119,7 @@ def _err(memsim: float, paper: float) -> float:
     return memsim / paper - 1.0
 
 
-def validate(chip: Any, *, granularity: str = "burst") -> dict[str, Any]:
+def validate(chip: Any, *, granularity: str = "burst") -> Report:
     """Fit on Table I's first row, simulate the others (HERMES); other cards: calibrate."""
     from memsim.chip import Chip
 
@@ -161,14 +162,18 @@ def validate(chip: Any, *, granularity: str = "burst") -> dict[str, Any]:
                               - run.analog_energy_j,
                               "breakdown_j": run.energy_breakdown,
                               "layers": run.layers()}
-    return {"kind": "validation", "chip": chip.name, "paper": ref["paper"],
+    from memsim.chip.format import format_validation
+
+    return Report("chip-validation", {
+            "kind": "validation", "chip": chip.name, "paper": ref["paper"],
             "fit": fit, "card": card_values, "rows": rows, "deep_layer": static_share,
             "targets": TARGETS,
             "notes": ["fitted on Table I row 1 only: phase and MVM time overheads, ADC "
                       "conversion energy (after the card's DAC and cell estimates) and the "
                       "per-MVM analog energy; the other rows are simulated, not fitted",
                       "the deep-layer energy includes every block's static power over the "
-                      "run; the card's static powers are memsim assumptions (not measured)"]}
+                      "run; the card's static powers are memsim assumptions (not measured)"]},
+                  format_validation)
 
 
 def _row(row: str, mode: str | None, quantity: str, memsim: float, paper: float,
@@ -179,7 +184,7 @@ def _row(row: str, mode: str | None, quantity: str, memsim: float, paper: float,
 
 
 def calibrate(chip: Any, *, mvms_per_core: int = 1000,
-              granularity: str = "burst") -> dict[str, Any]:
+              granularity: str = "burst") -> Report:
     """The peak workload against the card's paper (see the module docstring)."""
     from memsim.chip import Chip
 
@@ -207,8 +212,11 @@ def calibrate(chip: Any, *, mvms_per_core: int = 1000,
             "energy_per_mvm_j": {k: v / n for k, v in run.energy_breakdown.items()},
             "tops": run.tops, "area_mm2": run.area_mm2, "power_w": run.power_w,
             "events": run.events}
-    return {"kind": "calibration", "chip": chip.name, "paper": ref["paper"],
-            "energy_scope": peak_ref["energy_scope"], "rows": rows, "peak": breakdowns,
-            "mvms_per_core": mvms_per_core}
+    from memsim.chip.format import format_calibration
+
+    return Report("chip-calibration", {
+        "kind": "calibration", "chip": chip.name, "paper": ref["paper"],
+        "energy_scope": peak_ref["energy_scope"], "rows": rows, "peak": breakdowns,
+        "mvms_per_core": mvms_per_core}, format_calibration)
 
 

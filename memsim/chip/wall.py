@@ -15,12 +15,15 @@ over the links and off chip, and static power of every block.
 
 from __future__ import annotations
 
-import argparse
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "chip_split", "format_wall", "plot_wall", "wall_table"]
+from memsim._format import Report
+from memsim._progress import progress
+
+__all__ = ["DEFAULT_NETWORKS", "chip_split", "format_wall", "plot_wall", "wall_table",
+           "write_wall_figure"]
 
 MOVING_DIGITAL = ("SRAM", "DRAM weights", "DRAM activations")
 MOVING_CHIP = ("buffers", "links", "off-chip I/O")
@@ -47,7 +50,7 @@ def chip_split(run: Any) -> dict[str, float]:
 def wall_table(networks: list[str] | tuple[str, ...] = DEFAULT_NETWORKS, *,
                chip: str = "hermes-64core", digital: tuple[str, ...] = ("digital-gpu",
                                                                          "digital-cpu"),
-               batch: int = 1, inferences: int = 3, seed: int = 0) -> dict[str, Any]:
+               batch: int = 1, inferences: int = 3, seed: int = 0) -> Report:
     """For every network: each digital engine's and the chip's energy per inference by
     memory-wall class, and the share that moves bytes."""
     import numpy as np
@@ -56,25 +59,27 @@ def wall_table(networks: list[str] | tuple[str, ...] = DEFAULT_NETWORKS, *,
     from memsim.workloads import load_workload
 
     the_chip = mc.load_chip(chip)
-    engines = [mc.load_digital(d) for d in digital]
+    engines = [mc.load_digital_config(d) for d in digital]
     rows = []
-    for name in networks:
-        desc = the_chip.describe(load_workload(name, np.random.default_rng(seed)))
-        for eng in engines:
-            est = eng.estimate(desc, batch=batch)
-            split = dict(est.wall_breakdown)
+    with progress(len(networks), "memory wall", "network") as bar:
+        for name in networks:
+            desc = the_chip.describe(load_workload(name, np.random.default_rng(seed)))
+            for eng in engines:
+                est = eng.estimate(desc, batch=batch)
+                split = dict(est.wall_breakdown)
+                total = sum(split.values())
+                rows.append({"network": name, "engine": eng.name, "energy_j": total,
+                             "split_j": split, "traffic_bytes": est.traffic,
+                             "moving_share": sum(split[k] for k in MOVING_DIGITAL) / total})
+            need = mc.count_cores(desc)
+            fit = "error" if need <= the_chip.config.cores else "multi-chip"
+            run = the_chip.simulate(desc, inferences=inferences, fit=fit, record=False)
+            split = chip_split(run)
             total = sum(split.values())
-            rows.append({"network": name, "engine": eng.name, "energy_j": total,
-                         "split_j": split, "traffic_bytes": est.traffic,
-                         "moving_share": sum(split[k] for k in MOVING_DIGITAL) / total})
-        need = mc.count_cores(desc)
-        fit = "error" if need <= the_chip.config.cores else "multi-chip"
-        run = the_chip.simulate(desc, inferences=inferences, fit=fit, record=False)
-        split = chip_split(run)
-        total = sum(split.values())
-        rows.append({"network": name, "engine": chip, "energy_j": total, "split_j": split,
-                     "chips": run.chips,
-                     "moving_share": sum(split[k] for k in MOVING_CHIP) / total})
+            rows.append({"network": name, "engine": chip, "energy_j": total, "split_j": split,
+                         "chips": run.chips,
+                         "moving_share": sum(split[k] for k in MOVING_CHIP) / total})
+            bar.update(1)
     assumptions = []
     for eng in engines:
         assumptions.append(
@@ -91,10 +96,11 @@ def wall_table(networks: list[str] | tuple[str, ...] = DEFAULT_NETWORKS, *,
         "inferences, static power of every block over the run",
         "'other per-FLOP' is the card's per-FLOP energy minus arithmetic and SRAM: register "
         "files, control, clocks"]
-    return {"networks": list(networks), "rows": rows, "assumptions": assumptions}
+    return Report("memory-wall", {"networks": list(networks), "rows": rows,
+                                  "assumptions": assumptions}, format_wall)
 
 
-def format_wall(d: dict[str, Any]) -> str:
+def format_wall(d: Mapping[str, Any]) -> str:
     from memsim._format import engineering as eng
     from memsim._format import table
 
@@ -139,7 +145,9 @@ def format_wall(d: dict[str, Any]) -> str:
 
 def plot_wall(d: dict[str, Any], ax: Any = None) -> Any:
     """Stacked bars: each network and engine's energy shares by class."""
-    import matplotlib.pyplot as plt
+    import matplotlib
+
+    from memsim._figures import new_figure
 
     rows = d["rows"]
     classes: list[str] = []
@@ -148,10 +156,10 @@ def plot_wall(d: dict[str, Any], ax: Any = None) -> Any:
             if k not in classes:
                 classes.append(k)
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 0.3 * len(rows) + 1.5))
+        ax = new_figure(10, 0.3 * len(rows) + 1.5).add_subplot()
     labels = [f"{r['network']} · {r['engine']} ({r['energy_j'] * 1e6:.3g} µJ)" for r in rows]
     left = [0.0] * len(rows)
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     for ci, c in enumerate(classes):
         vals = [100 * r["split_j"].get(c, 0.0) / (r["energy_j"] or 1.0) for r in rows]
         ax.barh(range(len(rows)), vals, left=left, color=cmap(ci % 20), label=c)
@@ -166,54 +174,12 @@ def plot_wall(d: dict[str, Any], ax: Any = None) -> Any:
     return ax
 
 
-def _cmd_wall(args: argparse.Namespace) -> int:
-    networks = args.network or list(DEFAULT_NETWORKS)
-    digital = tuple(x.strip() for x in args.digital.split(",") if x.strip())
-    d = wall_table(networks, chip=args.chip, digital=digital, batch=args.batch,
-                   inferences=args.inferences)
-    paths = []
-    if not args.no_figures:
-        import matplotlib
+def write_wall_figure(d: dict[str, Any], out: str | Path) -> Path:
+    """Write the memory-wall figure (:func:`plot_wall`) as ``out/wall.png`` and ``.pdf``;
+    returns the PNG path."""
+    from memsim._figures import figure_style, new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(11, 0.3 * len(d["rows"]) + 1.5))
-        plot_wall(d, ax)
-        fig.tight_layout()
-        paths.append(out / "wall.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
-    d["figures"] = [str(p) for p in paths]
-    if args.json:
-        print(json.dumps(d, indent=2))
-    else:
-        print(format_wall(d))
-        for p in paths:
-            print(f"figure: {p}")
-    return 0
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``memsim wall`` on the ``argparse`` subparsers object ``sub``."""
-    p = sub.add_parser("wall", help="the memory wall: energy moving bytes vs arithmetic, on "
-                       "digital engines and the analog chip",
-                       description="For each network, the digital engines' energy per "
-                       "inference split into arithmetic, SRAM and DRAM traffic (weights, "
-                       "activations), other per-FLOP energy and static power (Horowitz, "
-                       "ISSCC 2014), beside the analog chip's split; a table and a figure, "
-                       "with the assumptions printed.")
-    p.add_argument("network", nargs="*", help="networks (default: all shipped workloads)")
-    p.add_argument("--chip", default="hermes-64core", help="chip card (default hermes-64core)")
-    p.add_argument("--digital", default="digital-gpu,digital-cpu",
-                   help="comma-separated digital engine cards")
-    p.add_argument("--batch", type=int, default=1, help="digital engines' batch (default 1)")
-    p.add_argument("--inferences", type=int, default=3,
-                   help="pipelined inferences simulated on the chip (default 3)")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    p.add_argument("--out", default="memsim-out/wall", help="folder for the figure")
-    p.add_argument("--no-figures", action="store_true", help="skip the figure")
-    p.set_defaults(func=_cmd_wall)
-    return p
+    with figure_style():
+        fig = new_figure(11, 0.3 * len(d["rows"]) + 1.5)
+        plot_wall(d, fig.add_subplot())
+        return save_figure(fig, Path(out) / "wall.png")

@@ -50,39 +50,32 @@ __all__ = ["CellModel", "CompactState"]
 
 @dataclass
 class CompactState:
-    """A DeviceState kept in float32 (int8 for stuck flags) between reads."""
+    """A DeviceState kept in float32 (float64 for a float64 tile; int8 for stuck flags)
+    between reads."""
 
-    g_target_s: np.ndarray
-    g_prog_s: np.ndarray
-    drift_nu: np.ndarray | None
+    g_target_S: np.ndarray
+    g_prog_S: np.ndarray
     stuck: np.ndarray | None
     extra: dict[str, np.ndarray]
 
     @classmethod
     def of(cls, s: DeviceState, *, keep64: bool = False) -> CompactState:
         dt = np.float64 if keep64 else np.float32
-
-        def f32(a):
-            return None if a is None else np.asarray(a, dtype=dt)
-
         extra = {k: (np.asarray(v) if np.asarray(v).dtype.kind in "iub" or v.ndim == 0
-                     else np.asarray(v, dtype=np.float32)) for k, v in s.extra.items()}
-        return cls(f32(s.g_target_s), f32(s.g_prog_s), f32(s.drift_nu),
+                     else np.asarray(v, dtype=dt)) for k, v in s.extra.items()}
+        return cls(np.asarray(s.g_target_S, dtype=dt), np.asarray(s.g_prog_S, dtype=dt),
                    None if s.stuck is None else np.asarray(s.stuck, dtype=np.int8), extra)
 
     def expand(self) -> DeviceState:
-        def f64(a):
-            return None if a is None else a.astype(np.float64)
-
         extra = {k: (v if v.dtype.kind in "iub" or v.ndim == 0 else v.astype(np.float64))
                  for k, v in self.extra.items()}
-        return DeviceState(g_target_s=f64(self.g_target_s), g_prog_s=f64(self.g_prog_s),
-                           drift_nu=f64(self.drift_nu), stuck=self.stuck, extra=extra)
+        return DeviceState(g_target_S=self.g_target_S.astype(np.float64),
+                           g_prog_S=self.g_prog_S.astype(np.float64), stuck=self.stuck,
+                           extra=extra)
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.g_target_s, self.g_prog_s, self.drift_nu, self.stuck,
-                  *self.extra.values()]
+        arrays = [self.g_target_S, self.g_prog_S, self.stuck, *self.extra.values()]
         return sum(a.nbytes for a in arrays if a is not None)
 
 
@@ -106,15 +99,15 @@ class CellModel:
                 f"models {n_card} per card instance)")
         f = config.significance
         self.factors = (1.0,) if self.instances == 1 else (f, 1.0)
-        self.g_range_s = device.g_max_s - device.g_min_s
-        self.g_unit_s = sum(self.factors) * self.g_range_s
+        self.g_range_S = device.g_max_S - device.g_min_S
+        self.g_unit_S = sum(self.factors) * self.g_range_S
 
     # -- programming ----------------------------------------------------------------------------
     def targets(self, u: np.ndarray) -> np.ndarray:
         """(2, ...) target conductances (S) of a polarity pair for normalised weights u."""
         dev = self.device
         pair = np.stack([np.maximum(u, 0.0), np.maximum(-u, 0.0)])
-        return dev.g_min_s + np.minimum(pair, 1.0) * self.g_range_s
+        return dev.g_min_S + np.minimum(pair, 1.0) * self.g_range_S
 
     def program(self, w: np.ndarray, rng: np.random.Generator, *, exact: bool = False
                 ) -> list[CompactState]:
@@ -123,7 +116,7 @@ class CellModel:
         dev = self.device
         if exact:
             t = self.targets(w)
-            return [CompactState.of(DeviceState(g_target_s=t, g_prog_s=t), keep64=True)
+            return [CompactState.of(DeviceState(g_target_S=t, g_prog_S=t), keep64=True)
                     for _ in range(self.instances)]
         f = self.config.significance
         keep64 = self.config.dtype == "float64"  # float32 state for a float32 tile
@@ -132,7 +125,7 @@ class CellModel:
                     for _ in range(self.instances)]
         u_msp = np.clip(w * (f + 1.0) / f, -1.0, 1.0)
         msp = dev.program(self.targets(u_msp), rng)
-        u_got = (msp.g_prog_s[0] - msp.g_prog_s[1]) / self.g_range_s
+        u_got = (msp.g_prog_S[0] - msp.g_prog_S[1]) / self.g_range_S
         residual = np.clip(w * (f + 1.0) - f * u_got, -1.0, 1.0)
         lsp = dev.program(self.targets(residual), rng)
         return [CompactState.of(msp, keep64=keep64), CompactState.of(lsp, keep64=keep64)]
@@ -141,8 +134,8 @@ class CellModel:
         """Normalised weights the programmed cells hold right after programming."""
         w = 0.0
         for f, s in zip(self.factors, states, strict=True):
-            w = w + f * (s.g_prog_s[0].astype(np.float64) - s.g_prog_s[1])
-        return w / self.g_unit_s
+            w = w + f * (s.g_prog_S[0].astype(np.float64) - s.g_prog_S[1])
+        return w / self.g_unit_S
 
     # -- reading ----------------------------------------------------------------------------
     def read(self, states: list[CompactState], t: float, rng: np.random.Generator, *,
@@ -155,7 +148,7 @@ class CellModel:
         dev = self.device
         for f, cs in zip(self.factors, states, strict=True):
             if exact:
-                g = cs.g_target_s.astype(np.float64)
+                g = cs.g_target_S.astype(np.float64)
                 sd = np.zeros_like(g)
             else:
                 state = cs.expand()
@@ -172,7 +165,7 @@ class CellModel:
             gn = gn + f * g[1]
             vp = vp + (f * sd[0]) ** 2
             vn = vn + (f * sd[1]) ** 2
-        u = self.g_unit_s
+        u = self.g_unit_S
         zero = np.zeros(np.shape(gp))
         return (np.asarray(gp) / u, np.asarray(gn) / u,
                 np.asarray(vp) / u**2 + zero, np.asarray(vn) / u**2 + zero)

@@ -4,7 +4,8 @@ A tile card (``crossbars/<name>.toml``) has the sections ``[card]``, ``[array]``
 ``[dac]``, ``[adc]`` and ``[digital]``. Numbers are
 ``{value, unit, source}`` tables; modes are plain strings. ``bits = "none"`` means an
 unquantized converter. The same fields, with the same units, are the keyword arguments of
-:class:`TileConfig` (and the overrides of ``memsim.load_tile``).
+:class:`TileConfig` (and the overrides of ``memsim.load_tile``): each is declared once, on
+the dataclass (:data:`TILE_SCHEMA`; the reference is ``docs/cards.md``).
 
 Normalised units. Inputs are scaled to x in [−1, 1] before the DAC; weights to w in
 [−1, 1] before mapping to conductances; a column's ideal analog output is y = Σ_i x_i w_ij,
@@ -31,12 +32,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
-from memsim.cards import As, Field, parse_section, read_card
+from memsim.cards import (
+    Schema,
+    Section,
+    card_field,
+    card_header,
+    check_fields,
+    check_kind,
+    declared_sections,
+)
+from memsim.cards import merged as _merged
+from memsim.cards import read_card as _read_card
+from memsim.crossbar.adc import ADC_MODELS, ADCModel, make_adc
 from memsim.errors import CardError, ConfigError
 
-__all__ = ["IDEAL_CONVERTERS", "TileConfig", "load_tile_config"]
+__all__ = ["IDEAL_CONVERTERS", "TILE_SCHEMA", "TileConfig", "load_tile_config"]
 
 #: Overrides that make the converters ideal (no quantization, mismatch or noise; float64).
 #: :meth:`TileConfig.noise_free` goes further: it also turns off IR drop and the cell's
@@ -46,7 +59,6 @@ IDEAL_CONVERTERS = {"dac_bits": None, "adc_bits": None, "dac_noise": 0.0, "adc_n
                     "dtype": "float64"}
 
 ENCODINGS = ("pwm_1phase", "pwm_4phase", "amplitude")
-ADC_MODES = ("round", "floor")
 INPUT_SCALINGS = ("fixed", "absmax", "clip_retry", "layer")
 WEIGHT_SCALINGS = ("per_tile", "per_column")
 DRIFT_COMPENSATIONS = ("none", "global", "per_column")
@@ -56,174 +68,155 @@ IV_MODELS = ("linear", "sinh")
 READ_POLARITIES = ("same", "opposite")
 PHASE_CONVERSIONS = ("accumulate", "separate")
 
-_INT_FIELDS = ("rows", "cols", "devices_per_polarity", "calibration_vectors", "max_retries")
-_OPT_INT_FIELDS = ("dac_bits", "adc_bits")
-_BOOL_FIELDS = ("affine_calibration",)
-_FLOAT_FIELDS = ("significance", "read_voltage_v", "wire_resistance_ohm", "input_range",
-                 "dac_noise", "output_range", "adc_gain_sigma", "adc_offset_fs",
-                 "adc_noise_fs", "adc_noise_lsb", "calibration_time_s", "noise_window_s",
-                 "iv_v0_v", "read_asymmetry")
+_INT = {"integer": True, "required": False}
+_FRACTION = {"lo": 0.0, "hi": 1.0, "required": False}
+
+
+def _tile(section: str, key: str = "", **spec: Any) -> Any:
+    """A tile-card field: optional in a card (the default applies)."""
+    spec.setdefault("required", False)
+    return card_field(section, key, **spec)
 
 
 @dataclass(frozen=True, kw_only=True)
 class TileConfig:
     """Every parameter of a tile. Build it from a card or directly (keyword-only).
 
-    Attributes (SI units; normalised units as in the module docstring):
-        rows, cols: crossbar size.
-        devices_per_polarity: devices per polarity in the unit cell (HERMES 8T4R: 2).
-        significance: factor F between the two devices of a polarity (1 = equal weight;
-            F > 1: the first device carries F/(F+1) of the weight and the second, read with
-            weight 1/(F+1), programs the signed residual error of the first on the polarity
-            that corrects it).
-        weight_scaling: "per_column" or "per_tile" weight→conductance scale.
-        read_voltage_v: voltage of a full-scale input (IR drop, cell I–V, energy).
-        wire_resistance_ohm: wire resistance per cell segment (IR drop).
-        ir_drop: "none", "approx" (input-independent attenuation) or "exact" (nodal solve).
-        bitline: the wiring the IR-drop solve uses: "separate" (the G+ and G− devices of a
-            column on their own bit lines, the currents combined at the converter) or
-            "shared" (both polarities of a cell on one bit line into one converter).
-        read_polarity: how the G− devices are read in one phase: "same" (at the input's
-            polarity, like the G+ devices; the currents are subtracted) or "opposite" (at the
-            opposite polarity, so that their current subtracts by itself: HERMES's 1-phase
-            mode, where a positive input reads G+ at V− and G− at V+; Le Gallo et al., npj
-            Unconv. Comput. 1, 11, 2024, Fig. 1c).
-        iv_model: cell current–voltage relation, "linear" (I = G·V) or "sinh"
-            (I = G·V0·sinh(V/V0), normalised to G·V at the read voltage).
-        iv_v0_v: V0 of the sinh relation (V).
-        read_asymmetry: |I(−V)| / I(+V) of a device read with reversed polarity at the read
-            voltage (1 = symmetric).
-        dac_bits: signed input resolution (None = unquantized).
-        encoding: "pwm_1phase" (both input signs in one cycle: a negative input is a pulse
-            of reversed polarity), "pwm_4phase" (each input sign × weight polarity in its own
-            phase, all at positive polarity) or "amplitude" (input as a voltage level).
-        phase_conversion: in 4-phase mode, "accumulate" (one conversion whose counter
-            integrates the four phases) or "separate" (four conversions, combined digitally).
-        input_scaling: "absmax" (per input vector), "fixed" (divide by input_range),
-            "layer" (a per-layer range set by calibration data, or from the first batch) or
-            "clip_retry" (per-vector abs-max, then halve the input scale and convert again
-            the vectors whose ADC saturated, up to max_retries times).
-        input_range: the fixed input range (input units) for "fixed".
-        dac_noise: σ of additive input noise, relative to the full-scale input.
-        adc_bits: output resolution (None = unquantized, no clipping).
-        adc_mode: "round" (nearest code) or "floor" (CCO counting: floor of the charge).
-        output_range: ADC full scale in normalised output units.
-        adc_gain_sigma: σ of the per-column relative gain mismatch.
-        adc_offset_fs: σ of the per-column offset, fraction of the full scale.
-        adc_noise_fs: σ of analog noise per conversion, fraction of the full scale.
-        adc_noise_lsb: σ of quantizer noise per conversion, in LSB.
-        affine_calibration: fit a per-column digital affine correction from reference MVMs.
-        calibration_vectors: number of reference input vectors for that fit.
-        drift_compensation: "none", "global" or "per_column".
-        calibration_time_s: time after programming of the reference readouts.
-        noise_window_s: 1/f noise faster than 1/window is drawn per MVM, slower once per read
-            time (kept for later reads at that time).
-        max_retries: re-scalings per sample in "clip_retry".
-        dtype: "float32" (fast) or "float64" arithmetic of the analog path.
+    Each field is declared once below (:func:`memsim.cards.card_field`: card section and key,
+    unit, range, default, help); the same declaration parses tile cards and checks these
+    keywords (:class:`~memsim.errors.ConfigError`), and ``docs/cards.md`` lists it. SI units;
+    normalised units as in the module docstring.
+
+    The ADC model (``adc_mode``, a plug-in of :mod:`memsim.crossbar.adc`) may declare
+    fields of its own; ``adc_options`` holds their values ({field: value}), and
+    :attr:`adc` is the model.
 
     Timing and energy belong to the chip card (``crossbars/hermes-64core.toml``), not here.
     """
 
     name: str = "custom"
     description: str = ""
-    rows: int = 256
-    cols: int = 256
-    devices_per_polarity: int = 1
-    significance: float = 1.0
-    weight_scaling: str = "per_column"
-    read_voltage_v: float = 0.2
-    wire_resistance_ohm: float = 0.0
-    ir_drop: str = "none"
-    bitline: str = "separate"
-    read_polarity: str = "same"
-    iv_model: str = "linear"
-    iv_v0_v: float = 0.25
-    read_asymmetry: float = 1.0
-    dac_bits: int | None = 8
-    encoding: str = "pwm_1phase"
-    phase_conversion: str = "accumulate"
-    input_scaling: str = "absmax"
-    input_range: float = 1.0
-    dac_noise: float = 0.0
-    adc_bits: int | None = 8
-    adc_mode: str = "round"
-    output_range: float = 16.0
-    adc_gain_sigma: float = 0.0
-    adc_offset_fs: float = 0.0
-    adc_noise_fs: float = 0.0
-    adc_noise_lsb: float = 0.0
-    affine_calibration: bool = False
-    calibration_vectors: int = 256
-    drift_compensation: str = "none"
-    calibration_time_s: float = 0.0
-    noise_window_s: float = 1e-3
-    max_retries: int = 3
-    dtype: str = "float32"
+    rows: int = _tile("array", lo=1, hi=65536, default=256, **_INT,
+                      help="crossbar rows (inputs)")
+    cols: int = _tile("array", lo=1, hi=65536, default=256, **_INT,
+                      help="crossbar columns (outputs)")
+    devices_per_polarity: int = _tile(
+        "cell", lo=1, hi=2, default=1, **_INT,
+        help="devices per polarity in the unit cell (HERMES 8T4R: 2)")
+    significance: float = _tile(
+        "cell", lo=1.0, hi=1e3, default=1.0,
+        help="factor F between the two devices of a polarity (1: equal weight; F > 1: the "
+             "first carries F/(F+1) of the weight, the second programs the signed residual "
+             "error of the first)")
+    weight_scaling: str = _tile("array", choices=WEIGHT_SCALINGS, default="per_column",
+                                help="weight→conductance scale per column or per tile")
+    read_voltage_v: float = _tile(
+        "cell", "read_voltage", dimension="voltage", lo=0.0, hi=10.0, lo_open=True,
+        default=0.2, help="voltage of a full-scale input (IR drop, cell I–V, energy)")
+    wire_resistance_ohm: float = _tile(
+        "array", "wire_resistance", dimension="resistance", lo=0.0, hi=1e4, default=0.0,
+        example=1.0, help="wire resistance per cell segment (IR drop)")
+    ir_drop: str = _tile("array", choices=IR_DROP_MODES, default="none",
+                         help='IR drop: "none", "approx" (input-independent attenuation) or '
+                              '"exact" (nodal solve); not "none" needs wire_resistance > 0')
+    bitline: str = _tile(
+        "array", choices=BITLINES, default="separate",
+        help='wiring of the IR-drop solve: "separate" (G+ and G− columns on their own bit '
+             'lines, combined at the converter) or "shared" (one bit line per cell)')
+    read_polarity: str = _tile(
+        "cell", choices=READ_POLARITIES, default="same",
+        help='G− devices read at the input\'s polarity ("same", currents subtracted) or the '
+             'opposite one ("opposite": HERMES 1-phase; Le Gallo et al., npj Unconv. Comput. '
+             '1, 11, 2024, Fig. 1c)')
+    iv_model: str = _tile("cell", choices=IV_MODELS, default="linear",
+                          help='cell I–V: "linear" (I = G·V) or "sinh" '
+                               '(I = G·V0·sinh(V/V0), normalised to G·V at the read voltage)')
+    iv_v0_v: float = _tile("cell", "iv_v0", dimension="voltage", lo=0.0, hi=100.0,
+                           lo_open=True, default=0.25, help="V0 of the sinh I–V relation")
+    read_asymmetry: float = _tile(
+        "cell", lo=0.0, hi=10.0, lo_open=True, default=1.0,
+        help="|I(−V)| / I(+V) of a device read with reversed polarity (1: symmetric)")
+    dac_bits: int | None = _tile("dac", "bits", lo=2, hi=24, none=True, default=8, **_INT,
+                                 help="signed input resolution (none: unquantized)")
+    encoding: str = _tile(
+        "dac", choices=ENCODINGS, default="pwm_1phase",
+        help='"pwm_1phase" (both input signs in one cycle), "pwm_4phase" (each input sign × '
+             'weight polarity in its own phase) or "amplitude" (a voltage level)')
+    phase_conversion: str = _tile(
+        "dac", choices=PHASE_CONVERSIONS, default="accumulate",
+        help='4-phase mode: "accumulate" (one conversion integrating the four phases) or '
+             '"separate" (four conversions, combined digitally)')
+    input_scaling: str = _tile(
+        "dac", choices=INPUT_SCALINGS, default="absmax",
+        help='"absmax" (per input vector), "fixed" (divide by input_range), "layer" (a '
+             'per-layer range from calibration data) or "clip_retry" (abs-max, then halve the '
+             'scale of vectors whose ADC saturated, up to max_retries times)')
+    input_range: float = _tile("dac", lo=0.0, hi=1e12, lo_open=True, default=1.0,
+                               help='the fixed input range (input units) of "fixed"')
+    dac_noise: float = _tile("dac", "noise", **_FRACTION, default=0.0,
+                             help="σ of additive input noise, fraction of the full-scale input")
+    adc_bits: int | None = _tile("adc", "bits", lo=1, hi=24, none=True, default=8, **_INT,
+                                 help="output resolution (none: unquantized, no clipping)")
+    adc_mode: str = _tile(
+        "adc", "mode", choices=ADC_MODELS, default="round",
+        help="ADC model (memsim.crossbar.adc): \"round\" (nearest code), \"floor\" (CCO "
+             "counting), \"sar\" (SAR with capacitor mismatch) or a registered plug-in")
+    output_range: float = _tile("adc", lo=0.0, hi=65536.0, lo_open=True, default=16.0,
+                                help="ADC full scale in normalised column-sum units")
+    adc_gain_sigma: float = _tile("adc", "gain_sigma", **_FRACTION, default=0.0,
+                                  help="σ of the per-column relative gain mismatch")
+    adc_offset_fs: float = _tile("adc", "offset_fs", **_FRACTION, default=0.0,
+                                 help="σ of the per-column offset, fraction of the full scale")
+    adc_noise_fs: float = _tile(
+        "adc", "noise_fs", **_FRACTION, default=0.0,
+        help="σ of analog noise per conversion, fraction of the full scale (kept when the "
+             "bits change)")
+    adc_noise_lsb: float = _tile("adc", "noise_lsb", dimension="lsb", lo=0.0, hi=1e3,
+                                 default=0.0, help="σ of quantizer noise per conversion, LSB")
+    affine_calibration: bool = _tile(
+        "digital", boolean=True, default=False,
+        help="fit a per-column digital affine correction from reference MVMs")
+    calibration_vectors: int = _tile("digital", lo=2, hi=1 << 20, default=256, **_INT,
+                                     help="reference input vectors of that fit")
+    drift_compensation: str = _tile(
+        "digital", choices=DRIFT_COMPENSATIONS, default="none",
+        help='"none", "global" or "per_column" (reference readout / readout now)')
+    calibration_time_s: float = _tile(
+        "digital", "calibration_time", dimension="time", lo=0.0, hi=1e9, default=0.0,
+        help="time after programming of the reference readouts")
+    noise_window_s: float = _tile(
+        "digital", "noise_window", dimension="time", lo=0.0, hi=1e9, lo_open=True,
+        default=1e-3,
+        help="1/f noise faster than 1/window is drawn per MVM, slower once per read time")
+    max_retries: int = _tile("dac", lo=0, hi=16, default=3, **_INT,
+                             help='re-scalings per sample in "clip_retry"')
+    dtype: str = card_field("", choices=("float32", "float64"), default="float32",
+                            help='"float32" (fast) or "float64" arithmetic of the analog path '
+                                 "(Python only)")
+    adc_options: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        def bad(name: str, value: Any, allowed: str) -> ConfigError:
-            return ConfigError(f"tile {self.name!r}: {name} = {value!r} is out of range; "
-                               f"allowed {allowed}")
-
-        for name in _INT_FIELDS:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"tile {self.name!r}: {name} = {v!r} must be an integer, "
-                                  f"not {type(v).__name__}")
-        for name in _OPT_INT_FIELDS:
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                raise ConfigError(f"tile {self.name!r}: {name} = {v!r} must be an integer "
-                                  "or None (unquantized)")
-        for name in _BOOL_FIELDS:
-            v = getattr(self, name)
-            if not isinstance(v, bool):
-                raise ConfigError(f"tile {self.name!r}: {name} = {v!r} must be True or False")
-        for name in _FLOAT_FIELDS:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ConfigError(f"tile {self.name!r}: {name} = {v!r} must be a finite number")
-        for name in ("rows", "cols"):
-            v = getattr(self, name)
-            if not 1 <= v <= 1 << 16:
-                raise bad(name, v, "an integer in [1, 65536]")
-        if self.devices_per_polarity not in (1, 2):
-            raise bad("devices_per_polarity", self.devices_per_polarity, "1 or 2")
-        if not self.significance >= 1.0:
-            raise bad("significance", self.significance, "[1, inf)")
-        for name, allowed in (("weight_scaling", WEIGHT_SCALINGS), ("ir_drop", IR_DROP_MODES),
-                              ("encoding", ENCODINGS), ("input_scaling", INPUT_SCALINGS),
-                              ("adc_mode", ADC_MODES), ("dtype", ("float32", "float64")),
-                              ("drift_compensation", DRIFT_COMPENSATIONS),
-                              ("bitline", BITLINES), ("iv_model", IV_MODELS),
-                              ("read_polarity", READ_POLARITIES),
-                              ("phase_conversion", PHASE_CONVERSIONS)):
-            if getattr(self, name) not in allowed:
-                raise bad(name, getattr(self, name), f"one of {list(allowed)}")
-        for name in ("dac_bits", "adc_bits"):
-            v = getattr(self, name)
-            if v is not None and not 1 <= v <= 24:
-                raise bad(name, v, "an integer in [1, 24] or None (unquantized)")
-        if self.dac_bits == 1:
-            raise bad("dac_bits", 1, "[2, 24] for signed inputs, or None")
-        for name in ("read_voltage_v", "input_range", "output_range", "noise_window_s",
-                     "iv_v0_v"):
-            if not getattr(self, name) > 0:
-                raise bad(name, getattr(self, name), "(0, inf)")
-        for name in ("wire_resistance_ohm", "dac_noise", "adc_gain_sigma", "adc_offset_fs",
-                     "adc_noise_fs", "adc_noise_lsb", "calibration_time_s"):
-            if not getattr(self, name) >= 0:
-                raise bad(name, getattr(self, name), "[0, inf)")
-        if not 0 < self.read_asymmetry <= 10:
-            raise bad("read_asymmetry", self.read_asymmetry, "(0, 10]")
-        if self.calibration_vectors < 2:
-            raise bad("calibration_vectors", self.calibration_vectors, "an integer >= 2")
-        if not 0 <= self.max_retries <= 16:
-            raise bad("max_retries", self.max_retries, "an integer in [0, 16]")
+        owner = f"tile {self.name!r}"
+        check_fields(self, owner)
+        if not isinstance(self.adc_options, Mapping):
+            raise ConfigError(f"{owner}: adc_options = {self.adc_options!r} must be a mapping "
+                              "of the ADC model's own fields")
+        object.__setattr__(self, "adc_options", MappingProxyType(dict(self.adc_options)))
+        object.__setattr__(self, "_adc", make_adc(self.adc_mode, self.adc_options, owner))
         if self.ir_drop != "none" and self.wire_resistance_ohm == 0:
-            raise ConfigError(f"tile {self.name!r}: ir_drop = {self.ir_drop!r} needs "
+            raise ConfigError(f"{owner}: ir_drop = {self.ir_drop!r} needs "
                               "wire_resistance_ohm > 0")
+
+    @property
+    def adc(self) -> ADCModel:
+        """The ADC model (:mod:`memsim.crossbar.adc`) of ``adc_mode`` and ``adc_options``."""
+        return self._adc
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f.name) for f in fields(self)
+                          if f.compare and f.name != "adc_options")
+                    + tuple(sorted(self.adc_options.items())))
 
     def with_(self, **changes: Any) -> TileConfig:
         """A copy with some fields changed (validated again)."""
@@ -232,6 +225,9 @@ class TileConfig:
         if unknown:
             raise ConfigError(f"tile {self.name!r}: unknown tile parameters {sorted(unknown)}; "
                               f"known: {sorted(names - {'sources'})}")
+        if changes.get("adc_mode", self.adc_mode) != self.adc_mode \
+                and "adc_options" not in changes:
+            changes["adc_options"] = {}  # the options belong to the model they were given for
         return replace(self, **changes)
 
     def noise_free(self) -> TileConfig:
@@ -271,98 +267,46 @@ class TileConfig:
 
 
 # -- card parsing ----------------------------------------------------------------------------
-_INT = {"dimension": "dimensionless", "integer": True}
-_FRACTION = {"dimension": "dimensionless", "lo": 0, "hi": 1}
-_SCHEMA: dict[str, dict[str, Any]] = {
-    "array": {
-        "rows": Field(lo=1, hi=65536, **_INT),
-        "cols": Field(lo=1, hi=65536, **_INT),
-        "weight_scaling": WEIGHT_SCALINGS,
-        "wire_resistance": As("wire_resistance_ohm",
-                               Field(dimension="resistance", lo=0, hi=1e4)),
-        "ir_drop": IR_DROP_MODES,
-        "bitline": BITLINES,
-    },
-    "cell": {
-        "devices_per_polarity": Field(lo=1, hi=2, **_INT),
-        "significance": Field(dimension="dimensionless", lo=1.0, hi=1e3),
-        "read_voltage": As("read_voltage_v",
-                            Field(dimension="voltage", lo=0, hi=10, lo_open=True)),
-        "read_polarity": READ_POLARITIES,
-        "iv_model": IV_MODELS,
-        "iv_v0": As("iv_v0_v", Field(dimension="voltage", lo=0, hi=100, lo_open=True)),
-        "read_asymmetry": Field(dimension="dimensionless", lo=0, hi=10, lo_open=True),
-    },
-    "dac": {
-        "bits": As("dac_bits", Field(lo=2, hi=24, none=True, **_INT)),
-        "encoding": ENCODINGS,
-        "phase_conversion": PHASE_CONVERSIONS,
-        "input_scaling": INPUT_SCALINGS,
-        "input_range": Field(dimension="dimensionless", lo=0, hi=1e12, lo_open=True),
-        "noise": As("dac_noise", Field(**_FRACTION)),
-        "max_retries": Field(lo=0, hi=16, **_INT),
-    },
-    "adc": {
-        "bits": As("adc_bits", Field(lo=1, hi=24, none=True, **_INT)),
-        "mode": As("adc_mode", ADC_MODES),
-        "output_range": Field(dimension="dimensionless", lo=0, hi=1 << 16, lo_open=True),
-        "gain_sigma": As("adc_gain_sigma", Field(**_FRACTION)),
-        "offset_fs": As("adc_offset_fs", Field(**_FRACTION)),
-        "noise_fs": As("adc_noise_fs", Field(**_FRACTION)),
-        "noise_lsb": As("adc_noise_lsb", Field(dimension="lsb", lo=0, hi=1e3)),
-    },
-    "digital": {
-        "affine_calibration": bool,
-        "calibration_vectors": Field(lo=2, hi=1 << 20, **_INT),
-        "drift_compensation": DRIFT_COMPENSATIONS,
-        "calibration_time": As("calibration_time_s", Field(dimension="time", lo=0, hi=1e9)),
-        "noise_window": As("noise_window_s",
-                            Field(dimension="time", lo=0, hi=1e9, lo_open=True)),
-    },
-}
+def _sections() -> tuple[Section, ...]:
+    helps = {"array": "the crossbar: size, weight scaling, wires",
+             "cell": "the unit cell: devices per polarity, read voltage and I–V",
+             "dac": "inputs: resolution, encoding, scaling",
+             "adc": "the column converters: resolution, model, full scale, mismatch, noise",
+             "digital": "the local digital unit: affine calibration, drift compensation"}
+    return (card_header("tile", "tile"),
+            *declared_sections(TileConfig, helps, required=False, plugins={"adc": "mode"}))
 
-#: Fields of the card format of memsim 0.1 that are now named or measured differently.
-_RENAMED = {
-    ("adc", "noise"): "adc.noise_fs (analog noise, fraction of full scale) and/or "
-                      "adc.noise_lsb (quantizer noise, LSB)",
-    ("adc", "offset_sigma"): "adc.offset_fs (fraction of full scale)",
-    ("array", "devices_per_polarity"): "cell.devices_per_polarity",
-    ("array", "significance"): "cell.significance",
-    ("array", "read_voltage"): "cell.read_voltage",
-    ("timing", "mvm_time"): "the chip card (timing and energy are the chip's)",
-    ("timing", "mvm_energy"): "the chip card (timing and energy are the chip's)",
-}
+
+#: The declaration of tile cards (``crossbars/<name>.toml``, ``[card] kind = "tile"``).
+TILE_SCHEMA = Schema(
+    kind="tile", title="Tile card", folder="crossbars", sections=_sections(),
+    help="One crossbar with its converters and local digital unit "
+         "(memsim.load_tile, memsim.analog). Every field may be left out: the default "
+         "applies. The keyword arguments of TileConfig and the overrides of load_tile are "
+         "the Python names.",
+    renamed={
+        ("adc", "noise"): "adc.noise_fs (analog noise, fraction of full scale) and/or "
+                          "adc.noise_lsb (quantizer noise, LSB)",
+        ("adc", "offset_sigma"): "adc.offset_fs (fraction of full scale)",
+        ("array", "devices_per_polarity"): "cell.devices_per_polarity",
+        ("array", "significance"): "cell.significance",
+        ("array", "read_voltage"): "cell.read_voltage",
+        ("timing", "mvm_time"): "the chip card (timing and energy are the chip's)",
+        ("timing", "mvm_energy"): "the chip card (timing and energy are the chip's)",
+    })
 
 
 def load_tile_config(name_or_path: Any, **overrides: Any) -> TileConfig:
     """Read a tile card (name in ``crossbars/`` or a path) into a :class:`TileConfig`."""
-    name, data = read_card(name_or_path, "crossbars")
+    name, data = _read_card(name_or_path, "crossbars")
     where = f"tile card {name!r}"
-    card = data.get("card", {})
-    if not isinstance(card, Mapping) or set(card) - {"kind", "description"} \
-            or not isinstance(card.get("description", ""), str):
-        raise CardError(f"{where}: [card] must be a table of kind = \"tile\" and a "
-                        f"description string; got {card!r}")
-    if card.get("kind") != "tile":
-        raise CardError(f"{where}: card.kind = {card.get('kind')!r}; a tile card needs "
-                        "'tile' (chip and digital-engine cards are loaded with load_chip)")
-    allowed = {"card", *_SCHEMA}
-    unknown = set(data) - allowed - {"timing"}
-    if unknown:
-        raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: {sorted(allowed)}")
-    for (section, key), now in _RENAMED.items():
-        if key in data.get(section, {}):
-            raise CardError(f"{where}: {section}.{key} is no longer a tile field; use {now}")
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for section in _SCHEMA:
-        if section in data:
-            v, s = parse_section(data[section], section, _SCHEMA[section], where)
-            values.update(v)
-            sources.update(s)
+    check_kind(data, "kind", "tile", where,
+               " (chip and digital-engine cards are loaded with load_chip)")
+    parts = TILE_SCHEMA.parse(data, where)
+    body = _merged(parts, *(s.name for s in TILE_SCHEMA.sections[1:]))
     try:
-        cfg = TileConfig(name=name, description=str(card.get("description", "")),
-                         sources=sources, **values)
+        cfg = TileConfig(name=name, description=parts["card"].values.get("description", ""),
+                         adc_options=body.plugin, sources=body.sources, **body.values)
     except ConfigError as exc:
         raise CardError(f"{where}: {exc}") from None
     return cfg.with_(**overrides) if overrides else cfg

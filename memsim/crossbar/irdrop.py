@@ -695,7 +695,7 @@ def approx_error_table(sizes: Sequence[int] = (16, 32, 64, 128),
 
     Returns:
         One dict per (size, pattern): ``rows``, ``cols``, ``pattern``, ``r_wire_ohm``,
-        ``g_max_s``, ``batch``, ``v_min_v``, ``v_max_v``, ``eps`` (= r_wire · g_max · N²),
+        ``g_max_S``, ``batch``, ``v_min_v``, ``v_max_v``, ``eps`` (= r_wire · g_max · N²),
         ``err_ideal``,
         ``err_approx``, ``err_first_order``.
     """
@@ -730,7 +730,7 @@ def approx_error_table(sizes: Sequence[int] = (16, 32, 64, 128),
             a = attenuation(g, r_wire, r_wire)
             a1 = attenuation(g, r_wire, r_wire, method="first_order")
             table.append({
-                "rows": n, "cols": n, "pattern": name, "r_wire_ohm": r_wire, "g_max_s": g_max,
+                "rows": n, "cols": n, "pattern": name, "r_wire_ohm": r_wire, "g_max_S": g_max,
                 "batch": batch, "v_min_v": v_min, "v_max_v": v_max,
                 "eps": r_wire * g_max * n * n,
                 "err_ideal": rel(v @ g), "err_approx": rel(v @ (g * a)),
@@ -785,7 +785,7 @@ def differential_error_table(sizes: Sequence[int] = (16, 32, 64),
 
     Returns:
         One dict per (size, topology, pattern): ``rows``, ``cols``, ``topology``,
-        ``pattern``, ``r_wire_ohm``, ``g_max_s``, ``batch``, ``v_min_v``, ``v_max_v``,
+        ``pattern``, ``r_wire_ohm``, ``g_max_S``, ``batch``, ``v_min_v``, ``v_max_v``,
         ``eps`` (= r_wire · g_max · N²), ``err_ideal``, ``err_approx``, ``err_first_order``,
         ``err_other_topology``.
     """
@@ -825,7 +825,7 @@ def differential_error_table(sizes: Sequence[int] = (16, 32, 64),
                 other = TOPOLOGIES[1 - TOPOLOGIES.index(topology)]
                 table.append({
                     "rows": n, "cols": n, "topology": topology, "pattern": name,
-                    "r_wire_ohm": r_wire, "g_max_s": g_max, "batch": batch,
+                    "r_wire_ohm": r_wire, "g_max_S": g_max, "batch": batch,
                     "v_min_v": v_min, "v_max_v": v_max, "eps": r_wire * g_max * n * n,
                     "err_ideal": rel(v @ (g_pos - g_neg)),
                     "err_approx": rel(v @ (g_pos * a_pos - g_neg * a_neg)),

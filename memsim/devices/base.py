@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from memsim._checks import real_array
-from memsim.cards import CardError, Field, Quantity, take_quantity
+from memsim.cards import CardError, Section, card_field, check_fields, fields_of
 from memsim.errors import ConfigError, InputError
 
-__all__ = ["Device", "DeviceState", "NonIdealities", "check_generator", "check_time"]
+__all__ = ["NONIDEALITIES_SECTION", "Device", "DeviceState", "NonIdealities",
+           "check_generator", "check_time"]
 
 
 def _frozen(a: np.ndarray | None) -> np.ndarray | None:
@@ -36,21 +37,22 @@ class DeviceState:
     """What programming left in the devices; arrays are read-only.
 
     Attributes:
-        g_target_s: the conductances asked for (S).
-        g_prog_s: conductances right after programming, before any drift (S).
-        drift_nu: per-device drift exponent ν (power-law drift), or None.
+        g_target_S: the conductances asked for (S).
+        g_prog_S: conductances right after programming, before any drift (S).
         stuck: int8 per device: 0 free, -1 stuck at g_min, +1 stuck at g_max; or None.
-        extra: model-specific per-device arrays (e.g. program-and-verify pulses).
+        extra: the model's per-device arrays fixed at programming, by name: what its laws
+            drew or evaluated once (a power-law drift's exponents ``drift_nu``, a relaxation
+            path's seed ``relax_seed``, the 1/f amplitude ``q_s``; the program-and-verify
+            record of a physical model: ``pulses``, ``energy_j`` …).
     """
 
-    g_target_s: np.ndarray
-    g_prog_s: np.ndarray
-    drift_nu: np.ndarray | None = None
+    g_target_S: np.ndarray
+    g_prog_S: np.ndarray
     stuck: np.ndarray | None = None
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("g_target_s", "g_prog_s", "drift_nu", "stuck"):
+        for name in ("g_target_S", "g_prog_S", "stuck"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(
             self, "extra", MappingProxyType({k: _frozen(v) for k, v in self.extra.items()})
@@ -58,7 +60,12 @@ class DeviceState:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.g_target_s.shape
+        return self.g_target_S.shape
+
+    @property
+    def drift_nu(self) -> np.ndarray | None:
+        """The per-device exponents of a power-law drift (``extra["drift_nu"]``), or None."""
+        return self.extra.get("drift_nu")
 
 
 def check_generator(rng: Any) -> np.random.Generator:
@@ -84,34 +91,30 @@ def check_time(t: Any) -> float:
     return value
 
 
-_NONIDEAL_FIELDS = {
-    "stuck_at_gmin_rate": Field(dimension="dimensionless", lo=0.0, hi=1.0),
-    "stuck_at_gmax_rate": Field(dimension="dimensionless", lo=0.0, hi=1.0),
-    "levels": Field(dimension="dimensionless", lo=2, hi=1 << 16, integer=True),
-    "gmax_variation": Field(dimension="dimensionless", lo=0.0, hi=0.5),
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class NonIdealities:
-    """Composable non-idealities any card may declare in its ``[nonidealities]`` table.
+    """Composable non-idealities any card may declare in its ``[nonidealities]`` table
+    (fields declared once, below: they parse the card and check Python keywords)."""
 
-    Attributes:
-        stuck_at_gmin_rate: fraction of devices stuck at g_min (commonly 0.1 %–10 %).
-        stuck_at_gmax_rate: fraction of devices stuck at g_max.
-        levels: number of programmable conductance levels, evenly spaced over
-            [g_min, g_max] (None = continuous); targets go to the nearest level.
-        gmax_variation: relative σ of a per-device g_max (device-to-device variation);
-            a device with g_max·(1+δ) reaches G_target·(1+δ).
-    """
-
-    stuck_at_gmin_rate: float = 0.0
-    stuck_at_gmax_rate: float = 0.0
-    levels: int | None = None
-    gmax_variation: float = 0.0
+    stuck_at_gmin_rate: float = card_field(
+        "nonidealities", lo=0.0, hi=1.0, default=0.0, required=False,
+        help="fraction of devices stuck at g_min (commonly 0.1 %–10 %)")
+    stuck_at_gmax_rate: float = card_field(
+        "nonidealities", lo=0.0, hi=1.0, default=0.0, required=False,
+        help="fraction of devices stuck at g_max")
+    levels: int | None = card_field(
+        "nonidealities", lo=2, hi=1 << 16, integer=True, none=True, default=None,
+        required=False,
+        help="programmable conductance levels, evenly spaced over [g_min, g_max] (none: "
+             "continuous); targets go to the nearest level")
+    gmax_variation: float = card_field(
+        "nonidealities", lo=0.0, hi=0.5, default=0.0, required=False,
+        help="relative σ of a per-device g_max (device-to-device variation): a device with "
+             "g_max·(1+δ) reaches G_target·(1+δ)")
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self, "non-idealities")
         if self.stuck_at_gmin_rate + self.stuck_at_gmax_rate > 1.0:
             raise ConfigError(
                 "stuck_at_gmin_rate + stuck_at_gmax_rate = "
@@ -120,23 +123,13 @@ class NonIdealities:
 
     @classmethod
     def from_card(cls, table: Mapping[str, Any] | None, where: str) -> NonIdealities:
+        """The ``[nonidealities]`` table of a card (``where`` names the card)."""
         if not table:
             return cls()
-        unknown = set(table) - set(_NONIDEAL_FIELDS)
-        if unknown:
-            raise CardError(
-                f"{where} has unknown non-idealities {sorted(unknown)}; "
-                f"allowed: {sorted(_NONIDEAL_FIELDS)}"
-            )
-        values: dict[str, Quantity] = {
-            k: take_quantity(v, _NONIDEAL_FIELDS[k], f"{where}.{k}") for k, v in table.items()
-        }
-        kwargs: dict[str, Any] = {k: q.value for k, q in values.items()}
-        if "levels" in kwargs:
-            kwargs["levels"] = int(kwargs["levels"])
+        parsed = NONIDEALITIES_SECTION.parse(table, where)
         try:
-            return cls(**kwargs, sources={k: q.source for k, q in values.items()})
-        except ValueError as exc:
+            return cls(**parsed.values, sources=parsed.sources)
+        except ConfigError as exc:
             raise CardError(f"{where}: {exc}") from None
 
     @property
@@ -169,42 +162,48 @@ class NonIdealities:
         return stuck
 
 
+#: The ``[nonidealities]`` section every device card may have.
+NONIDEALITIES_SECTION = Section("nonidealities", fields_of(NonIdealities), required=False,
+                                noun="non-idealities",
+                                help="composable non-idealities (optional)")
+
+
 class Device(abc.ABC):
     """A memristive device model: program conductances, read them back at time t."""
 
     name: str
     description: str
-    g_min_s: float
-    g_max_s: float
+    g_min_S: float
+    g_max_S: float
     nonideal: NonIdealities
     #: physical devices one modelled device stands for (a card fitted on the sum of a pair
     #: of devices says 2); a tile with n devices per polarity programs n / this many.
     devices_per_polarity: int = 1
 
-    def check_targets(self, g_target_s: Any) -> np.ndarray:
+    def check_targets(self, g_target_S: Any) -> np.ndarray:
         """Targets as a float64 array; complex, non-numeric, NaN, inf and out-of-range values
         raise :class:`memsim.InputError` naming the device."""
-        g = real_array(g_target_s, f"{self.name}: g_target")
+        g = real_array(g_target_S, f"{self.name}: g_target")
         if g.size and not np.all(np.isfinite(g)):
             n = int(np.count_nonzero(~np.isfinite(g)))
             raise InputError(f"{self.name}: g_target contains {n} NaN or infinite value(s)")
         if g.size and g.min() < 0:
             raise InputError(
                 f"{self.name}: negative target conductance {g.min():.4g} S; "
-                f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
+                f"allowed [{self.g_min_S:.4g}, {self.g_max_S:.4g}] S"
             )
-        tol = 1e-9 * self.g_max_s
-        if g.size and (g.min() < self.g_min_s - tol or g.max() > self.g_max_s + tol):
-            bad = g.min() if g.min() < self.g_min_s - tol else g.max()
+        tol = 1e-9 * self.g_max_S
+        if g.size and (g.min() < self.g_min_S - tol or g.max() > self.g_max_S + tol):
+            bad = g.min() if g.min() < self.g_min_S - tol else g.max()
             raise InputError(
                 f"{self.name}: target conductance {bad:.4g} S is out of range; "
-                f"allowed [{self.g_min_s:.4g}, {self.g_max_s:.4g}] S"
+                f"allowed [{self.g_min_S:.4g}, {self.g_max_S:.4g}] S"
             )
         return g
 
     @abc.abstractmethod
-    def program(self, g_target_s: Any, rng: np.random.Generator) -> DeviceState:
-        """Program devices to ``g_target_s`` (S, any shape); returns the immutable state."""
+    def program(self, g_target_S: Any, rng: np.random.Generator) -> DeviceState:
+        """Program devices to ``g_target_S`` (S, any shape); returns the immutable state."""
 
     @abc.abstractmethod
     def read(
@@ -247,7 +246,7 @@ class Device(abc.ABC):
     def _apply_stuck(self, g: np.ndarray, stuck: np.ndarray | None) -> np.ndarray:
         if stuck is None:
             return g
-        return np.where(stuck < 0, self.g_min_s, np.where(stuck > 0, self.g_max_s, g))
+        return np.where(stuck < 0, self.g_min_S, np.where(stuck > 0, self.g_max_S, g))
 
     def parameters(self) -> list[tuple[str, str, str]]:
         """(name, value with unit, source) rows describing the card."""

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from memsim.cards import CardError, to_si
+from memsim.cards import CardError, card_field, si_unit, to_si
 
-__all__ = ["Law", "LawSpec", "parse_law"]
+__all__ = ["Law", "LawSpec", "law_field", "parse_law"]
 
 VARIABLES = ("g_norm", "g_uS")
 
@@ -215,3 +215,28 @@ def parse_law(
             f"(a spread must be >= 0 over [{lo:g}, {hi:g}])"
         )
     return LawSpec(law=law, variable=variable, scale=scale, source=source, unit=unit)
+
+
+def law_field(section: str, key: str = "", *, dimension: str, help: str,
+              nonnegative: bool = True, **spec: Any) -> Any:
+    """A card field holding a law (:func:`memsim.cards.card_field`): a table with ``law``
+    (one of the forms above) and its coefficients, ``variable`` ("g_norm" = G/g_max or
+    "g_uS" = G in µS), ``unit`` (of the law's output, a unit of ``dimension``) and
+    ``source``. The card's conductance range (``context`` keys ``g_min_S``, ``g_max_S``)
+    bounds the check that the law is finite (and >= 0 when ``nonnegative``)."""
+
+    def parse(raw: Any, place: str, context: Mapping[str, Any]) -> tuple[LawSpec, str]:
+        g_min, g_max = context["g_min_S"], context["g_max_S"]
+        variable = raw.get("variable") if isinstance(raw, Mapping) else None
+        span = (g_min * 1e6, g_max * 1e6) if variable == "g_uS" \
+            else (max(g_min / g_max, 1e-4), 1.0)
+        law = parse_law(raw, place, dimension=dimension, variable_range=span,
+                        nonnegative=nonnegative)
+        return law, law.source
+
+    unit = "uS" if dimension == "conductance" else si_unit(dimension)
+    example = {"law": "constant", "variable": "g_norm", "unit": unit, "value": 0.0}
+    return card_field(section, key, parser=parse, python_type=LawSpec, example=example,
+                      form=f"a law table in {unit} (law, variable, unit, source and the "
+                           "law's coefficients; see memsim.devices.laws)",
+                      help=help, **spec)

@@ -58,17 +58,29 @@ from typing import Any
 import numba
 import numpy as np
 
-from memsim.cards import CardError, Field, Quantity, take_quantity
+from memsim.cards import (
+    REFERENCES_FIELD,
+    CardError,
+    Schema,
+    Section,
+    card_field,
+    card_header,
+    check_fields,
+    declared_sections,
+    fields_of,
+)
 from memsim.devices.base import (
+    NONIDEALITIES_SECTION,
     Device,
     DeviceState,
     NonIdealities,
     check_generator,
     check_time,
 )
+from memsim.errors import ConfigError
 
-__all__ = ["PhysicalDevice", "ProgramVerify", "iv_drive", "iv_loop", "loop_area",
-           "program_and_verify"]
+__all__ = ["VTEAM_SCHEMA", "PhysicalDevice", "ProgramVerify", "iv_drive", "iv_loop",
+           "loop_area", "program_and_verify"]
 
 # ----------------------------------------------------------------------------------------
 # Compiled kernels. Parameters travel as one float64 array; these are its indices.
@@ -277,74 +289,11 @@ def _pv_kernel(w0, g_target, g_scale, frozen, seeds, prm, pv, c2c_sigma, read_si
     return w_out, g_out, pulses, energy, converged
 
 
-# ----------------------------------------------------------------------------------------
-# Card parsing.
-# ----------------------------------------------------------------------------------------
-_SECTIONS = {"card", "state", "switching", "window", "iv", "variability", "program_verify",
-             "nonidealities"}
-_LEN = Field(dimension="length", lo=-1e-6, hi=1e-6)
-_STATE_FIELDS = {"w_on": _LEN, "w_off": _LEN, "w_init": _LEN}
-_SWITCHING_FIELDS = {
-    "k_on": Field(dimension="velocity", lo=-1e6, hi=0.0, hi_open=True),
-    "k_off": Field(dimension="velocity", lo=0.0, hi=1e6, lo_open=True),
-    "alpha_on": Field(dimension="dimensionless", lo=0.0, hi=20.0, lo_open=True),
-    "alpha_off": Field(dimension="dimensionless", lo=0.0, hi=20.0, lo_open=True),
-    "v_on": Field(dimension="voltage", lo=-100.0, hi=0.0, hi_open=True),
-    "v_off": Field(dimension="voltage", lo=0.0, hi=100.0, lo_open=True),
-}
-_WINDOW_FIELDS = {
-    "none": {},
-    "biolek": {"p": Field(dimension="dimensionless", lo=1, hi=100, integer=True)},
-    "kvatinsky": {"a_on": _LEN, "a_off": _LEN,
-                  "w_c": Field(dimension="length", lo=0.0, hi=1e-6, lo_open=True)},
-}
-_RES = Field(dimension="resistance", lo=0.0, hi=1e12, lo_open=True)
-_IV_FIELDS = {"r_on": _RES, "r_off": _RES}
-_VARIABILITY_FIELDS = {
-    "cycle_to_cycle": Field(dimension="dimensionless", lo=0.0, hi=1.0),
-    "read_noise": Field(dimension="dimensionless", lo=0.0, hi=0.5),
-}
-_T_PULSE = Field(dimension="time", lo=0.0, hi=1.0, lo_open=True)
-_AMP = Field(dimension="voltage", lo=0.0, hi=100.0, lo_open=True)
-_STEP = Field(dimension="voltage", lo=0.0, hi=100.0)
-_PV_FIELDS = {
-    "pulse_width": _T_PULSE,
-    "read_time": _T_PULSE,
-    "read_voltage": Field(dimension="voltage", lo=-100.0, hi=100.0),
-    "set_v_start": _AMP, "set_v_step": _STEP, "set_v_max": _AMP,
-    "reset_v_start": _AMP, "reset_v_step": _STEP, "reset_v_max": _AMP,
-    "tolerance": Field(dimension="dimensionless", lo=0.0, hi=1.0, lo_open=True, hi_open=True),
-    "max_pulses": Field(dimension="dimensionless", lo=1, hi=1e6, integer=True),
-}
-
-
-def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    table = data.get(key)
-    if not isinstance(table, Mapping):
-        raise CardError(f"{where}: missing section [{key}]")
-    return table
-
-
-def _quantities(table: Mapping[str, Any], fields: Mapping[str, Field], section: str,
-                where: str, extra_keys: frozenset[str] = frozenset()) -> dict[str, Quantity]:
-    """All numeric fields of one section, each validated; unknown and missing keys raise."""
-    unknown = set(table) - set(fields) - extra_keys
-    if unknown:
-        raise CardError(f"{where}: [{section}] has unknown fields {sorted(unknown)}; "
-                        f"allowed: {sorted(set(fields) | extra_keys)}")
-    missing = set(fields) - set(table)
-    if missing:
-        allowed = ", ".join(f"{k} in {fields[k].range_text()}" for k in sorted(missing))
-        raise CardError(f"{where}: [{section}] is missing {sorted(missing)} ({allowed})")
-    return {k: take_quantity(table[k], f, f"{where}: {section}.{k}") for k, f in fields.items()}
-
-
-def _model(table: Mapping[str, Any], section: str, where: str, models: Mapping) -> str:
-    model = table.get("model")
-    if not isinstance(model, str) or model not in models:
-        raise CardError(f"{where}: {section}.model = {model!r} is unknown; "
-                        f"allowed: {sorted(models)}")
-    return str(model)
+_LEN = {"dimension": "length", "lo": -1e-6, "hi": 1e-6}
+_T_PULSE = {"dimension": "time", "lo": 0.0, "hi": 1.0, "lo_open": True}
+_AMP = {"dimension": "voltage", "lo": 0.0, "hi": 100.0, "lo_open": True}
+_STEP = {"dimension": "voltage", "lo": 0.0, "hi": 100.0}
+_RES = {"dimension": "resistance", "lo": 0.0, "hi": 1e12, "lo_open": True}
 
 
 def _siemens(g: float) -> str:
@@ -362,24 +311,41 @@ class ProgramVerify:
     ``tolerance`` is a fraction of g_max: a device is done when |G − G_target| <= tol·g_max.
     """
 
-    pulse_width_s: float
-    read_time_s: float
-    read_voltage_v: float
-    set_v_start: float
-    set_v_step: float
-    set_v_max: float
-    reset_v_start: float
-    reset_v_step: float
-    reset_v_max: float
-    tolerance: float
-    max_pulses: int
+    pulse_width_s: float = card_field("program_verify", "pulse_width", **_T_PULSE, example=1e-8,
+                                      help="width of one SET or RESET pulse")
+    read_time_s: float = card_field("program_verify", "read_time", **_T_PULSE, example=1e-6,
+                                    help="duration of one verify read")
+    read_voltage_v: float = card_field("program_verify", "read_voltage", dimension="voltage",
+                                       example=0.01,
+                                       lo=-100.0, hi=100.0,
+                                       help="verify read voltage, between v_on and v_off, not 0")
+    set_v_start: float = card_field("program_verify", **_AMP, example=0.21,
+                                    help="first SET amplitude, above |v_on|")
+    set_v_step: float = card_field("program_verify", **_STEP, example=0.01,
+                                   help="SET amplitude increase per further pulse")
+    set_v_max: float = card_field("program_verify", **_AMP,
+                                  example=0.4, help="largest SET amplitude")
+    reset_v_start: float = card_field("program_verify", **_AMP, example=0.03,
+                                      help="first RESET amplitude, above v_off")
+    reset_v_step: float = card_field("program_verify", **_STEP, example=0.01,
+                                     help="RESET amplitude increase per further pulse")
+    reset_v_max: float = card_field("program_verify", **_AMP,
+                                    example=0.5, help="largest RESET amplitude")
+    tolerance: float = card_field("program_verify", example=0.01, lo=0.0, hi=1.0, lo_open=True,
+                                  hi_open=True,
+                                  help="done when |G − G_target| <= tolerance·g_max")
+    max_pulses: int = card_field("program_verify", example=100, lo=1, hi=1e6, integer=True,
+                                 help="pulses before giving up on a device")
 
-    def as_array(self, g_max_s: float) -> np.ndarray:
+    def __post_init__(self) -> None:
+        check_fields(self, "program_verify")
+
+    def as_array(self, g_max_S: float) -> np.ndarray:
         a = np.empty(_N_PV)
         a[_PW], a[_TREAD], a[_VREAD] = self.pulse_width_s, self.read_time_s, self.read_voltage_v
         a[_SET0], a[_SETD], a[_SETMAX] = self.set_v_start, self.set_v_step, self.set_v_max
         a[_RST0], a[_RSTD], a[_RSTMAX] = self.reset_v_start, self.reset_v_step, self.reset_v_max
-        a[_TOL] = self.tolerance * g_max_s
+        a[_TOL] = self.tolerance * g_max_S
         a[_NMAX] = self.max_pulses
         return a
 
@@ -396,38 +362,69 @@ class PhysicalDevice(Device):
 
     name: str
     description: str = ""
-    w_on_m: float
-    w_off_m: float
-    w_init_m: float
-    k_on_m_per_s: float
-    k_off_m_per_s: float
-    alpha_on: float
-    alpha_off: float
-    v_on_v: float
-    v_off_v: float
-    window: str = "biolek"
-    window_p: int = 1
-    a_on_m: float = 0.0
-    a_off_m: float = 0.0
-    w_c_m: float = 1e-10
-    iv: str = "linear"
-    r_on_ohm: float
-    r_off_ohm: float
-    cycle_to_cycle: float = 0.0
-    read_noise_rel: float = 0.0
-    program_verify: ProgramVerify
+    w_on_m: float = card_field("state", "w_on", **_LEN,
+                               example=0.0, help="w_on: the ON (low-resistance) end")
+    w_off_m: float = card_field("state", "w_off", **_LEN, example=3e-9,
+                                help="w_off: the OFF (high-resistance) end")
+    w_init_m: float = card_field("state", "w_init", **_LEN, example=3e-9,
+                                 help="the state of a device before its first programming")
+    k_on_m_per_s: float = card_field("switching", "k_on", dimension="velocity", lo=-1e6,
+                                     example=-10.0,
+                                     hi=0.0, hi_open=True, help="k_on < 0 (SET)")
+    k_off_m_per_s: float = card_field("switching", "k_off", dimension="velocity", lo=0.0,
+                                      example=5e-4,
+                                      hi=1e6, lo_open=True, help="k_off > 0 (RESET)")
+    alpha_on: float = card_field("switching", example=3.0, lo=0.0, hi=20.0, lo_open=True,
+                                 help="α_on of the SET rate")
+    alpha_off: float = card_field("switching", example=1.0, lo=0.0, hi=20.0, lo_open=True,
+                                  help="α_off of the RESET rate")
+    v_on_v: float = card_field("switching", "v_on", dimension="voltage",
+                               example=-0.2, lo=-100.0, hi=0.0,
+                               hi_open=True, help="SET threshold v_on < 0")
+    v_off_v: float = card_field("switching", "v_off", dimension="voltage",
+                                example=0.02, lo=0.0, hi=100.0,
+                                lo_open=True, help="RESET threshold v_off > 0")
+    window: str = card_field("window", "model", choices=tuple(_WINDOWS), default="biolek",
+                             help="window function: biolek, kvatinsky or none")
+    window_p: int = card_field("window", "p", lo=1, hi=100, example=2, integer=True, default=1,
+                               when=("model", ("biolek",)), help="exponent p of Biolek's window")
+    a_on_m: float = card_field("window", "a_on", **_LEN, default=0.0, example=1e-9,
+                               when=("model", ("kvatinsky",)), help="a_on of Kvatinsky's window")
+    a_off_m: float = card_field("window", "a_off", **_LEN, default=0.0, example=2e-9,
+                                when=("model", ("kvatinsky",)),
+                                help="a_off of Kvatinsky's window")
+    w_c_m: float = card_field("window", "w_c", dimension="length", lo=0.0, hi=1e-6,
+                              lo_open=True, default=1e-10, when=("model", ("kvatinsky",)),
+                              help="w_c of Kvatinsky's window")
+    iv: str = card_field("iv", "model", choices=tuple(_IVS), default="linear",
+                         help="I–V relation: linear or exponential R(w)")
+    r_on_ohm: float = card_field("iv", "r_on", **_RES, example=50.0, help="R_on = 1/g_max")
+    r_off_ohm: float = card_field("iv", "r_off", **_RES, example=1000.0, help="R_off = 1/g_min")
+    cycle_to_cycle: float = card_field("variability", lo=0.0, hi=1.0, default=0.0,
+                                       help="relative σ of the state change of each pulse")
+    read_noise_rel: float = card_field("variability", "read_noise", lo=0.0, hi=0.5,
+                                       default=0.0, help="relative σ of a read")
+    program_verify: ProgramVerify = card_field("", python_type=ProgramVerify,
+                                               help="program-and-verify settings")
     nonideal: NonIdealities = field(default_factory=NonIdealities)
     references: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
     programming_scale: float = 1.0
     drift_spread_scale: float = 1.0
     read_scale: float = 1.0
-    g_min_s: float = field(init=False)
-    g_max_s: float = field(init=False)
+    g_min_S: float = field(init=False)
+    g_max_S: float = field(init=False)
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> ValueError:
-            return ValueError(f"{self.name}: {what}")
+        def bad(what: str) -> ConfigError:
+            return ConfigError(f"{self.name}: {what}")
+
+        for k in ("programming_scale", "drift_spread_scale", "read_scale"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int | float) \
+                    or not (np.isfinite(v) and v >= 0):
+                raise bad(f"noise scale {k} = {v!r} must be >= 0")
+        check_fields(self, f"device {self.name!r}")
 
         if not self.w_off_m > self.w_on_m:
             raise bad(f"w_off = {self.w_off_m:g} m must be above w_on = {self.w_on_m:g} m")
@@ -440,10 +437,6 @@ class PhysicalDevice(Device):
         if not (self.v_on_v < 0 < self.v_off_v):
             raise bad(f"need v_on < 0 < v_off, got v_on = {self.v_on_v:g} V, "
                       f"v_off = {self.v_off_v:g} V")
-        if self.window not in _WINDOWS:
-            raise bad(f"window = {self.window!r} is unknown; allowed: {sorted(_WINDOWS)}")
-        if self.iv not in _IVS:
-            raise bad(f"iv = {self.iv!r} is unknown; allowed: {sorted(_IVS)}")
         if not 0 < self.r_on_ohm < self.r_off_ohm:
             raise bad(f"need 0 < r_on < r_off, got r_on = {self.r_on_ohm:g} Ω, "
                       f"r_off = {self.r_off_ohm:g} Ω")
@@ -462,94 +455,33 @@ class PhysicalDevice(Device):
             if vmax < start:
                 raise bad(f"program_verify.{kind}_v_max = {vmax:g} V is out of range; "
                           f"allowed [{start:g}, inf) V ({kind}_v_start and above)")
-        for k in ("programming_scale", "drift_spread_scale", "read_scale"):
-            v = getattr(self, k)
-            if not (np.isfinite(v) and v >= 0):
-                raise bad(f"noise scale {k} = {v!r} must be >= 0")
-        object.__setattr__(self, "g_min_s", 1.0 / self.r_off_ohm)
-        object.__setattr__(self, "g_max_s", 1.0 / self.r_on_ohm)
+        object.__setattr__(self, "g_min_S", 1.0 / self.r_off_ohm)
+        object.__setattr__(self, "g_max_S", 1.0 / self.r_on_ohm)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
     def from_card(cls, name: str, data: Mapping[str, Any]) -> PhysicalDevice:
         """Build the device from a parsed TOML card (``[card] family = "vteam"``)."""
         where = f"device card {name!r}"
-        unknown = set(data) - _SECTIONS
-        if unknown:
-            raise CardError(f"{where}: unknown sections {sorted(unknown)}; allowed: "
-                            f"{sorted(_SECTIONS)}")
-        card = _table(data, "card", where)
-        bad_keys = set(card) - {"family", "description", "references"}
-        if bad_keys:
-            raise CardError(f"{where}: [card] has unknown fields {sorted(bad_keys)}; "
-                            "allowed: ['description', 'family', 'references']")
-        if card.get("family") != "vteam":
-            raise CardError(f"{where}: card.family = {card.get('family')!r}; this loader "
+        parts = VTEAM_SCHEMA.parse(data, where)
+        head = parts["card"].values
+        if head.get("family") != "vteam":  # pragma: no cover - load_device dispatches
+            raise CardError(f"{where}: card.family = {head.get('family')!r}; this loader "
                             "reads family 'vteam'")
-        refs = card.get("references", [])
-        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            raise CardError(f"{where}: card.references must be a list of strings")
-
-        q: dict[str, Quantity] = {}
-        q |= _quantities(_table(data, "state", where), _STATE_FIELDS, "state", where)
-        q |= _quantities(_table(data, "switching", where), _SWITCHING_FIELDS, "switching", where)
-        win_table = _table(data, "window", where)
-        window = _model(win_table, "window", where, _WINDOW_FIELDS)
-        q |= _quantities(win_table, _WINDOW_FIELDS[window], "window", where,
-                         frozenset({"model"}))
-        iv_table = _table(data, "iv", where)
-        iv = _model(iv_table, "iv", where, _IVS)
-        q |= _quantities(iv_table, _IV_FIELDS, "iv", where, frozenset({"model"}))
-        q |= _quantities(_table(data, "variability", where), _VARIABILITY_FIELDS,
-                         "variability", where)
-        pvq = _quantities(_table(data, "program_verify", where), _PV_FIELDS, "program_verify",
-                          where)
-        nonideal = NonIdealities.from_card(data.get("nonidealities"), f"{where}: nonidealities")
-
-        pv = ProgramVerify(
-            pulse_width_s=pvq["pulse_width"].value,
-            read_time_s=pvq["read_time"].value,
-            read_voltage_v=pvq["read_voltage"].value,
-            set_v_start=pvq["set_v_start"].value,
-            set_v_step=pvq["set_v_step"].value,
-            set_v_max=pvq["set_v_max"].value,
-            reset_v_start=pvq["reset_v_start"].value,
-            reset_v_step=pvq["reset_v_step"].value,
-            reset_v_max=pvq["reset_v_max"].value,
-            tolerance=pvq["tolerance"].value,
-            max_pulses=int(pvq["max_pulses"].value),
-        )
-        sources = {k: v.source for k, v in q.items()}
-        sources |= {f"program_verify.{k}": v.source for k, v in pvq.items()}
+        pv = parts["program_verify"]
+        own = {k: v for k, p in parts.items() if k not in ("card", "program_verify",
+                                                          "nonidealities")
+               for k, v in p.values.items()}
+        sources = {k: v for p in parts.values() for k, v in p.sources.items()}
         try:
-            return cls(
-                name=name,
-                description=str(card.get("description", "")),
-                w_on_m=q["w_on"].value,
-                w_off_m=q["w_off"].value,
-                w_init_m=q["w_init"].value,
-                k_on_m_per_s=q["k_on"].value,
-                k_off_m_per_s=q["k_off"].value,
-                alpha_on=q["alpha_on"].value,
-                alpha_off=q["alpha_off"].value,
-                v_on_v=q["v_on"].value,
-                v_off_v=q["v_off"].value,
-                window=window,
-                window_p=int(q["p"].value) if "p" in q else 1,
-                a_on_m=q["a_on"].value if "a_on" in q else 0.0,
-                a_off_m=q["a_off"].value if "a_off" in q else 0.0,
-                w_c_m=q["w_c"].value if "w_c" in q else 1e-10,
-                iv=iv,
-                r_on_ohm=q["r_on"].value,
-                r_off_ohm=q["r_off"].value,
-                cycle_to_cycle=q["cycle_to_cycle"].value,
-                read_noise_rel=q["read_noise"].value,
-                program_verify=pv,
-                nonideal=nonideal,
-                references=tuple(refs),
-                sources=sources,
-            )
-        except ValueError as exc:
+            nonideal = NonIdealities(**parts["nonidealities"].values,
+                                     sources=parts["nonidealities"].sources) \
+                if "nonidealities" in parts else NonIdealities()
+            return cls(name=name, description=head.get("description", ""),
+                       references=tuple(head.get("references", ())),
+                       program_verify=ProgramVerify(**pv.values), nonideal=nonideal,
+                       sources=sources, **own)
+        except ConfigError as exc:
             raise CardError(f"{where}: {exc}") from None
 
     # -- model pieces ------------------------------------------------------------------
@@ -577,9 +509,9 @@ class PhysicalDevice(Device):
             return 1.0 / (self.r_on_ohm * np.exp(np.log(self.r_off_ohm / self.r_on_ohm) * x))
         return 1.0 / (self.r_on_ohm + (self.r_off_ohm - self.r_on_ohm) * x)
 
-    def state_for(self, g_s: Any) -> np.ndarray:
+    def state_for(self, g_S: Any) -> np.ndarray:
         """The state w (m) at which G(w) = g (g clipped to [g_min, g_max])."""
-        r = 1.0 / np.clip(np.asarray(g_s, dtype=np.float64), self.g_min_s, self.g_max_s)
+        r = 1.0 / np.clip(np.asarray(g_S, dtype=np.float64), self.g_min_S, self.g_max_S)
         if self.iv == "exponential":
             x = np.log(r / self.r_on_ohm) / np.log(self.r_off_ohm / self.r_on_ohm)
         else:
@@ -614,9 +546,9 @@ class PhysicalDevice(Device):
         return replace(self, programming_scale=float(programming),
                        drift_spread_scale=float(drift_spread), read_scale=float(read))
 
-    def program(self, g_target_s: Any, rng: np.random.Generator) -> DeviceState:
-        """Program-and-verify every device to ``g_target_s``; see :func:`program_and_verify`."""
-        return program_and_verify(self, g_target_s, rng)
+    def program(self, g_target_S: Any, rng: np.random.Generator) -> DeviceState:
+        """Program-and-verify every device to ``g_target_S``; see :func:`program_and_verify`."""
+        return program_and_verify(self, g_target_S, rng)
 
     def read(self, state: DeviceState, t: float, rng: np.random.Generator,
              *, window_s: float | None = None) -> np.ndarray:
@@ -629,7 +561,7 @@ class PhysicalDevice(Device):
         """
         rng = check_generator(rng)
         check_time(t)
-        g = np.array(state.g_prog_s, dtype=np.float64)
+        g = np.array(state.g_prog_S, dtype=np.float64)
         sigma = self.read_noise_rel * self.read_scale
         if window_s is None and sigma > 0.0:
             g = np.maximum(g * (1.0 + sigma * rng.standard_normal(g.shape)), 0.0)
@@ -639,7 +571,7 @@ class PhysicalDevice(Device):
                        ) -> np.ndarray:
         """σ (S) of one read: read_noise · read_scale · G_prog (0 for stuck devices)."""
         check_time(t)
-        sd = self.read_noise_rel * self.read_scale * np.asarray(state.g_prog_s, dtype=np.float64)
+        sd = self.read_noise_rel * self.read_scale * np.asarray(state.g_prog_S, dtype=np.float64)
         if state.stuck is not None:
             sd = np.where(state.stuck != 0, 0.0, sd)
         return sd
@@ -649,44 +581,44 @@ class PhysicalDevice(Device):
         pv = self.program_verify
         rows = [
             ("model", f"VTEAM, {self.window} window, {self.iv} I-V", "Kvatinsky et al. 2015"),
-            ("w_on", f"{self.w_on_m * 1e9:g} nm", s.get("w_on", "")),
-            ("w_off", f"{self.w_off_m * 1e9:g} nm", s.get("w_off", "")),
-            ("w_init", f"{self.w_init_m * 1e9:g} nm", s.get("w_init", "")),
-            ("k_on", f"{self.k_on_m_per_s:g} m/s", s.get("k_on", "")),
-            ("k_off", f"{self.k_off_m_per_s:g} m/s", s.get("k_off", "")),
+            ("w_on", f"{self.w_on_m * 1e9:g} nm", s.get("w_on_m", "")),
+            ("w_off", f"{self.w_off_m * 1e9:g} nm", s.get("w_off_m", "")),
+            ("w_init", f"{self.w_init_m * 1e9:g} nm", s.get("w_init_m", "")),
+            ("k_on", f"{self.k_on_m_per_s:g} m/s", s.get("k_on_m_per_s", "")),
+            ("k_off", f"{self.k_off_m_per_s:g} m/s", s.get("k_off_m_per_s", "")),
             ("alpha_on", f"{self.alpha_on:g}", s.get("alpha_on", "")),
             ("alpha_off", f"{self.alpha_off:g}", s.get("alpha_off", "")),
-            ("v_on", f"{self.v_on_v:g} V", s.get("v_on", "")),
-            ("v_off", f"{self.v_off_v:g} V", s.get("v_off", "")),
+            ("v_on", f"{self.v_on_v:g} V", s.get("v_on_v", "")),
+            ("v_off", f"{self.v_off_v:g} V", s.get("v_off_v", "")),
         ]
         if self.window == "biolek":
-            rows.append(("window p", f"{self.window_p}", s.get("p", "")))
+            rows.append(("window p", f"{self.window_p}", s.get("window_p", "")))
         elif self.window == "kvatinsky":
-            rows += [("a_on", f"{self.a_on_m * 1e9:g} nm", s.get("a_on", "")),
-                     ("a_off", f"{self.a_off_m * 1e9:g} nm", s.get("a_off", "")),
-                     ("w_c", f"{self.w_c_m * 1e9:g} nm", s.get("w_c", ""))]
+            rows += [("a_on", f"{self.a_on_m * 1e9:g} nm", s.get("a_on_m", "")),
+                     ("a_off", f"{self.a_off_m * 1e9:g} nm", s.get("a_off_m", "")),
+                     ("w_c", f"{self.w_c_m * 1e9:g} nm", s.get("w_c_m", ""))]
         rows += [
-            ("R_on", f"{self.r_on_ohm:g} Ω", s.get("r_on", "")),
-            ("R_off", f"{self.r_off_ohm:g} Ω", s.get("r_off", "")),
-            ("g_min", _siemens(self.g_min_s), "1/R_off"),
-            ("g_max", _siemens(self.g_max_s), "1/R_on"),
+            ("R_on", f"{self.r_on_ohm:g} Ω", s.get("r_on_ohm", "")),
+            ("R_off", f"{self.r_off_ohm:g} Ω", s.get("r_off_ohm", "")),
+            ("g_min", _siemens(self.g_min_S), "1/R_off"),
+            ("g_max", _siemens(self.g_max_S), "1/R_on"),
             ("cycle-to-cycle σ", f"{self.cycle_to_cycle * self.programming_scale:g}",
              s.get("cycle_to_cycle", "")),
             ("read noise σ_rel", f"{self.read_noise_rel * self.read_scale:g}",
-             s.get("read_noise", "")),
+             s.get("read_noise_rel", "")),
             ("P&V pulse width", f"{pv.pulse_width_s * 1e9:g} ns",
-             s.get("program_verify.pulse_width", "")),
+             s.get("pulse_width_s", "")),
             ("P&V read time", f"{pv.read_time_s * 1e9:g} ns",
-             s.get("program_verify.read_time", "")),
+             s.get("read_time_s", "")),
             ("P&V read voltage", f"{pv.read_voltage_v:g} V",
-             s.get("program_verify.read_voltage", "")),
+             s.get("read_voltage_v", "")),
             ("P&V SET amplitude", f"{pv.set_v_start:g} V + {pv.set_v_step:g} V/pulse, "
-             f"max {pv.set_v_max:g} V", s.get("program_verify.set_v_start", "")),
+             f"max {pv.set_v_max:g} V", s.get("set_v_start", "")),
             ("P&V RESET amplitude", f"{pv.reset_v_start:g} V + {pv.reset_v_step:g} V/pulse, "
-             f"max {pv.reset_v_max:g} V", s.get("program_verify.reset_v_start", "")),
-            ("P&V tolerance", f"{pv.tolerance:g} g_max = {_siemens(pv.tolerance * self.g_max_s)}",
-             s.get("program_verify.tolerance", "")),
-            ("P&V max pulses", f"{pv.max_pulses}", s.get("program_verify.max_pulses", "")),
+             f"max {pv.reset_v_max:g} V", s.get("reset_v_start", "")),
+            ("P&V tolerance", f"{pv.tolerance:g} g_max = {_siemens(pv.tolerance * self.g_max_S)}",
+             s.get("tolerance", "")),
+            ("P&V max pulses", f"{pv.max_pulses}", s.get("max_pulses", "")),
         ]
         return rows
 
@@ -694,6 +626,29 @@ class PhysicalDevice(Device):
 # ----------------------------------------------------------------------------------------
 # Public functions.
 # ----------------------------------------------------------------------------------------
+def _vteam_sections() -> tuple[Section, ...]:
+    helps = {"state": "the state variable w (m)", "switching": "the VTEAM rate equation",
+             "window": "the window function (model and its parameters)",
+             "iv": "the current-voltage relation", "variability": "cycle-to-cycle and read noise"}
+    return (
+        card_header("vteam", "device", REFERENCES_FIELD, key="family"),
+        *declared_sections(PhysicalDevice, helps),
+        Section("program_verify", fields_of(ProgramVerify),
+                help="incremental-step program-and-verify"),
+        NONIDEALITIES_SECTION,
+    )
+
+
+#: The declaration of VTEAM device cards (``devices/<name>.toml``, ``[card] family =
+#: "vteam"``).
+VTEAM_SCHEMA = Schema(
+    kind="vteam", title="Device card, family vteam", folder="devices",
+    sections=_vteam_sections(),
+    help="A voltage-controlled memristor (VTEAM, Kvatinsky et al. 2015) programmed by "
+         "incremental-step program-and-verify (memsim.load_device). Every field is required "
+         "(window parameters only for their window model).")
+
+
 def _check_physical(device: Any) -> PhysicalDevice:
     if not isinstance(device, PhysicalDevice):
         raise TypeError(f"device must be a PhysicalDevice (a VTEAM card), got "
@@ -701,9 +656,9 @@ def _check_physical(device: Any) -> PhysicalDevice:
     return device
 
 
-def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.Generator,
+def program_and_verify(device: PhysicalDevice, g_target_S: Any, rng: np.random.Generator,
                        *, w0: Any = None) -> DeviceState:
-    """Iterative program-and-verify of every device to ``g_target_s`` (S, any shape).
+    """Iterative program-and-verify of every device to ``g_target_S`` (S, any shape).
 
     Per device, starting from state ``w0`` (m; default the card's w_init): read at the
     read voltage; while |G − G_target| > tolerance·g_max and fewer than max_pulses pulses
@@ -721,10 +676,10 @@ def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.G
     """
     device = _check_physical(device)
     rng = check_generator(rng)
-    g_t = device.check_targets(g_target_s)
+    g_t = device.check_targets(g_target_S)
     shape = g_t.shape
     ni = device.nonideal
-    g_goal = ni.quantize(g_t, device.g_min_s, device.g_max_s)
+    g_goal = ni.quantize(g_t, device.g_min_S, device.g_max_S)
     scale = ni.draw_gmax_scale(shape, rng)
     stuck = ni.draw_stuck(shape, rng)
     if w0 is None:
@@ -747,7 +702,7 @@ def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.G
     pv = device.program_verify
     w, g, pulses, energy, converged = _pv_kernel(
         w_start.ravel(), g_goal.ravel(), np.ascontiguousarray(scale, dtype=np.float64).ravel(),
-        frozen.ravel(), seeds.ravel(), device.params_array(), pv.as_array(device.g_max_s),
+        frozen.ravel(), seeds.ravel(), device.params_array(), pv.as_array(device.g_max_S),
         device.cycle_to_cycle * device.programming_scale,
         device.read_noise_rel * device.read_scale,
     )
@@ -760,7 +715,7 @@ def program_and_verify(device: PhysicalDevice, g_target_s: Any, rng: np.random.G
         "converged": converged.reshape(shape),
         "w": w.reshape(shape),
     }
-    return DeviceState(g_target_s=g_t, g_prog_s=g_prog, stuck=stuck, extra=extra)
+    return DeviceState(g_target_S=g_t, g_prog_S=g_prog, stuck=stuck, extra=extra)
 
 
 def iv_loop(device: PhysicalDevice, *, amplitude_v: float, frequency_hz: float,

@@ -19,24 +19,19 @@ from typing import Any
 import numpy as np
 
 from memsim.devices.base import Device
+from memsim.timegrid import time_points
 
 __all__ = ["STUDY_LEVELS", "STUDY_TIMES", "DeviceStudy", "fan_times", "run_device_study"]
 
 STUDY_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions of [g_min, g_max]
 FIGURE_LEVELS = tuple(np.round(np.linspace(0.0625, 0.9375, 8), 4))  # 8 levels, mid-bins
-STUDY_TIMES = (
-    ("1 s", 1.0),
-    ("1 h", 3600.0),
-    ("1 day", 86400.0),
-    ("1 year", 365.25 * 86400.0),
-    ("10 years", 3652.5 * 86400.0),
-)
+STUDY_TIMES = time_points("1 s", "1 h", "1 day", "1 year", "10 years")
 REFERENCE_LEVEL = 0.5
 
 
 def level_to_g(device: Device, fraction: float) -> float:
     """The conductance at ``fraction`` of the way from g_min to g_max (S)."""
-    return device.g_min_s + fraction * (device.g_max_s - device.g_min_s)
+    return device.g_min_S + fraction * (device.g_max_S - device.g_min_S)
 
 
 def fan_times(n: int = 41) -> np.ndarray:
@@ -52,9 +47,9 @@ class DeviceStudy:
     description: str
     n_devices: int
     seed: int
-    g_min_us: float
-    g_max_us: float
-    reference_level_us: float
+    g_min_uS: float
+    g_max_uS: float
+    reference_level_uS: float
     programming: list[dict[str, float]]
     drift: list[dict[str, Any]]
     samples_: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -65,19 +60,19 @@ class DeviceStudy:
             "description": self.description,
             "n_devices_per_level": self.n_devices,
             "seed": self.seed,
-            "g_min_uS": self.g_min_us,
-            "g_max_uS": self.g_max_us,
-            "reference_level_uS": self.reference_level_us,
+            "g_min_uS": self.g_min_uS,
+            "g_max_uS": self.g_max_uS,
+            "reference_level_uS": self.reference_level_uS,
             "programming": self.programming,
             "drift": self.drift,
         }
 
 
-def _model_sigma_us(device: Device, g_s: float) -> float | None:
-    sigma = getattr(device, "sigma_prog_s", None)
+def _model_sigma_uS(device: Device, g_S: float) -> float | None:
+    sigma = getattr(device, "sigma_prog_S", None)
     if sigma is None or device.nonideal.any:
         return None  # non-idealities change the spread: no closed form to compare with
-    return float(sigma(np.array([g_s]))[0] * getattr(device, "programming_scale", 1.0) * 1e6)
+    return float(sigma(np.array([g_S]))[0] * getattr(device, "programming_scale", 1.0) * 1e6)
 
 
 def run_device_study(
@@ -109,7 +104,7 @@ def run_device_study(
         if "pulses" in state.extra:  # program-and-verify cost, pooled over the levels
             pulses.append(np.asarray(state.extra["pulses"]))
             energy.append(np.asarray(state.extra["energy_j"]))
-        err = state.g_prog_s - g_t
+        err = state.g_prog_S - g_t
         sd = float(err.std(ddof=1))
         programming.append({
             "level": frac,
@@ -117,7 +112,7 @@ def run_device_study(
             "mean_error_uS": float(err.mean() * 1e6),
             "sigma_uS": sd * 1e6,
             "sigma_stderr_uS": sd / np.sqrt(2 * (n_devices - 1)) * 1e6,
-            "sigma_model_uS": _model_sigma_us(device, g_t),
+            "sigma_model_uS": _model_sigma_uS(device, g_t),
         })
         tick(1)
 
@@ -131,7 +126,7 @@ def run_device_study(
         seed_t = np.random.SeedSequence([seed, 7, k])
         g_drift = quiet.read(state, t, np.random.default_rng(seed_t))
         g_read = device.read(state, t, np.random.default_rng(seed_t))
-        factor = g_drift / np.where(state.g_prog_s > 0, state.g_prog_s, np.nan)
+        factor = g_drift / np.where(state.g_prog_S > 0, state.g_prog_S, np.nan)
         ok = np.isfinite(factor)
         rel = (g_read - g_drift) / np.where(g_drift > 0, g_drift, np.nan)
         drift.append({
@@ -149,9 +144,9 @@ def run_device_study(
         description=device.description,
         n_devices=n_devices,
         seed=seed,
-        g_min_us=device.g_min_s * 1e6,
-        g_max_us=device.g_max_s * 1e6,
-        reference_level_us=g_ref * 1e6,
+        g_min_uS=device.g_min_S * 1e6,
+        g_max_uS=device.g_max_S * 1e6,
+        reference_level_uS=g_ref * 1e6,
         programming=programming,
         drift=drift,
     )
@@ -163,7 +158,7 @@ def run_device_study(
         for frac in fan_levels:
             g_t = level_to_g(device, frac)
             st = device.program(np.full(n_fig, g_t), rng)
-            hist[g_t] = st.g_prog_s
+            hist[g_t] = st.g_prog_S
             reads = np.stack([device.read(st, t, rng) for t in times])
             fan[g_t] = np.quantile(reads, [0.01, 0.5, 0.99], axis=1)
             tick(1)

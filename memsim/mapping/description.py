@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from memsim._format import Report, table
 from memsim._layout import balanced_cuts
 from memsim.errors import ConfigError
 
@@ -50,6 +51,7 @@ __all__ = [
     "as_description",
     "cut_matrix",
     "describe_graph",
+    "format_mapping_report",
     "pack_groups",
 ]
 
@@ -106,7 +108,9 @@ class NodeDesc:
 class LayerDesc(NodeDesc):
     """A weight layer: its matrices on physical arrays.
 
-    Attributes (besides :class:`NodeDesc`'s):
+    Besides :class:`NodeDesc`'s attributes:
+
+    Attributes:
         matrices: (key, (rows, cols)) of each weight matrix; rows are inputs, cols outputs.
         blocks: where each piece of each matrix sits.
         arrays: number of physical arrays (crossbars, cores) the layer uses.
@@ -191,8 +195,9 @@ class NetworkDescription:
     def total_arrays(self) -> int:
         return sum(layer.arrays for layer in self.layers)
 
-    def report(self) -> dict[str, Any]:
-        """What is analog (matrices, arrays, utilisation, MVMs) and what stays digital."""
+    def report(self) -> Report:
+        """What is analog (matrices, arrays, utilisation, MVMs) and what stays digital
+        (a :class:`~memsim.Report`; printed, the mapping table)."""
         cells = self.tile.rows * self.tile.cols
         layers = [{
             "name": la.name, "op": la.op,
@@ -202,7 +207,7 @@ class NetworkDescription:
             "tile_mvms_per_inference": la.tile_mvms,
         } for la in self.layers]
         arrays = self.total_arrays
-        return {
+        return Report("mapping", {
             "network": self.name, "tile": self.tile.name, "tile_rows": self.tile.rows,
             "tile_cols": self.tile.cols, "layers": layers,
             "digital": [{"name": n.name, "op": n.op} for n in self.digital],
@@ -210,7 +215,28 @@ class NetworkDescription:
             "utilization": self.total_weights / (arrays * cells) if arrays else 0.0,
             "total_tile_mvms_per_inference": sum(la.tile_mvms for la in self.layers),
             "notes": list(self.notes),
-        }
+        }, format_mapping_report)
+
+
+def format_mapping_report(rep: Mapping[str, Any]) -> str:
+    """The text of a mapping report (:meth:`NetworkDescription.report`): per layer its
+    matrices, tiles, utilisation and MVMs per inference; totals; what runs digitally."""
+    device = f", device {rep['device']}" if rep.get("device") else ""
+    lines = [f"memsim map {rep['network']}: tile {rep['tile']} ({rep['tile_rows']}x"
+             f"{rep['tile_cols']}){device}", ""]
+    rows = [[layer["name"], layer["op"], " + ".join(f"{r}x{c}" for r, c in layer["matrices"]),
+             str(layer["tiles"]), f"{100 * layer['utilization']:.1f} %",
+             str(layer["mvms_per_inference"]), str(layer["tile_mvms_per_inference"])]
+            for layer in rep["layers"]]
+    lines.append(table(["layer", "op", "matrix", "tiles", "utilization", "MVMs/inf",
+                        "tile MVMs/inf"], rows, left=3))
+    lines += ["", f"total: {rep['total_weights']} weights on {rep['total_tiles']} tiles "
+                  f"({100 * rep['utilization']:.1f} % of their cells), "
+                  f"{rep['total_tile_mvms_per_inference']} tile MVMs per inference"]
+    digital = ", ".join(f"{d['name']} ({d['op']})" for d in rep["digital"])
+    lines.append(f"runs digitally: {digital or 'nothing'}")
+    lines += [f"note: {n}" for n in rep.get("notes", [])]
+    return "\n".join(lines)
 
 
 # -- cutting matrices into blocks ---------------------------------------------------------------

@@ -5,7 +5,7 @@ matrices that a mapping puts on crossbars; every other node runs digitally. ``fo
 takes a ``matmul`` callback so that the same code runs the exact reference (``X @ W``) and
 the mapped network (the tile engine): there is one implementation of every layer.
 
-Layouts: inputs are (batch, *shape) with channels first for convolutions ((C, H, W) or
+Layouts: inputs are (batch, ``*shape``) with channels first for convolutions ((C, H, W) or
 (C, L)) and (T, features) for recurrent layers (batch first).
 
 Values are checked where they enter: layer hyper-parameters (stride, padding, dilation,

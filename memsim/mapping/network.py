@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from memsim._format import Report
+from memsim._progress import progress
 from memsim.crossbar import TileConfig, load_tile_config
 from memsim.crossbar.cell import CellModel
 from memsim.crossbar.engine import Saturation, TileArray
@@ -73,9 +75,11 @@ class MappedNetwork:
         at_s = check_time(at_s)
         per_layer_s = check_time(per_layer_s)
         streams = np.random.SeedSequence(int(rng.integers(2**63))).spawn(len(self.arrays))
-        for k, ((node, key), arr) in enumerate(self.arrays.items()):
-            w = dict(self.graph.nodes[node].matrices())[key]
-            arr.program(w, np.random.default_rng(streams[k]), at_s=at_s + k * per_layer_s)
+        with progress(len(self.arrays), f"programming {self.graph.name}", "matrix") as bar:
+            for k, ((node, key), arr) in enumerate(self.arrays.items()):
+                w = dict(self.graph.nodes[node].matrices())[key]
+                arr.program(w, np.random.default_rng(streams[k]), at_s=at_s + k * per_layer_s)
+                bar.update(1)
         self.programmed_ = True
         return self
 
@@ -102,8 +106,9 @@ class MappedNetwork:
     def calibrate_adc(self, x: Any, *, quantile: float = 0.999, margin: float = 1.2
                       ) -> dict[str, list]:
         """Set every row tile's ADC full scale from calibration data, as a chip's per-layer
-        ADC calibration does: the ``quantile`` of |normalised column output| over the batch
-        ``x``, times ``margin`` (noise referred to the full scale follows it). Call it after
+        ADC calibration does: the ``quantile`` of the absolute normalised column output over
+        the batch ``x``, times ``margin`` (noise referred to the full scale follows it). Call
+        it after
         :meth:`program`; tiles with an affine correction or drift compensation are
         re-calibrated. Returns the new full scales per matrix."""
         if not self.programmed_:
@@ -144,7 +149,8 @@ class MappedNetwork:
         return self.graph.forward(x)
 
     # -- reporting -------------------------------------------------------------------------------
-    def report(self) -> dict[str, Any]:
+    def report(self) -> Report:
+        """The mapping report (:meth:`NetworkDescription.report`) with the device's name."""
         rep = self.description.report()
         rep["device"] = self.device.name
         return rep

@@ -14,14 +14,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["run_demo"]
+from memsim._format import Report
+from memsim.timegrid import time_points
 
-TIMES = (("1 s", 1.0), ("1 day", 86400.0), ("1 year", 3.15576e7))
+__all__ = ["format_demo", "run_demo"]
+
+TIMES = time_points("1 s", "1 day", "1 year")
 
 
 def _accuracy(model, x_cal, x_te, y_te, *, seeds: int, times, tile: str, device: str,
@@ -33,12 +37,14 @@ def _accuracy(model, x_cal, x_te, y_te, *, seeds: int, times, tile: str, device:
 
 
 def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
-             device: str = "pcm-hermes-2dev", chip: str = "hermes-64core") -> dict[str, Any]:
+             device: str = "pcm-hermes-2dev", chip: str = "hermes-64core") -> Report:
+    """Run the demo (see the module docstring); write its figure and report to ``out``.
+    Returns a :class:`~memsim.Report` (printed: :func:`format_demo`)."""
     import pandas as pd
     import torch
 
     import memsim
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
     from memsim.studies.report import write_report
     from memsim.workloads.digits import accuracy, digits_model, digits_torch, load_digits_split
 
@@ -51,7 +57,8 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
     the_chip = memsim.load_chip(chip)
     net = memsim.map_network(graph, tile=tile, device=device)
     run = the_chip.simulate(net, inferences=100)
-    digital = {name: load_digital(name).estimate(net) for name in ("digital-gpu", "digital-cpu")}
+    digital = {name: load_digital_config(name).estimate(net)
+               for name in ("digital-gpu", "digital-cpu")}
     cfg = memsim.load_tile_config(tile)
 
     rows = []
@@ -63,14 +70,22 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
         rows += [{"adc_bits": bits, "seed_index": s, "accuracy": float(a[s, 0]),
                   "energy_j": e} for s in range(seeds)]
     out.mkdir(parents=True, exist_ok=True)
-    rep = write_report(pd.DataFrame(rows), study="demo-adc-bits",
+    df = pd.DataFrame(rows)
+    configuration = {"workload": "digits-cnn", "chip": chip, "tile": tile, "device": device,
+                     "fixed": "time_s = 1 day (accuracy); 20 pipelined inferences (energy)",
+                     "swept": "adc_bits: " + ", ".join(f"{b}-bit ADC"
+                                                       for b in df["adc_bits"].unique()),
+                     "seeds per point": str(seeds),
+                     "converter assumptions": cfg.assumptions()}
+    rep = write_report(df, study="demo-adc-bits",
                        description="digits CNN on the HERMES 64-core chip, 1 day after "
                        "programming: accuracy vs energy per inference over ADC resolution. "
                        f"Converter physics kept across the sweep: {cfg.assumptions()}",
-                       params=["adc_bits"], out_dir=out, metrics=["accuracy", "energy_j"])
+                       params=["adc_bits"], out_dir=out, metrics=["accuracy", "energy_j"],
+                       configuration=configuration)
     with torch.no_grad():
         float_acc = accuracy(model(torch.tensor(x_te, dtype=torch.float32)), y_te)
-    return {
+    return Report("demo", {
         "network": "digits-cnn", "tile": tile, "device": device, "chip": chip,
         "seeds": seeds, "float_accuracy": float_acc,
         "converter_assumptions": cfg.assumptions(),
@@ -86,10 +101,11 @@ def run_demo(out: Path, *, seeds: int = 3, tile: str = "hermes-core",
         "figure": str(rep["figures"][0]) if rep["figures"] else None,
         "report": str(rep["html"]),
         "wall_s": time.perf_counter() - t0,
-    }
+    }, format_demo)
 
 
-def format_demo(r: dict[str, Any]) -> str:
+def format_demo(r: Mapping[str, Any]) -> str:
+    """The text of the demo's report."""
     from memsim._format import engineering
     from memsim._format import table as _table
 

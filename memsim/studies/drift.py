@@ -13,12 +13,15 @@ chip calibrates them per layer.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memsim._format import Report
 from memsim.errors import ConfigError
+from memsim.timegrid import TIME_GRID
 from memsim.workloads.digits import hwa_noise
 from memsim.workloads.trained import TRAINED, get_trained
 from memsim.workloads.training import accuracy, analog_accuracy
@@ -26,8 +29,7 @@ from memsim.workloads.training import accuracy, analog_accuracy
 __all__ = ["DRIFT_TIMES", "format_drift_table", "plot_drift_study", "run_drift_study",
            "workload_name"]
 
-DRIFT_TIMES = (("1 s", 1.0), ("1 h", 3600.0), ("1 day", 86400.0), ("1 month", 2.63e6),
-               ("1 year", 3.15576e7), ("10 years", 3.15576e8))
+DRIFT_TIMES = TIME_GRID
 DEVICES = ("pcm-generic", "pcm-hermes-2dev", "rram-cmo")
 
 
@@ -45,8 +47,10 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
                     compensations: tuple[str, ...] = ("none", "global"),
                     trainings: tuple[str, ...] = ("plain", "hwa"),
                     times: tuple[tuple[str, float], ...] = DRIFT_TIMES,
-                    seeds: int = 5, seed: int = 0, progress: Any = None) -> dict[str, Any]:
-    """Accuracy table (mean and σ over programming seeds) for every configuration."""
+                    seeds: int = 5, seed: int = 0, progress: Any = None) -> Report:
+    """Accuracy table (mean and σ over programming seeds) for every configuration, as a
+    :class:`~memsim.Report` (printed: :func:`format_drift_table`). ``progress(n)`` is
+    called after each configuration with the programmings it made."""
     if seeds < 1:
         raise ValueError(f"seeds = {seeds} must be >= 1")
     for c in compensations:
@@ -78,14 +82,15 @@ def run_drift_study(*, model: str = "cnn", tile: str = "hermes-core",
                 "accuracy_std": acc.std(0, ddof=1).tolist() if seeds > 1 else [0.0] * len(times),
                 "accuracy": acc.tolist(),
             })
-    return {"model": model, "workload": work.name, "tile": tile, "seeds": seeds, "seed": seed,
-            "test_samples": len(y_te), "float_accuracy": _float_accuracy(plain, x_te, y_te)
-            if plain is not None else None,
-            "times": [label for label, _ in times], "times_s": [t for _, t in times],
-            "rows": rows}
+    return Report("drift-study", {
+        "model": model, "workload": work.name, "tile": tile, "seeds": seeds, "seed": seed,
+        "test_samples": len(y_te),
+        "float_accuracy": _float_accuracy(plain, x_te, y_te) if plain is not None else None,
+        "times": [label for label, _ in times], "times_s": [t for _, t in times],
+        "rows": rows}, format_drift_table)
 
 
-def _workload(result: dict[str, Any]) -> str:
+def _workload(result: Mapping[str, Any]) -> str:
     return result.get("workload") or f"digits-{result['model']}"
 
 
@@ -96,7 +101,7 @@ def _float_accuracy(model, x, y) -> float:
         return accuracy(model(torch.tensor(np.asarray(x), dtype=torch.float32)), y)
 
 
-def format_drift_table(result: dict[str, Any], columns: tuple[str, ...] | None = None) -> str:
+def format_drift_table(result: Mapping[str, Any], columns: tuple[str, ...] | None = None) -> str:
     """Text table: mean ± σ accuracy (%) per configuration at the chosen times."""
     from memsim._format import table as _table
 
@@ -115,39 +120,40 @@ def format_drift_table(result: dict[str, Any], columns: tuple[str, ...] | None =
 
 
 def plot_drift_study(result: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """One panel per device: mean accuracy vs time with a ±1 σ band per training and drift
+    compensation; the float accuracy dotted. Written as PNG and PDF; returns the PNG."""
+    from memsim._figures import figure_style, human_value, new_figure, save_figure
 
     devices = list(dict.fromkeys(r["device"] for r in result["rows"]))
-    fig, axes = plt.subplots(1, len(devices), figsize=(4.6 * len(devices), 4.0), sharey=True,
-                             squeeze=False)
     t = np.asarray(result["times_s"])
     styles = {("none", "plain"): ("tab:red", "--"), ("none", "hwa"): ("tab:orange", "--"),
               ("global", "plain"): ("tab:blue", "-"), ("global", "hwa"): ("tab:green", "-"),
               ("per_column", "plain"): ("tab:purple", "-."),
               ("per_column", "hwa"): ("tab:olive", "-.")}
-    for ax, dev in zip(axes[0], devices, strict=True):
-        for r in (r for r in result["rows"] if r["device"] == dev):
-            color, ls = styles.get((r["drift_compensation"], r["training"]), ("k", ":"))
-            m = 100 * np.asarray(r["accuracy_mean"])
-            s = 100 * np.asarray(r["accuracy_std"])
-            ax.plot(t, m, color=color, ls=ls, marker="o", ms=3,
-                    label=f"{r['training']}, comp. {r['drift_compensation']}")
-            ax.fill_between(t, m - s, m + s, color=color, alpha=0.15, lw=0)
-        if result.get("float_accuracy") is not None:
-            ax.axhline(100 * result["float_accuracy"], color="0.5", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_title(dev)
-        ax.set_xlabel("time since programming (s)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"{_workload(result)} on {result['tile']}: accuracy vs time "
-                 f"(mean ± σ, {result['seeds']} seeds)", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    with figure_style():
+        fig = new_figure(4.2 * len(devices) + 2.2, 4.0)
+        axes = fig.subplots(1, len(devices), sharey=True, squeeze=False)[0]
+        for ax, dev in zip(axes, devices, strict=True):
+            for r in (r for r in result["rows"] if r["device"] == dev):
+                color, ls = styles.get((r["drift_compensation"], r["training"]), ("k", ":"))
+                m = 100 * np.asarray(r["accuracy_mean"])
+                s = 100 * np.asarray(r["accuracy_std"])
+                ax.plot(t, m, color=color, ls=ls, marker="o", ms=3,
+                        label=f"{human_value('training', r['training'])}, "
+                              f"{human_value('drift_compensation', r['drift_compensation'])}")
+                ax.fill_between(t, m - s, m + s, color=color, alpha=0.15, lw=0)
+            if result.get("float_accuracy") is not None:
+                ax.axhline(100 * result["float_accuracy"], color="0.5", lw=0.8, ls=":",
+                           label="floating point")
+            ax.set_xscale("log")
+            ax.set_xticks(t, [label.replace(" years", " y").replace(" year", " y")
+                              .replace(" month", " mo") for label in result["times"]])
+            ax.minorticks_off()
+            ax.set_title(dev)
+            ax.set_xlabel("time since programming")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("test accuracy (%)")
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.suptitle(f"{_workload(result)} on {result['tile']}: accuracy vs time "
+                     f"(mean ± σ over {result['seeds']} programming seeds)")
+        return save_figure(fig, path)

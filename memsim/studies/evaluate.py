@@ -49,7 +49,7 @@ import numpy as np
 from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES
 from memsim.errors import StudyError
 from memsim.studies.params import Param
-from memsim.studies.runner import NoValue, register_evaluator
+from memsim.studies.runner import NoValue, declare_evaluator
 
 __all__ = ["PARAMS", "evaluate_point", "point_metrics"]
 
@@ -166,7 +166,7 @@ def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
 def _chip_metrics(key: str) -> dict[str, float]:
     """Latency and energy of a mapping on a chip (cached: timing ignores data and seed)."""
     import memsim
-    from memsim.chip import load_digital
+    from memsim.chip import load_digital_config
     from memsim.workloads import list_workloads, load_workload
 
     cfg = json.loads(key)
@@ -186,7 +186,7 @@ def _chip_metrics(key: str) -> dict[str, float]:
     out = {"latency_s": run.latency_s, "throughput_per_s": run.throughput_per_s,
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
     for name in cfg["digital"]:
-        est = load_digital(name).estimate(net)
+        est = load_digital_config(name).estimate(net)
         kind = _digital_kind(name)
         out[f"digital_{kind}_energy_j"] = est.energy_j
         out[f"digital_{kind}_latency_s"] = est.latency_s
@@ -221,8 +221,8 @@ def _trained_accuracy(config: dict[str, Any], overrides: dict[str, Any], seed: i
     return float(res["accuracy"][0, 0]), res["saturation_rate"]
 
 
-@register_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
-                    check=check_point)
+@declare_evaluator("accuracy-energy", params=PARAMS, metrics=point_metrics,
+                   check=check_point)  # registered by name in runner.EVALUATORS
 def evaluate_point(config: dict[str, Any], seed: int) -> dict[str, Any]:
     """Metrics of one study point (see the module docstring for the parameters).
 

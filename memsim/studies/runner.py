@@ -11,6 +11,11 @@ parameters it understands and the metrics it returns (see :mod:`memsim.studies.p
                         metrics=lambda config: {"accuracy", "energy_j"})
     def accuracy_energy(config: dict, seed: int) -> dict[str, float]: ...
 
+Registration is explicit: importing memsim registers nothing. The built-in evaluators are
+listed in :data:`EVALUATORS` as ``"module:function"`` strings and imported at first use
+(as the trained workloads are in :mod:`memsim.workloads.trained`); their functions carry
+their declarations with :func:`declare_evaluator`.
+
 A study is then checked against those declarations when it is loaded, before any point
 runs: an unknown parameter or metric, a value of the wrong type or out of range is refused
 with the file, the table and the key. A metric without a value (NaN, or
@@ -76,6 +81,7 @@ __all__ = [
     "PointFailure",
     "RunSummary",
     "check_study",
+    "declare_evaluator",
     "get_evaluator",
     "register_evaluator",
     "run_study",
@@ -83,8 +89,11 @@ __all__ = [
 
 Evaluator = Callable[[dict[str, Any], int], Mapping[str, Any]]
 
-#: Registered evaluators by name (a study file names one in ``evaluator = "..."``).
-EVALUATORS: dict[str, Evaluator] = {}
+#: Evaluators by name (a study file names one in ``evaluator = "..."``): a function, or the
+#: ``"module:function"`` of one, imported when a study first asks for it.
+EVALUATORS: dict[str, Evaluator | str] = {
+    "accuracy-energy": "memsim.studies.evaluate:evaluate_point",
+}
 
 #: Default seconds to wait for a Dask scheduler to answer.
 CONNECT_TIMEOUT_S = 30.0
@@ -117,20 +126,39 @@ class EvaluatorDeclaration:
     params_declared: bool = True
 
 
+def declare_evaluator(name: str, *, params: Mapping[str, Param] | None = None,
+                      metrics: Callable[[Mapping[str, Any]], Iterable[str]]
+                      | Iterable[str] | None = None,
+                      check: Callable[[Mapping[str, Any]], None] | None = None
+                      ) -> Callable[[Evaluator], Evaluator]:
+    """Decorator: attach to an evaluator what it understands, without registering it.
+
+    ``params`` declares the parameters it understands (then any other parameter in a study
+    is refused at load time), ``metrics`` the metric names it returns (a collection, or a
+    function of the point's config), ``check`` a function that raises ``ValueError`` for
+    an impossible combination of values.
+    """
+    return _decorator(name, params, metrics, check, register=False)
+
+
 def register_evaluator(name: str, *, params: Mapping[str, Param] | None = None,
                        metrics: Callable[[Mapping[str, Any]], Iterable[str]]
                        | Iterable[str] | None = None,
                        check: Callable[[Mapping[str, Any]], None] | None = None
                        ) -> Callable[[Evaluator], Evaluator]:
-    """Decorator: register a module-level function as the evaluator called ``name``.
+    """Decorator: register a module-level function as the evaluator called ``name``, with
+    its declarations (see :func:`declare_evaluator`).
 
-    ``params`` declares the parameters it understands (then any other parameter in a study
-    is refused at load time), ``metrics`` the metric names it returns (a collection, or a
-    function of the point's config), ``check`` a function that raises ``ValueError`` for
-    an impossible combination of values. Registering another function under a taken name
-    raises ``ValueError`` (registering the same function again, e.g. when its module is
-    reloaded, replaces it).
+    Registering another function under a taken name raises ``ValueError`` (registering the
+    same function again, e.g. when its module is reloaded, replaces it).
     """
+    return _decorator(name, params, metrics, check, register=True)
+
+
+def _decorator(name: str, params: Mapping[str, Param] | None,
+               metrics: Callable[[Mapping[str, Any]], Iterable[str]] | Iterable[str] | None,
+               check: Callable[[Mapping[str, Any]], None] | None, *, register: bool
+               ) -> Callable[[Evaluator], Evaluator]:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"evaluator name {name!r} must be a non-empty string")
     metric_fn = None
@@ -148,30 +176,48 @@ def register_evaluator(name: str, *, params: Mapping[str, Param] | None = None,
     def decorate(fn: Evaluator) -> Evaluator:
         if not callable(fn):
             raise ConfigError(f"evaluator {name!r}: {fn!r} is not callable")
-        old = EVALUATORS.get(name)
-        if old is not None and (old.__module__, old.__qualname__) != (
-                fn.__module__, fn.__qualname__):
-            raise ConfigError(f"evaluator {name!r} is already registered as "
-                              f"{old.__module__}.{old.__qualname__}")
         if decl is not None:
             fn.__memsim_evaluator__ = decl  # type: ignore[attr-defined]
+        if not register:
+            return fn
+        old = EVALUATORS.get(name)
+        where = f"{fn.__module__}:{fn.__qualname__}"
+        if old is not None and _where(old) != where:
+            raise ConfigError(f"evaluator {name!r} is already registered as "
+                              f"{_where(old).replace(':', '.')}")
         EVALUATORS[name] = fn
         return fn
 
     return decorate
 
 
+def _where(fn: Evaluator | str) -> str:
+    return fn if isinstance(fn, str) else f"{fn.__module__}:{fn.__qualname__}"
+
+
 def get_evaluator(evaluate: str | Evaluator) -> Evaluator:
-    """A callable as is, or the evaluator registered under that name."""
+    """A callable as is, or the evaluator registered under that name (a ``"module:function"``
+    entry is imported now, once)."""
     if callable(evaluate):
         return evaluate
     if isinstance(evaluate, str):
         try:
-            return EVALUATORS[evaluate]
+            fn = EVALUATORS[evaluate]
         except KeyError:
             known = ", ".join(sorted(EVALUATORS)) or "none registered"
             raise StudyError(f"unknown evaluator {evaluate!r}{suggest(evaluate, EVALUATORS)};"
                              f" known: {known}") from None
+        if isinstance(fn, str):
+            import importlib
+
+            module, _, attr = fn.partition(":")
+            try:
+                fn = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise StudyError(f"evaluator {evaluate!r} ({module}:{attr}) cannot be "
+                                 f"imported: {exc}") from exc
+            EVALUATORS[evaluate] = fn
+        return fn
     raise ConfigError(f"evaluate must be a callable or a registered name, got {evaluate!r}")
 
 
@@ -750,7 +796,7 @@ def run_study(spec: StudySpec | str | Path, evaluate: str | Evaluator | None = N
                 or not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{name} = {value!r} must be a positive number of seconds")
     check_study(spec, fn, quick=quick)
-    from tqdm import tqdm
+    from memsim._progress import progress as progress_bar
 
     t0 = time.perf_counter()
     points = spec.points(quick=quick)
@@ -773,8 +819,8 @@ def run_study(spec: StudySpec | str | Path, evaluate: str | Evaluator | None = N
                 f"the base_seed of those results, or --restart to set them aside")
         todo = [p for p in points if p.key not in done]
         already = len(points) - len(todo)
-        bar = tqdm(total=len(points), initial=already, desc=spec.name, unit="pt",
-                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(len(points), spec.name, "pt", initial=already, delay=0.0,
+                           leave=True, **({} if progress else {"disable": True}))
         record = _Recorder(store, bar, owner)
         work = _Work(store, owner, todo, claim_ttl_s)
         running_elsewhere = 0

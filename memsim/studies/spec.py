@@ -347,9 +347,8 @@ def load_study(name_or_path: str | Path, *, check: bool = True) -> StudySpec:
     stem, data = read_card(path, "studies")
     spec = StudySpec.from_dict(data, source=str(path), default_name=stem)
     if check:
-        import memsim.studies.evaluate  # noqa: F401  (registers the built-in evaluator)
-        from memsim.studies.runner import EVALUATORS, check_study
+        from memsim.studies.runner import EVALUATORS, check_study, get_evaluator
 
-        if spec.evaluator in EVALUATORS:
-            check_study(spec, EVALUATORS[spec.evaluator])
+        if spec.evaluator in EVALUATORS:  # built-in ones are imported now (lazily)
+            check_study(spec, get_evaluator(spec.evaluator))
     return spec

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from memsim._progress import progress
+
 __all__ = ["analog_accuracy", "cache_dir", "cached_weights", "train"]
 
 
@@ -56,8 +58,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 60,
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     threads = torch.get_num_threads()
-    # One thread: these small models train ~7x faster than with intra-op threads on a
-    # 2-core machine, and the weights do not depend on the machine's core count.
+    # One thread: these small models train faster than with intra-op threads (see
+    # benchmarks/README.md), and the weights do not depend on the machine's core count.
     torch.set_num_threads(1)
     try:
         for _ in range(epochs):
@@ -123,15 +125,17 @@ def analog_accuracy(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, *,
                                                        dtype=torch.float32)
     acc = np.empty((seeds, len(times)))
     sat = []
-    for s, child in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
-        memsim.program(amodel, np.random.default_rng(child))
-        if xc is not None:
-            memsim.calibrate(amodel, xc)
-        for k, t in enumerate(times):
-            memsim.set_time(amodel, float(t))
-            with torch.no_grad():
-                acc[s, k] = accuracy(amodel(xt), y_test)
-            rep = memsim.report(amodel)["layers"]
-            conv = sum(r.get("conversions", 0) for r in rep)
-            sat.append(sum(r.get("saturated", 0) for r in rep) / conv if conv else 0.0)
+    with progress(seeds * len(times), "analog accuracy", "read") as bar:
+        for s, child in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
+            memsim.program(amodel, np.random.default_rng(child))
+            if xc is not None:
+                memsim.calibrate(amodel, xc)
+            for k, t in enumerate(times):
+                memsim.set_time(amodel, float(t))
+                with torch.no_grad():
+                    acc[s, k] = accuracy(amodel(xt), y_test)
+                rep = memsim.report(amodel)["layers"]
+                conv = sum(r.get("conversions", 0) for r in rep)
+                sat.append(sum(r.get("saturated", 0) for r in rep) / conv if conv else 0.0)
+                bar.update(1)
     return {"accuracy": acc, "saturation_rate": float(np.mean(sat)), "model": amodel}

@@ -1,22 +1,17 @@
 """``memsim chip``: simulate a network on a chip card, print the report, draw the figures;
-``--validate`` and ``--calibrate`` hold the card against its paper.
-
-Registered by :func:`add_parser` on the subparsers of ``memsim`` (see :mod:`memsim.cli`).
-"""
+``--validate`` and ``--calibrate`` hold the card against its paper."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from memsim.chip.format import format_calibration, format_run, format_validation
+from memsim.cli._common import emit
 from memsim.errors import ConfigError
 
-__all__ = ["add_parser", "chip_overrides", "format_calibration", "format_run",
-           "run_chip_command"]
+__all__ = ["add_parser", "chip_overrides", "run"]
 
 # CLI flag -> load_chip override (item: overrides without copying cards)
 _OVERRIDES = {"cores": "cores", "rows": "rows", "cols": "cols", "adc_bits": "adc_bits",
@@ -30,7 +25,7 @@ def chip_overrides(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, flag, None) is not None}
 
 
-def run_chip_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     import memsim.chip as mc
@@ -52,15 +47,12 @@ def run_chip_command(args: argparse.Namespace) -> int:
         print(f"note: {args.network} runs in {setup['encoding']} as in its paper "
               f"({setup['source']}); --encoding changes it", file=sys.stderr)
     chip = mc.load_chip(args.chip, **overrides)
-    if args.validate or args.calibrate:
-        if args.validate:
-            result = mc.validation_table(chip, granularity=args.granularity)
-            text = format_validation(result)
-        else:
-            result = mc.calibration_table(chip, mvms_per_core=args.mvms,
-                                          granularity=args.granularity)
-            text = format_calibration(result)
-        print(json.dumps(result, indent=2, default=str) if args.json else text)
+    if args.validate:
+        emit(mc.validation_table(chip, granularity=args.granularity), args.json)
+        return 0
+    if args.calibrate:
+        emit(mc.calibration_table(chip, mvms_per_core=args.mvms, granularity=args.granularity),
+             args.json)
         return 0
     if not args.network:
         raise ConfigError("give --network NAME (see --list), --validate or --calibrate")
@@ -84,7 +76,7 @@ def run_chip_command(args: argparse.Namespace) -> int:
     digital = []
     names = [] if args.digital in ("", "none") else args.digital.split(",")
     for name in names:
-        digital.append(mc.load_digital(name.strip()).estimate(desc, batch=args.batch))
+        digital.append(mc.load_digital_config(name.strip()).estimate(desc, batch=args.batch))
     paths: list[Path] = []
     if not args.no_figures:
         from memsim.chip.figures import write_chip_figures
@@ -92,20 +84,14 @@ def run_chip_command(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("memsim-out") / f"chip-{args.network}-" \
             f"{chip.name}"
         paths = write_chip_figures(run, out, digital=digital)
-    result = run.to_dict()
-    result["digital"] = [x.to_dict() for x in digital]
-    result["figures"] = [str(p) for p in paths]
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_run(result, result["digital"]))
-        for p in paths:
-            print(f"figure: {p}")
+    report = run.report()
+    report["digital"] = [x.to_dict() for x in digital]
+    report["figures"] = [str(p) for p in paths]
+    emit(report, args.json, paths)
     return 0
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``memsim chip`` on the ``argparse`` subparsers object ``sub``."""
     p = sub.add_parser(
         "chip", help="simulate a network on a multi-core chip: latency, throughput, energy",
         description="Map a known network onto a chip card's cores and simulate pipelined "
@@ -167,5 +153,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--out", help="folder for figures (default memsim-out/chip-NETWORK-CHIP)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.set_defaults(func=run_chip_command)
+    p.set_defaults(func=run)
     return p
