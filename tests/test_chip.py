@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import memsim
 import memsim.chip as mc
 from memsim.cards import CardError
 from memsim.chip.hardware import pipeline_time
@@ -797,3 +798,11 @@ def test_streaming_needs_the_convolutions_geometry():
     c1_end = max(t1 for r, t0, t1, lab in run.timeline if lab.startswith("c1"))
     c2_start = min(t0 for r, t0, t1, lab in run.timeline if lab.startswith("c2"))
     assert c2_start > c1_end and run.latency_s > full.latency_s
+
+
+def test_a_network_without_weight_layers_is_refused_with_a_clear_error():
+    """Before: TOPS = nan, TOPS/W = inf and 0 J, silently."""
+    g = memsim.Graph((4,))
+    g.set_output(g.relu(g.input))
+    with pytest.raises(memsim.InputError, match="no weight layers"):
+        memsim.load_chip("hermes-64core").simulate(g)

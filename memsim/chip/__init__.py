@@ -39,7 +39,7 @@ from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES, Plan, build_plan, coun
 from memsim.chip.run import ChipRun, steady_throughput
 from memsim.chip.sim import GRANULARITIES, simulate_plan
 from memsim.chip.topology import TOPOLOGIES, Topology
-from memsim.errors import ConfigError
+from memsim.errors import ConfigError, InputError
 
 __all__ = [
     "TOPOLOGIES",
@@ -187,6 +187,10 @@ class Chip:
                 "placement": placement, "encoding": tile.encoding, "dac_bits": tile.dac_bits,
                 "adc_bits": tile.adc_bits}
         need = count_cores(desc)
+        if need == 0:  # nothing for the arrays: TOPS and TOPS/W would be 0/0 and x/0
+            raise InputError(f"network {desc.name!r} has no weight layers, so nothing of it "
+                             f"runs on the arrays of chip {cfg.name!r}; its digital "
+                             "operations alone are not an analog-chip workload")
         if fit == "reprogram" and need > cfg.cores:
             return self._reprogram(desc, tile, inferences, granularity, replicate, placement,
                                    in_flight, record, opts, notes)
