@@ -768,6 +768,34 @@ def test_memory_wall_splits_add_up(capsys):
     assert "162.5 pJ/B" in text
 
 
+def test_memory_wall_covers_trained_workloads():
+    """Issue 14 item 5, every workload: trained torch workloads without a Graph (a KAN, the
+    transformer) go through their recorded description; finite energies, byte shares in
+    [0, 1], and the digital engines' FLOPs count at least the weights' multiply-adds."""
+    from memsim.chip.wall import all_networks, wall_network, wall_table
+
+    d = wall_table(["digits-kan", "digits-transformer"], inferences=2)
+    assert [(r["network"], r["engine"]) for r in d["rows"]] == [
+        (n, e) for n in ("digits-kan", "digits-transformer")
+        for e in ("digital-gpu", "digital-cpu", "hermes-64core")]
+    for r in d["rows"]:
+        assert math.isfinite(r["energy_j"]) and r["energy_j"] > 0
+        assert 0.0 <= r["moving_share"] <= 1.0
+        assert sum(r["split_j"].values()) == pytest.approx(r["energy_j"])
+    chip = mc.load_chip("hermes-64core")
+    desc = chip.describe(wall_network("digits-kan", chip.config.tile))
+    est = mc.load_digital_config("digital-gpu").estimate(desc)
+    weights = sum(la.weights for la in desc.layers)
+    assert weights == 10_656  # 64-16-10 KAN: base and spline matrices
+    assert est.flops_per_inference > 2 * weights  # + the digital B-spline basis and adds
+    assert est.traffic["dram_weight_bytes"] == pytest.approx(2 * weights)
+    for name in ("resnet50", "alexnet-torchvision", "mnist-mlp", "mnist-lenet5", "digits-kan",
+                 "mnist-kan", "digits-transformer"):
+        assert name in all_networks()
+    with pytest.raises(ConfigError, match=r"unknown network 'nope'; known: .*digits-kan"):
+        wall_table(["digits-mlp", "nope"])
+
+
 def test_cli_wall(capsys, tmp_path):
     from memsim.cli import main
 

@@ -33,6 +33,11 @@ def test_shipped_study_quick(name, tmp_path, capsys):
     assert len(rows) == n_points // spec.quick.get("seeds", spec.seeds)
     for metric in spec.metrics:
         assert all(isinstance(r[metric], float) for r in rows)
+    if name == "analog-digital":  # issue 14 item 6: ResNet-50 and AlexNet at ImageNet shapes
+        by = {r["workload"]: r for r in rows}
+        assert {"resnet50", "alexnet-torchvision"} <= set(by)
+        for metric in spec.metrics:  # 4.1 G multiply-adds against 0.71 G, on every engine
+            assert 0 < by["alexnet-torchvision"][metric] < by["resnet50"][metric]
     if name == "mnist":  # measured 94-97.5 % on 200 images; 0.85 is > 4 binomial s.e. below
         assert all(r["accuracy"] > 0.85 for r in rows)
 

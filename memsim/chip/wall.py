@@ -11,6 +11,12 @@ the card's per-FLOP energy (register files, control, clocks) and static power.
 The analog chip (:class:`~memsim.chip.run.ChipRun`): arithmetic in the arrays (DAC, array,
 ADC and per-MVM energy) and in the digital units, bytes moved through the cores' buffers,
 over the links and off chip, and static power of every block.
+
+Every shipped workload is accepted (:func:`memsim.workloads.workload_names`): layer-shape and
+built-in networks as a :class:`~memsim.mapping.graph.Graph`; trained torch workloads without a
+Graph (KANs, the transformer) as the description recorded from one input
+(:func:`~memsim.workloads.trained.describe_trained`). Both engines read FLOPs and bytes from
+the same description.
 """
 
 from __future__ import annotations
@@ -21,14 +27,40 @@ from typing import Any
 
 from memsim._format import Report
 from memsim._progress import progress
+from memsim.errors import ConfigError
 
-__all__ = ["DEFAULT_NETWORKS", "chip_split", "format_wall", "plot_wall", "wall_table",
-           "write_wall_figure"]
+__all__ = ["all_networks", "chip_split", "format_wall", "plot_wall",
+           "wall_network", "wall_table", "write_wall_figure"]
 
 MOVING_DIGITAL = ("SRAM", "DRAM weights", "DRAM activations")
 MOVING_CHIP = ("buffers", "links", "off-chip I/O")
-DEFAULT_NETWORKS = ("digits-mlp", "digits-cnn", "lenet5", "lstm", "resnet32-cifar10",
-                    "resnet9-hermes", "resnet9-cifar10", "alexnet")
+
+
+def all_networks() -> list[str]:
+    """Every shipped workload, the default of :func:`wall_table` and ``memsim wall``: the
+    Graph networks, then the trained torch workloads (about 11 s on 2 cores once the trained
+    models are cached; each trained model is trained at first use)."""
+    from memsim.workloads import workload_names
+
+    return workload_names()
+
+
+def wall_network(name: str, tile: Any, seed: int = 0) -> Any:
+    """The network ``name`` as the chip and the digital engines take it: a Graph for
+    layer-shape and built-in networks (random weights drawn with ``seed``), else the
+    description of a trained torch workload recorded on one input (trained at first use and
+    cached). ConfigError naming the known networks for any other name."""
+    import numpy as np
+
+    from memsim.workloads import list_workloads, load_workload, workload_names
+
+    if name in list_workloads():
+        return load_workload(name, np.random.default_rng(seed))
+    if name in workload_names():
+        from memsim.workloads.trained import describe_trained
+
+        return describe_trained(name, tile)
+    raise ConfigError(f"unknown network {name!r}; known: {', '.join(workload_names())}")
 
 
 def chip_split(run: Any) -> dict[str, float]:
@@ -47,23 +79,27 @@ def chip_split(run: Any) -> dict[str, float]:
     return out
 
 
-def wall_table(networks: list[str] | tuple[str, ...] = DEFAULT_NETWORKS, *,
+def wall_table(networks: list[str] | tuple[str, ...] | None = None, *,
                chip: str = "hermes-64core", digital: tuple[str, ...] = ("digital-gpu",
                                                                          "digital-cpu"),
                batch: int = 1, inferences: int = 3, seed: int = 0) -> Report:
     """For every network: each digital engine's and the chip's energy per inference by
-    memory-wall class, and the share that moves bytes."""
-    import numpy as np
-
+    memory-wall class, and the share that moves bytes (``networks``: default every shipped
+    workload, :func:`all_networks`)."""
     import memsim.chip as mc
-    from memsim.workloads import load_workload
 
+    known = all_networks()
+    networks = known if networks is None else list(networks)
+    unknown = [n for n in networks if n not in known]
+    if unknown:  # before any work is done
+        raise ConfigError(f"unknown network{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     the_chip = mc.load_chip(chip)
     engines = [mc.load_digital_config(d) for d in digital]
     rows = []
     with progress(len(networks), "memory wall", "network") as bar:
         for name in networks:
-            desc = the_chip.describe(load_workload(name, np.random.default_rng(seed)))
+            desc = the_chip.describe(wall_network(name, the_chip.config.tile, seed))
             for eng in engines:
                 est = eng.estimate(desc, batch=batch)
                 split = dict(est.wall_breakdown)

@@ -11,9 +11,9 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from memsim.chip.wall import DEFAULT_NETWORKS, wall_table, write_wall_figure
+    from memsim.chip.wall import wall_table, write_wall_figure
 
-    networks = args.network or list(DEFAULT_NETWORKS)
+    networks = args.network or None  # None: every shipped workload
     digital = tuple(x.strip() for x in args.digital.split(",") if x.strip())
     report = wall_table(networks, chip=args.chip, digital=digital, batch=args.batch,
                         inferences=args.inferences)
@@ -31,7 +31,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        "activations), other per-FLOP energy and static power (Horowitz, "
                        "ISSCC 2014), beside the analog chip's split; a table and a figure, "
                        "with the assumptions printed.")
-    p.add_argument("network", nargs="*", help="networks (default: all shipped workloads)")
+    p.add_argument("network", nargs="*", help="networks (default: every shipped workload, as "
+                   "listed by memsim chip --list)")
     p.add_argument("--chip", default="hermes-64core", help="chip card (default hermes-64core)")
     p.add_argument("--digital", default="digital-gpu,digital-cpu",
                    help="comma-separated digital engine cards")
