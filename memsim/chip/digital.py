@@ -100,8 +100,12 @@ class DigitalConfig:
         nbytes = 0.0
         w_total = 0.0
         layers = []
+        consumers: dict[str, int] = {}
         for node in desc.nodes.values():
-            if node.op == "input":
+            for i in node.inputs:
+                consumers[i] = consumers.get(i, 0) + 1
+        for node in desc.nodes.values():
+            if node.op == "input" or _folded(node, desc.nodes, consumers):
                 continue
             out = _size(shapes[node.name])
             inp = sum(_size(shapes[i]) for i in node.inputs)
@@ -150,6 +154,19 @@ class DigitalConfig:
 
 def _size(shape: tuple[int, ...]) -> float:
     return float(math.prod(shape)) if shape else 1.0
+
+
+def _folded(node: Any, nodes: dict[str, Any], consumers: dict[str, int]) -> bool:
+    """A batch norm right after a linear or convolution layer (its only consumer): folded
+    into that layer's weights and bias, as an inference deployment runs it and as
+    :meth:`~memsim.mapping.graph.Graph.fold_batchnorm` (and so :func:`memsim.map_network`)
+    folds it. It then costs no work and no traffic of its own, whichever path described the
+    network."""
+    if node.op != "batchnorm" or len(node.inputs) != 1:
+        return False
+    src = nodes.get(node.inputs[0])
+    return (isinstance(src, LayerDesc) and src.op in ("linear", "conv1d", "conv2d")
+            and consumers.get(src.name, 0) == 1)
 
 
 def _describe(net: Any):
