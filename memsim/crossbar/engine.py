@@ -159,6 +159,7 @@ class _TimeState:
     alpha: torch.Tensor  # (G, K, C) drift-compensation factor per column
     gp_raw: np.ndarray | None = None  # siemens, (G, K, rpt, C), for the exact IR-drop solve
     gn_raw: np.ndarray | None = None
+    stream: dict | None = None  # the generator state it was drawn from (saved with the tile)
 
 
 def adc_stage_torch(y: torch.Tensor, var: torch.Tensor | None, z: torch.Tensor | None,
@@ -242,7 +243,6 @@ class TileArray:
         self.cell = _cell.CellModel(config, device)
         self.saturation_ = Saturation()
         self._times: dict[float, _TimeState] = {}
-        self._time_streams: dict[float, dict] = {}  # the stream state each draw started from
         self._saved_times: dict[float, dict] = {}  # those of a loaded state, not yet redrawn
         self._states: dict[tuple[int, int], list] = {}
         self._own_weights = False
@@ -335,7 +335,6 @@ class TileArray:
         self.affine_ = (np.ones(c_shape), np.zeros(c_shape))
         self.reference_readout_ = None
         self._times = {}
-        self._time_streams = {}
         self._saved_times = {}
         if cfg.affine_calibration or cfg.drift_compensation != "none":
             self._calibrate(rng)
@@ -431,8 +430,8 @@ class TileArray:
         out["input_range_"] = None if self.input_range_ is None else self.input_range_.numpy()
         # the stream each cached device state was drawn from, so that a loaded layer reads
         # the same slow noise at those times as the saved one
-        out["time_streams"] = [(t, self._time_streams[t]) for t in self._times
-                               if t in self._time_streams]
+        out["time_streams"] = [(t, st.stream) for t, st in self._times.items()
+                               if st.stream is not None]
         out["layout"] = (self.geom.groups, self.geom.R, self.geom.C, self.geom.row_cuts,
                          self.geom.col_cuts)
         return out
@@ -462,7 +461,6 @@ class TileArray:
         self._states = {}
         self._set_state_cache()
         self._times = {}
-        self._time_streams = {}
         self._saved_times = {float(t): st for t, st in state.get("time_streams", [])}
 
     def _require_programmed(self) -> None:
@@ -512,8 +510,9 @@ class TileArray:
             if saved is not None:  # drawn before a save: draw it again from the same stream
                 rng = np.random.default_rng()
                 rng.bit_generator.state = saved
-            self._time_streams[t_since] = copy.deepcopy(rng.bit_generator.state)
+            stream = copy.deepcopy(rng.bit_generator.state)
             st = self._draw_time(t_since, rng)
+            st.stream = stream
             self._times[t_since] = st
             if self.geom.groups * self.geom.K * self.geom.rpt * self.geom.C > 1 << 22:
                 release_free_memory()  # the large layer's temporaries, back to the system
