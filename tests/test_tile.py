@@ -245,6 +245,61 @@ def test_numba_dac_kernels_equal_the_torch_dac():
     torch.testing.assert_close(x2, ref * ref, rtol=0, atol=1e-15)
 
 
+def test_kernels_use_torchs_thread_count():
+    """torch.set_num_threads governs memsim's numba kernels too (a 1-thread figure is one
+    thread), and small work runs on the calling thread."""
+    import numba
+    import torch
+
+    from memsim.crossbar import _kernels as K
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert K.call(numba.get_num_threads, K.PARALLEL_MIN) == 1
+        torch.set_num_threads(2)
+        assert K.call(numba.get_num_threads, K.PARALLEL_MIN) == min(
+            2, numba.config.NUMBA_NUM_THREADS)
+        assert K.call(numba.get_num_threads, K.PARALLEL_MIN - 1) == 1
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_conv_dac_writes_the_squares_rounded_as_torch_rounds_to_bfloat16(channels_last):
+    """The convolution DAC writes x² for the variance convolution as bfloat16 bit patterns
+    itself (no conversion pass): they equal torch's float32 → bfloat16 conversion of the
+    squared quantized inputs, bit for bit, ties included (unquantized inputs hit them)."""
+    import torch
+
+    from memsim.crossbar import engine as E
+    from memsim.crossbar.engine import TileArray
+
+    if not E._native_bf16(torch.device("cpu")):
+        pytest.skip("no native bfloat16 on this CPU: the squares stay in float32")
+    rng = np.random.default_rng(5)
+    cfg = load_tile("hermes-core", device="pcm-hermes-2dev", rows=9 * 5,
+                    input_scaling="layer", dac_bits=None).config
+    arr = TileArray(cfg, memsim.load_device("pcm-hermes-2dev"), (9 * 12, 4)).program(
+        rng.standard_normal((9 * 12, 4)), rng)
+    assert arr.geom.K == 3 and arr.var_dtype == torch.bfloat16
+    x = torch.from_numpy(rng.uniform(-2, 2, (3, 12, 5, 6)).astype(np.float32))
+    # inputs whose squares (range 2) are exact float32 ties of bfloat16 rounding:
+    # (1.0625 / 2)² = 2^-2 (1 + 2^-3 + 2^-8), (1.1875 / 2)² = 2^-2 (1 + 2^-2 + 2^-5 + 2^-8)
+    x[0, 0, 0, :2] = torch.tensor([1.0625, -1.1875])
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    s = torch.full((1, 3), 2.0, dtype=torch.float64)
+    xqs, x2s, _ = arr._conv_dac(x, s, 12, 9, True)
+    assert all(t.dtype == torch.bfloat16 for t in x2s)
+    sq = xqs[0][0, 0, 0, :2] ** 2
+    assert torch.equal(sq.view(torch.int32) & 0xFFFF, torch.tensor([0x8000, 0x8000],
+                                                                   dtype=torch.int32))
+    for xq, x2 in zip(xqs, x2s, strict=True):
+        ref = (xq * xq).to(torch.bfloat16)
+        assert torch.equal(x2.view(torch.int16), ref.view(torch.int16))
+
+
 # -- noise statistics ----------------------------------------------------------------------------
 def test_per_mvm_read_noise_variance_matches_analytic():
     """Output variance across repeated MVMs of one vector = Σ_i x_i² σ_ij² (+ ADC noise²)."""
@@ -545,7 +600,7 @@ def test_adc_kernel_noise_is_standard_normal_for_even_and_odd_columns(cols):
     out = np.empty(rows * cols, dtype=np.float32)
     sat = np.zeros(rows, dtype=np.int64)
     bad = np.zeros(rows, dtype=np.int64)
-    K.adc_stage(y, var, True, 0, cols, 0, 0, 1, rows, 1, 1, cols, 0, 1, np.uint64(11), True,
+    K.adc_stage(y, var, True, False, 0, cols, 0, 0, 1, rows, 1, 1, cols, 0, 1, np.uint64(11), True,
                 False, np.zeros(0, np.float32), one, one, np.zeros(cols), one, np.zeros(cols),
                 np.ones(1), np.full(1, 0.25), 0, False, np.ones(1), 0, out, cols, 0, 0, 1,
                 False, False, True, sat, bad)

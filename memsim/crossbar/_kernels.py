@@ -20,6 +20,7 @@ import math
 
 import numba
 import numpy as np
+import torch
 
 from memsim._random import normals_f32, row_state
 
@@ -37,26 +38,55 @@ PARALLEL_MIN = 1 << 17
 
 
 def call(kernel, elements: int, *args):  # pragma: no cover - thin dispatch
-    """Run ``kernel(*args)`` on all of numba's threads, or on one for small work."""
-    if elements >= PARALLEL_MIN:
-        return kernel(*args)
+    """Run ``kernel(*args)`` on as many threads as torch's intra-op pool has (so that
+    ``torch.set_num_threads`` governs the whole forward pass), or on one for small work."""
+    want = 1 if elements < PARALLEL_MIN else max(1, min(torch.get_num_threads(),
+                                                       numba.config.NUMBA_NUM_THREADS))
     old = numba.get_num_threads()
-    numba.set_num_threads(1)
+    if want == old:
+        return kernel(*args)
+    numba.set_num_threads(want)
     try:
         return kernel(*args)
     finally:
         numba.set_num_threads(old)
 
 
+@numba.njit(inline="always", cache=True)
+def _bf16_bits(f):  # pragma: no cover - compiled
+    """The bfloat16 bit pattern (round to nearest, ties to even) of the float32 bit pattern
+    ``f`` (uint32) of a finite number, as torch's conversion rounds."""
+    return np.uint16((f + np.uint32(0x7FFF) + ((f >> np.uint32(16)) & np.uint32(1)))
+                     >> np.uint32(16))
+
+
+@numba.njit(inline="always", **_JIT)
+def _var_chunk(var, start, n, var_bits, dst):  # pragma: no cover - compiled
+    """dst[:n] = var[start:start + n] in dst's precision; bfloat16 bit patterns (int16)
+    widened exactly when ``var_bits``."""
+    if var_bits:
+        wide = np.empty(n, dtype=np.uint32)
+        for e in range(n):
+            wide[e] = (np.uint32(var[start + e]) & np.uint32(0xFFFF)) << np.uint32(16)
+        f = wide.view(np.float32)
+        for e in range(n):
+            dst[e] = f[e]
+    else:
+        for e in range(n):
+            dst[e] = var[start + e]
+
+
 @numba.njit(parallel=True, **_JIT)
-def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noisy, z_given, z,
-              gain1, gain1_sq, offset, mul, add, lsb, s2, bits, floor_mode, scale, sc_b,
-              out, ob, op, ou, oc, raw, accumulate, final, sat, bad):  # pragma: no cover
+def adc_stage(y, var, has_var, var_bits, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noisy,
+              z_given, z, gain1, gain1_sq, offset, mul, add, lsb, s2, bits, floor_mode, scale,
+              sc_b, out, ob, op, ou, oc, raw, accumulate, final, sat, bad):  # pragma: no cover
     """Read noise + ADC + digital unit of row tile ``k`` for every output of a layer.
 
     The analog column output of (sample b, position p, group u, column c) is
     ``y[base + b·sb + p·sp + u·su + c]`` (``var`` likewise when ``has_var``; columns are
-    contiguous: ``sc`` must be 1). Per column (index u·C + c): ``gain1`` = 1 + γ,
+    contiguous: ``sc`` must be 1; ``var_bits``: var holds bfloat16 bit patterns, int16).
+    ``out`` may be ``y`` itself (same layout): each output is written after its input is
+    read. Per column (index u·C + c): ``gain1`` = 1 + γ,
     ``gain1_sq`` = (1 + γ)², ``offset`` δ, and the digital unit's ``mul``/``add``; per group u:
     ``lsb``, ``s2`` (σ² of converter noise); per (b, u): the input scale
     ``scale[b·sc_b + u]``.
@@ -127,38 +157,56 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
             o0 = b * ob + p0 * UC
             yr = y[yb:yb + n]
             vb = np.empty(n, dtype=y.dtype)
-            for e in range(n):
-                vb[e] = yr[e] * g1t[e] + offt[e]
             if noisy:
+                sd = np.empty(n, dtype=y.dtype)  # the noise's standard deviation
                 if has_var:
-                    vr = var[yb:yb + n]
+                    _var_chunk(var, yb, n, var_bits, sd)
                     for e in range(n):
-                        vb[e] += math.sqrt(vr[e] * g1st[e] + s2t[e]) * dt(zz[e])
+                        sd[e] = math.sqrt(sd[e] * g1st[e] + s2t[e])
                 else:
                     for e in range(n):
-                        vb[e] += math.sqrt(s2t[e]) * dt(zz[e])
+                        sd[e] = math.sqrt(s2t[e])
+                for e in range(n):
+                    vb[e] = yr[e] * g1t[e] + offt[e] + sd[e] * dt(zz[e])
+            else:
+                for e in range(n):
+                    vb[e] = yr[e] * g1t[e] + offt[e]
             count = 0
             if quantize:
-                for e in range(n):
-                    cq = np.floor(vb[e] * invt[e]) if floor_mode else np.rint(vb[e] * invt[e])
-                    count += (cq < lo) + (cq > hi)
-                    vb[e] = min(max(cq, lo), hi) * lsbt[e]
+                if floor_mode:
+                    for e in range(n):
+                        cq = np.floor(vb[e] * invt[e])
+                        count += (cq < lo) + (cq > hi)
+                        vb[e] = min(max(cq, lo), hi) * lsbt[e]
+                else:
+                    for e in range(n):
+                        cq = np.rint(vb[e] * invt[e])
+                        count += (cq < lo) + (cq > hi)
+                        vb[e] = min(max(cq, lo), hi) * lsbt[e]
             orow = out[o0:o0 + n]
             nbad = 0
             if raw:
                 for e in range(n):
                     orow[e] = vb[e]
             else:
-                skt = np.empty(n, dtype=out.dtype)  # the input scale of each element's group
-                for e in range(n):
-                    skt[e] = ot(scale[b * sc_b + (e % UC) // C]) if U > 1 else \
-                        ot(scale[b * sc_b])
-                if accumulate:
+                if U > 1:
+                    skt = np.empty(n, dtype=out.dtype)  # the input scale of each element
                     for e in range(n):
-                        orow[e] += (ot(vb[e]) * mot[e] + aot[e]) * skt[e]
+                        skt[e] = ot(scale[b * sc_b + (e % UC) // C])
+                    if accumulate:
+                        for e in range(n):
+                            orow[e] += (ot(vb[e]) * mot[e] + aot[e]) * skt[e]
+                    else:
+                        for e in range(n):
+                            orow[e] = (ot(vb[e]) * mot[e] + aot[e]) * skt[e]
                 else:
-                    for e in range(n):
-                        orow[e] = (ot(vb[e]) * mot[e] + aot[e]) * skt[e]
+                    sk = ot(scale[b * sc_b])
+                    if accumulate:
+                        for e in range(n):
+                            orow[e] += (ot(vb[e]) * mot[e] + aot[e]) * sk
+                    else:
+                        for e in range(n):
+                            orow[e] = (ot(vb[e]) * mot[e] + aot[e]) * sk
                 if final:  # x·0 is NaN exactly for a non-finite x: one vectorised sum
                     lanes = np.zeros(16, dtype=out.dtype)  # independent partial sums
                     full = n - n % 16
@@ -195,9 +243,9 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
                     gs = g1s[cb:cb + C]
                     sd = np.empty(C, dtype=y.dtype)
                     if has_var:
-                        vr = var[yb:yb + C]
+                        _var_chunk(var, yb, C, var_bits, sd)
                         for c in range(C):
-                            sd[c] = math.sqrt(vr[c] * gs[c] + s2_u)
+                            sd[c] = math.sqrt(sd[c] * gs[c] + s2_u)
                     else:
                         for c in range(C):
                             sd[c] = math.sqrt(s2_u)
@@ -241,7 +289,7 @@ def adc_stage(y, var, has_var, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noi
 
 @numba.njit(parallel=True, **_JIT)
 def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_len, run_k,
-             run_pos, ch_n, offs, xq, x2, want_sq, bad, clipped):  # pragma: no cover
+             run_pos, ch_n, offs, xq, x2, want_sq, sq_bits, bad, clipped):  # pragma: no cover
     """Input scaling, clipping and DAC of a feature map, written channels-last per row tile.
 
     x[b·sxb + c·sxc + h·sxh + w·sxw] (any memory format). The input channels come in runs:
@@ -249,7 +297,8 @@ def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_le
     positions run_pos[i] … of that tile's ch_n[k] channels; their range is s_run[i]. Each
     value is divided by its range, clipped to [−1, 1] and quantized to n = ``n_steps`` signed
     steps (n <= 0: unquantized) and goes to ``xq[offs[k] + ((b·H + h)·W + w)·ch_n[k] + pos]``
-    (its square to ``x2`` when ``want_sq``). ``bad[r]``/``clipped[r]`` count, per image row
+    (its square to ``x2`` when ``want_sq``; as bfloat16 bit patterns when ``sq_bits``, x2
+    then int16). ``bad[r]``/``clipped[r]`` count, per image row
     r = b·H + h, entries that are not finite / beyond their range.
     """
     quantize = n_steps > 0
@@ -263,11 +312,17 @@ def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_le
     for i in range(n_runs):
         inv_run[i] = 1.0 / s_run[i] if s_run[i] > 0 else 0.0
     channels_last = sxc == 1
+    m = W
+    for i in range(n_runs):
+        m = max(m, run_len[i])
     for r in numba.prange(B * H):
         b = r // H
         h = r - b * H
         nb = 0
         ncl = 0
+        sqd = np.empty(m, dtype=xq.dtype)  # squares of one run, then their bfloat16 bits
+        sq32 = np.empty(m, dtype=np.float32)
+        sqb = sq32.view(np.uint32)
         for i in range(n_runs):
             k = run_k[i]
             n_k = ch_n[k]
@@ -292,8 +347,14 @@ def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_le
                         qr[c] = u
                     if want_sq:
                         sq = x2[o:o + length]
-                        for c in range(length):
-                            sq[c] = qr[c] * qr[c]
+                        if sq_bits:
+                            for c in range(length):
+                                sq32[c] = np.float32(qr[c] * qr[c])
+                            for c in range(length):
+                                sq[c] = _bf16_bits(sqb[c])
+                        else:
+                            for c in range(length):
+                                sq[c] = qr[c] * qr[c]
             else:  # rows of one channel contiguous in x: run over them innermost
                 for c in range(length):
                     xbase = b * sxb + (c0 + c) * sxc + h * sxh
@@ -307,8 +368,16 @@ def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_le
                         if quantize:
                             u = np.rint(u * nn) * inv_n
                         xq[obase + w * n_k] = u
-                        if want_sq:
-                            x2[obase + w * n_k] = u * u
+                        sqd[w] = u * u
+                    if want_sq:
+                        if sq_bits:
+                            for w in range(W):
+                                sq32[w] = np.float32(sqd[w])
+                            for w in range(W):
+                                x2[obase + w * n_k] = _bf16_bits(sqb[w])
+                        else:
+                            for w in range(W):
+                                x2[obase + w * n_k] = sqd[w]
         bad[r] = nb
         clipped[r] = ncl
 

@@ -40,6 +40,7 @@ With per-vector scaling the input is unfolded (im2col) and runs as a matrix prod
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -741,6 +742,7 @@ class TileArray:
             y = _flat(ys[i])  # strides in the layout, from the tile's first element
             v = vs[i]
             vf = _flat(v) if v is not None else y[:0]
+            v_bits = v is not None and v.dtype == torch.bfloat16
             z = _flat(zs[i]) if zs is not None else np.zeros(0, np.float32)
             g1 = np.ascontiguousarray(gain1[:, k], dtype=f64).reshape(-1)
             if raw:
@@ -756,7 +758,7 @@ class TileArray:
                     g.groups if sk.shape[0] > 1 else 0)
                 ob = o
             _k.call(_k.adc_stage, B * P * g.groups * g.C,
-                    y, vf, v is not None, 0, layout["sb"], layout["sp"], layout["su"],
+                    y, vf, v is not None, v_bits, 0, layout["sb"], layout["sp"], layout["su"],
                     layout["sc"], B, P, g.groups, g.C, k, g.K, seed, noisy,
                     zs is not None, z, g1, g1 * g1,
                     np.ascontiguousarray(offset[:, k], dtype=f64).reshape(-1), m_k, a_k,
@@ -1177,14 +1179,18 @@ class TileArray:
             self._first_batch_range(self._conv_absmax(x, cin_g, kk))
         s = self.layer_range()  # (G, K)
         want_sq = st.var is not None and self.cell.identity()
-        xqs, x2s, clipped = self._conv_dac(x, s, cin_g, kk, want_sq)
+        xqs, x2s, clipped = self._conv_dac(x, s, cin_g, kk, want_sq, scratch=True)
         ys, vs = self._conv_analog(xqs, x2s, st, conv, kk)
+        del xqs, x2s
         Ho, Wo = ys[0].shape[2:]
         P = Ho * Wo
         GC = g.groups * g.C
         out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else self.dtype
-        out = torch.empty((B, Ho, Wo, GC), dtype=out_dtype, device=ys[0].device).permute(
-            0, 3, 1, 2)
+        if ys[0].dtype == out_dtype and ys[0].is_contiguous(memory_format=torch.channels_last):
+            out = ys[0]  # the first row tile's products are converted in place
+        else:
+            out = torch.empty((B, Ho, Wo, GC), dtype=out_dtype,
+                              device=ys[0].device).permute(0, 3, 1, 2)
         layout = dict(B=B, P=P, sb=P * GC, sp=GC, su=g.C, sc=1, ob=P * GC, op=GC, ou=g.C,
                       oc=1, ok=0)
         sat, bad = self._adc(ys, vs, layout, s[None].double(), st, rng, out)
@@ -1210,9 +1216,18 @@ class TileArray:
                 out[u, k] = per_ch[u * cin_g + r0 // kk:u * cin_g + r1 // kk].max()
         return out
 
-    def _conv_dac(self, x, s, cin_g, kk, want_sq):
+    def _conv_var_dtype(self, device: torch.device) -> torch.dtype:
+        """The precision of the read-noise variance convolution: bfloat16 with float32
+        accumulation where the hardware has native bfloat16 (the maps are stored in bfloat16
+        already; the summed variance is rounded to 2^-9 relative, its standard deviation to
+        2^-10), measured 8-10 % of a ResNet's forward on 2 cores; elsewhere, and for float64
+        tiles, the tile's precision."""
+        return self.var_dtype if _native_bf16(device) else self.dtype
+
+    def _conv_dac(self, x, s, cin_g, kk, want_sq, scratch=False):
         """The quantized input of every row tile, channels-last, as a list of (B, n_k, H, W)
-        views; each channel scaled by its row tile's range."""
+        views; each channel scaled by its row tile's range. ``scratch``: the views are of
+        this thread's reused work buffers (valid until the next call with ``scratch``)."""
         chans = self._tile_channels(cin_g, kk)
         B, C, H, W = x.shape
         n_steps = 0 if (self.config.dac_bits is None or self.exact) else \
@@ -1230,8 +1245,16 @@ class TileArray:
             ch_n = np.array([ch.size for ch in chans], dtype=np.int64)
             offs = np.concatenate([[0], np.cumsum(ch_n * B * H * W)[:-1]]).astype(np.int64)
             total = int(ch_n.sum()) * B * H * W
-            xq = torch.empty(total, dtype=self.dtype)
-            x2 = torch.empty(total if want_sq else 0, dtype=self.dtype)
+            # the squares in the precision of the variance convolution (bfloat16 bits
+            # written by the kernel, rounded as torch rounds: no conversion pass)
+            sq_bits = want_sq and self._conv_var_dtype(x.device) == torch.bfloat16
+            sq_dt = torch.bfloat16 if sq_bits else self.dtype
+            if scratch:
+                xq = _scratch("xq", total, self.dtype)
+                x2 = _scratch("x2", total if want_sq else 0, sq_dt)
+            else:
+                xq = torch.empty(total, dtype=self.dtype)
+                x2 = torch.empty(total if want_sq else 0, dtype=sq_dt)
             bad = np.zeros(B * H, dtype=np.int64)
             clip = np.zeros(B * H, dtype=np.int64)
             xin = x if x.dtype in (torch.float32, torch.float64) else x.double()
@@ -1243,7 +1266,8 @@ class TileArray:
                     st[2], st[3], B, C, H, W, r[:, 4].copy(), n_steps,
                     r[:, 0].astype(np.int64), r[:, 1].astype(np.int64),
                     r[:, 2].astype(np.int64), r[:, 3].astype(np.int64), ch_n, offs,
-                    xq.numpy(), x2.numpy(), want_sq, bad, clip)
+                    xq.numpy(), _flat(x2) if x2.numel() else xq.numpy()[:0],
+                    want_sq, sq_bits, bad, clip)
             if bad.any():
                 self._bad_input(int(bad.sum()))
 
@@ -1283,12 +1307,9 @@ class TileArray:
             cache = {}
             st._conv_cache = cache
 
-        # The read-noise variance convolution in bfloat16 with float32 accumulation where the
-        # hardware has native bfloat16 (the maps are stored in bfloat16 already; the summed
-        # variance is rounded to 2^-9 relative, its standard deviation to 2^-10): measured
-        # 8-10 % of a ResNet's forward on 2 cores. Elsewhere, and for float64 tiles, in the
-        # tile's precision.
-        vdt = self.var_dtype if _native_bf16(xqs[0].device) else self.dtype
+        vdt = self._conv_var_dtype(xqs[0].device)
+        # a single variance term stays in its precision: the CPU ADC kernel reads bfloat16
+        keep = xqs[0].device.type == "cpu" and self.config.adc.fused is not None
 
         def weights(tag, i, k, mat):
             key = (tag, i, k)
@@ -1312,7 +1333,9 @@ class TileArray:
                 y = part if y is None else y.add_(part)
             v = None
             for i, (inp, mat) in enumerate(vterms):
-                part = F.conv2d(inp.to(vdt), weights("v", i, k, mat), **args).to(self.dtype)
+                part = F.conv2d(inp.to(vdt), weights("v", i, k, mat), **args)
+                if not (keep and len(vterms) == 1):
+                    part = part.to(self.dtype)
                 v = part if v is None else v.add_(part)
             ys.append(y.contiguous(memory_format=torch.channels_last))
             vs.append(None if v is None else v.contiguous(memory_format=torch.channels_last))
@@ -1355,7 +1378,8 @@ def _flat(t: torch.Tensor) -> np.ndarray:
     """The numpy view of a CPU tensor's storage from its first element on (strides are
     passed separately)."""
     n = t.untyped_storage().nbytes() // t.element_size()
-    return t.as_strided((n - t.storage_offset(),), (1,), t.storage_offset()).numpy()
+    flat = t.as_strided((n - t.storage_offset(),), (1,), t.storage_offset())
+    return (flat.view(torch.int16) if t.dtype == torch.bfloat16 else flat).numpy()
 
 
 def _ir_attenuation(gp: np.ndarray, gn: np.ndarray, cfg: TileConfig
@@ -1390,6 +1414,27 @@ def _ir_solve(gp: np.ndarray, gn: np.ndarray, vp: np.ndarray, vn: np.ndarray,
 
 
 _BF16: dict[str, bool] = {}
+
+#: Work buffers retained per thread up to this size (bytes each): the quantized inputs of a
+#: convolution are written into them instead of fresh memory, whose page faults cost as
+#: much as the quantization on a virtual machine (ResNet-32, batch 256).
+SCRATCH_MAX_BYTES = 256 * 2**20
+_scratch_local = threading.local()
+
+
+def _scratch(tag: str, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """n elements of this thread's reused CPU buffer ``tag`` (fresh memory when over
+    :data:`SCRATCH_MAX_BYTES`)."""
+    size = n * torch.empty(0, dtype=dtype).element_size()
+    if size > SCRATCH_MAX_BYTES:
+        return torch.empty(n, dtype=dtype)
+    bufs = getattr(_scratch_local, "bufs", None)
+    if bufs is None:
+        bufs = _scratch_local.bufs = {}
+    buf = bufs.get((tag, dtype))
+    if buf is None or buf.numel() < n:
+        buf = bufs[(tag, dtype)] = torch.empty(n, dtype=dtype)
+    return buf[:n]
 
 
 def _native_bf16(device: torch.device) -> bool:
