@@ -76,6 +76,17 @@ def _var_chunk(var, start, n, var_bits, dst):  # pragma: no cover - compiled
             dst[e] = var[start + e]
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+def _nan_probe(a, n):  # pragma: no cover - compiled
+    """Whether a[:n] holds a non-finite number: x·0 is NaN exactly for those, and a sum
+    with a NaN term is NaN in any order (``reassoc``, so that the sum vectorises; no
+    ``nnan``)."""
+    s = a.dtype.type(0.0)
+    for e in range(n):
+        s += a[e] * a.dtype.type(0.0)
+    return s != s
+
+
 @numba.njit(parallel=True, **_JIT)
 def adc_stage(y, var, has_var, var_bits, base, sb, sp, su, sc, B, P, U, C, k, K, seed, noisy,
               z_given, z, gain1, gain1_sq, offset, mul, add, lsb, s2, bits, floor_mode, scale,
@@ -149,7 +160,7 @@ def adc_stage(y, var, has_var, var_bits, base, sb, sp, su, sc, B, P, U, C, k, K,
         p0 = blk * per
         p1 = min(P, p0 + per)
         n = (p1 - p0) * UC
-        zz = np.zeros(n + (n & 1), dtype=np.float32)
+        zz = np.empty(n + (n & 1), dtype=np.float32)  # every element written when noisy
         if noisy and not z_given:
             normals_f32(row_state(seed, (b * nblk + blk) * K + k), zz)
         if dense:
@@ -207,18 +218,9 @@ def adc_stage(y, var, has_var, var_bits, base, sb, sp, su, sc, B, P, U, C, k, K,
                     else:
                         for e in range(n):
                             orow[e] = (ot(vb[e]) * mot[e] + aot[e]) * sk
-                if final:  # x·0 is NaN exactly for a non-finite x: one vectorised sum
-                    lanes = np.zeros(16, dtype=out.dtype)  # independent partial sums
-                    full = n - n % 16
-                    for e0 in range(0, full, 16):
-                        for la in range(16):
-                            lanes[la] += orow[e0 + la] * ot(0.0)
-                    probe = lanes.sum()
-                    for e in range(full, n):
-                        probe += orow[e] * ot(0.0)
-                    if probe != probe:
-                        for e in range(n):
-                            nbad += not math.isfinite(orow[e])
+                if final and _nan_probe(orow, n):
+                    for e in range(n):
+                        nbad += not math.isfinite(orow[e])
             sat_item[item] = count
             bad_item[item] = nbad
             continue

@@ -1180,20 +1180,30 @@ class TileArray:
         s = self.layer_range()  # (G, K)
         want_sq = st.var is not None and self.cell.identity()
         xqs, x2s, clipped = self._conv_dac(x, s, cin_g, kk, want_sq, scratch=True)
-        ys, vs = self._conv_analog(xqs, x2s, st, conv, kk)
-        del xqs, x2s
-        Ho, Wo = ys[0].shape[2:]
-        P = Ho * Wo
-        GC = g.groups * g.C
         out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else self.dtype
-        if ys[0].dtype == out_dtype and ys[0].is_contiguous(memory_format=torch.channels_last):
-            out = ys[0]  # the first row tile's products are converted in place
-        else:
-            out = torch.empty((B, Ho, Wo, GC), dtype=out_dtype,
-                              device=ys[0].device).permute(0, 3, 1, 2)
-        layout = dict(B=B, P=P, sb=P * GC, sp=GC, su=g.C, sc=1, ob=P * GC, op=GC, ou=g.C,
-                      oc=1, ok=0)
-        sat, bad = self._adc(ys, vs, layout, s[None].double(), st, rng, out)
+        seed = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
+        sat = np.zeros(B, dtype=np.int64)
+        out = layout = bad = None
+        # one row tile at a time, its products converted while they are still in cache
+        for k in range(g.K):
+            ys, vs = self._conv_analog(xqs, x2s, st, conv, kk, k)
+            if out is None:
+                Ho, Wo = ys[0].shape[2:]
+                P = Ho * Wo
+                GC = g.groups * g.C
+                if (ys[0].dtype == out_dtype
+                        and ys[0].is_contiguous(memory_format=torch.channels_last)):
+                    out = ys[0]  # the first row tile's products are converted in place
+                else:
+                    out = torch.empty((B, Ho, Wo, GC), dtype=out_dtype,
+                                      device=ys[0].device).permute(0, 3, 1, 2)
+                layout = dict(B=B, P=P, sb=P * GC, sp=GC, su=g.C, sc=1, ob=P * GC, op=GC,
+                              ou=g.C, oc=1, ok=0)
+            sat_k, bad = self._adc(ys, vs, layout, s[None].double(), st, rng, out, ks=[k],
+                                   accumulate=k > 0, final=k == g.K - 1, seed=seed)
+            sat += sat_k
+            del ys, vs
+        del xqs, x2s
         self._check_output(bad)
         self.saturation_ = Saturation(conversions=B * g.groups * g.K * g.C * P,
                                       saturated=int(sat.sum()),
@@ -1295,10 +1305,11 @@ class TileArray:
         return w.permute(perm).reshape(g.groups * g.C, cpt, *ksize).to(self.dtype).contiguous(
             memory_format=torch.channels_last)
 
-    def _conv_analog(self, xqs, x2s, st, conv, kk):
-        """Signal and read-noise variance of every row tile: one convolution of the tile's
-        input channels per tile, channels-last (faster in oneDNN than grouped convolutions
-        across tiles, or NCHW for few channels)."""
+    def _conv_analog(self, xqs, x2s, st, conv, kk, only=None):
+        """Signal and read-noise variance of every row tile (``only``: of row tile ``only``,
+        as one-element lists): one convolution of the tile's input channels per tile,
+        channels-last (faster in oneDNN than grouped convolutions across tiles, or NCHW for
+        few channels)."""
         g = self.geom
         args = dict(stride=conv["stride"], padding=conv["padding"],
                     dilation=conv["dilation"], groups=g.groups)
@@ -1320,6 +1331,8 @@ class TileArray:
 
         ys, vs = [], []
         for k, xq in enumerate(xqs):
+            if only is not None and k != only:
+                continue
             if self.cell.identity():
                 terms = [(xq, st.w)]
                 vterms = [(x2s[k] if x2s is not None else xq * xq, st.var)] \
@@ -1414,7 +1427,6 @@ def _ir_solve(gp: np.ndarray, gn: np.ndarray, vp: np.ndarray, vn: np.ndarray,
 
 
 _BF16: dict[str, bool] = {}
-
 #: Work buffers retained per thread up to this size (bytes each): the quantized inputs of a
 #: convolution are written into them instead of fresh memory, whose page faults cost as
 #: much as the quantization on a virtual machine (ResNet-32, batch 256).
