@@ -355,6 +355,42 @@ def test_results_do_not_depend_on_the_thread_count():
     assert torch.equal(outs[0], outs[1])
 
 
+@pytest.mark.parametrize("cache_states", [True, False])
+def test_device_reads_ahead_on_threads_give_the_same_numbers(monkeypatch, cache_states):
+    """Programming and reading at a new time compute the devices' deterministic parts a few
+    physical tiles ahead on torch's threads; the random numbers are drawn in order, so the
+    output is the same on one thread and on two, with the device states cached or drawn
+    again from their streams."""
+    from memsim.crossbar import engine
+
+    if not cache_states:
+        monkeypatch.setattr(engine, "STATE_CACHE_BYTES", 0)
+    torch.manual_seed(21)
+    model = nn.Sequential(nn.Conv2d(40, 300, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(300 * 9, 5)).eval()
+    x = torch.randn(3, 40, 5, 5)
+    outs = []
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+            ma.program(a, seed=4)
+            arr = a[0]._array()
+            assert (arr.geom.K, arr.geom.M) == (2, 2)
+            assert arr._cache_states == cache_states
+            ma.set_time(a, 3600.0)
+            with torch.no_grad():
+                y1 = a(x)
+                with ma.at_time(a, 7200.0):
+                    y2 = a(x)
+            assert not torch.equal(y1, y2)
+            outs.append(torch.cat([y1, y2]))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(outs[0], outs[1])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_exact_limit_and_noise():
     torch.manual_seed(14)

@@ -138,25 +138,41 @@ class CellModel:
         return w / self.g_unit_S
 
     # -- reading ----------------------------------------------------------------------------
+    def read_parts(self, states: list[CompactState], t: float) -> list | None:
+        """The deterministic part of :meth:`read` (a function of the states and t only, no
+        random numbers), one entry per device instance; None where the device reads
+        otherwise. Computed ahead, on several threads, and passed to :meth:`read`."""
+        window = self.config.noise_window_s
+        out = []
+        for cs in states:
+            parts = self.device.mvm_read_parts(cs.expand(), t, window_s=window)
+            if parts is None:
+                return None
+            out.append(parts)
+        return out
+
     def read(self, states: list[CompactState], t: float, rng: np.random.Generator, *,
-             exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+             exact: bool = False, parts: list | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(G₊, G₋, σ²₊, σ²₋) normalised (weight 1 = 1.0), at ``t`` s after programming:
         conductances with the slow read noise, and the variance of the per-MVM read noise
-        of each polarity; each array has the shape of the programmed weights."""
+        of each polarity; each array has the shape of the programmed weights. ``parts``:
+        :meth:`read_parts` of the same states and t (the same numbers, computed ahead)."""
         window = self.config.noise_window_s
         gp = gn = vp = vn = 0.0
         dev = self.device
-        for f, cs in zip(self.factors, states, strict=True):
+        for i, (f, cs) in enumerate(zip(self.factors, states, strict=True)):
             if exact:
                 g = cs.g_target_S.astype(np.float64)
                 sd = np.zeros_like(g)
             else:
-                state = cs.expand()
-                parts = dev.mvm_read_parts(state, t, window_s=window)
-                if parts is None:
+                state = cs.expand() if parts is None else None
+                parts_i = parts[i] if parts is not None else dev.mvm_read_parts(
+                    state, t, window_s=window)
+                if parts_i is None:
                     g, sd = dev.read_for_mvm(state, t, rng, window_s=window)
                 else:
-                    mean, slow, sd = parts
+                    mean, slow, sd = parts_i
                     g = mean
                     if np.any(slow):
                         z = rng.standard_normal(mean.shape, dtype=np.float32)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -520,25 +521,66 @@ class TileArray:
         return st
 
     def _read_chunks(self, t_since: float, rng: np.random.Generator):
-        """(u, k, G₊, G₋, σ²₊, σ²₋) per row tile at ``t_since``, normalised and masked."""
-        g = self.geom
-        for k in range(g.K):
-            for u in range(g.groups):
-                yield (u, k, *self._chunk_maps(u, k, t_since, rng))
+        """(u, k, G₊, G₋, σ²₊, σ²₋) per row tile at ``t_since``, normalised and masked.
 
-    def _chunk_maps(self, u: int, k: int, t_since: float, rng: np.random.Generator
+        The deterministic part of each physical tile's read (drift, noise amplitudes:
+        :meth:`Cell.read_parts`) is computed a few tiles ahead on torch's threads; the random
+        numbers are drawn from ``rng`` in order, when a row tile is yielded, so the numbers
+        do not depend on the thread count and ``rng`` may be used between two yields."""
+        g = self.geom
+        keys = [(u, k, m) for k in range(g.K) for u in range(g.groups) for m in range(g.M)]
+        threads = min(torch.get_num_threads(), len(keys))
+        if threads < 2 or self.exact:
+            for k in range(g.K):
+                for u in range(g.groups):
+                    yield (u, k, *self._chunk_maps(u, k, t_since, rng))
+            return
+        self._check_weights()
+
+        def parts(key):  # the states too: an uncached tile is programmed once
+            states = self.tile_states(*key)
+            return states, self.cell.read_parts(states, t_since)
+
+        pool = ThreadPoolExecutor(threads)
+        pending: dict = {}
+        nxt = 0
+        try:
+            for k in range(g.K):
+                for u in range(g.groups):
+                    # keep 2 tiles per thread in flight, in reading order (bounded memory)
+                    while nxt < len(keys) and len(pending) < 2 * threads:
+                        pending[keys[nxt]] = pool.submit(parts, keys[nxt])
+                        nxt += 1
+                    while (u, k, g.M - 1) not in pending:
+                        pending[keys[nxt]] = pool.submit(parts, keys[nxt])
+                        nxt += 1
+                    got = {m: pending.pop((u, k, m)).result() for m in range(g.M)}
+                    yield (u, k, *self._chunk_maps(u, k, t_since, rng, got))
+        finally:
+            for f in pending.values():
+                f.cancel()
+            pool.shutdown(wait=True)
+
+    def _chunk_maps(self, u: int, k: int, t_since: float, rng: np.random.Generator,
+                    parts: dict | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(G₊, G₋, σ²₊, σ²₋), (rpt, C), of row tile k of group u at ``t_since``: normalised,
         padding rows zero, the approximate IR-drop attenuation applied; read one physical
-        tile at a time (bounded temporaries)."""
+        tile at a time (bounded temporaries). ``parts``: (states, :meth:`Cell.read_parts`)
+        of its physical tiles by column tile, computed ahead."""
         cfg = self.config
         g = self.geom
         out = [np.zeros((g.rpt, g.C)) for _ in range(4)]
         mask = self._mask[k][:, None]
-        w = self.w_chunk(u, k) if (u, k, 0) not in self._states else None
+        w = self.w_chunk(u, k) if (u, k, 0) not in self._states and parts is None else None
         for m, (c0, c1) in enumerate(g.col_cuts):
-            states = self.tile_states(u, k, m, None if w is None else w[:, c0:c1])
-            gp, gn, vp, vn = self.cell.read(states, t_since, rng, exact=self.exact)
+            if parts is None:
+                states = self.tile_states(u, k, m, None if w is None else w[:, c0:c1])
+                ahead = None
+            else:
+                states, ahead = parts[m]
+            gp, gn, vp, vn = self.cell.read(states, t_since, rng, exact=self.exact,
+                                            parts=ahead)
             gp, gn = gp * mask, gn * mask
             if cfg.ir_drop == "approx":
                 ap, an = _ir_attenuation(gp[None, None] * self.cell.g_unit_S,
@@ -626,8 +668,9 @@ class TileArray:
         split = self.cell.needs_polarities(cfg)
         dt = self.dtype
         n = cfg.calibration_vectors
+        chunks = self._read_chunks(t_cal, rng)
         for k in range(g.K):
-            maps = [self._chunk_maps(u, k, t_cal, rng) for u in range(g.groups)]
+            maps = [next(chunks)[2:] for _ in range(g.groups)]
             for u, (gp, gn, vp, vn) in enumerate(maps):
                 readout[u, k] = (gp + gn).sum(axis=0)
                 readout_var[u, k] = (vp + vn).sum(axis=0)
