@@ -386,15 +386,16 @@ def dac_conv(x, sxb, sxc, sxh, sxw, B, Cin, H, W, s_run, n_steps, run_c0, run_le
 
 @numba.njit(parallel=True, **_JIT)
 def dac_linear(x, N, G, R, K, rpt, row_lo, row_hi, absmax, s_fixed, n_steps, xq, x2, want_sq,
-               s_out, bad, clipped):  # pragma: no cover - compiled
+               sq_bits, s_out, bad, clipped):  # pragma: no cover - compiled
     """Input scaling, clipping and DAC of vectors, written in the batched-GEMM layout.
 
     x is (N, G·R) C-contiguous; row tile k of group u holds rows [row_lo[k], row_hi[k]) of
     the group. The scale of (n, u, k) is the abs-max of those inputs when ``absmax`` (0 for an
     all-zero vector: no pulses), else ``s_fixed[u·K + k]``; it goes to s_out[(n·G + u)·K + k].
     The quantized inputs go to ``xq[((u·K + k)·N + n)·rpt + i]`` (rows beyond a shorter tile
-    are 0) and their squares to ``x2`` when ``want_sq``. ``bad[n]``/``clipped[n]`` count
-    entries that are not finite / beyond a fixed range.
+    are 0) and their squares to ``x2`` when ``want_sq`` (as bfloat16 bit patterns when
+    ``sq_bits``, x2 then int16). ``bad[n]``/``clipped[n]`` count entries that are not finite
+    / beyond a fixed range.
     """
     quantize = n_steps > 0
     dt = xq.dtype.type
@@ -405,6 +406,8 @@ def dac_linear(x, N, G, R, K, rpt, row_lo, row_hi, absmax, s_fixed, n_steps, xq,
     for n in numba.prange(N):
         nb = 0
         ncl = 0
+        sq32 = np.empty(rpt, dtype=np.float32)
+        sqb = sq32.view(np.uint32)
         for u in range(G):
             for k in range(K):
                 r0 = row_lo[k]
@@ -431,11 +434,16 @@ def dac_linear(x, N, G, R, K, rpt, row_lo, row_hi, absmax, s_fixed, n_steps, xq,
                     if quantize:
                         v = np.rint(v * nn) * inv_n
                     xq[ob + i - r0] = v
-                    if want_sq:
-                        x2[ob + i - r0] = v * v
                 for i in range(r1 - r0, rpt):
                     xq[ob + i] = 0.0
-                    if want_sq:
-                        x2[ob + i] = 0.0
+                if want_sq:
+                    if sq_bits:
+                        for i in range(rpt):
+                            sq32[i] = np.float32(xq[ob + i] * xq[ob + i])
+                        for i in range(rpt):
+                            x2[ob + i] = _bf16_bits(sqb[i])
+                    else:
+                        for i in range(rpt):
+                            x2[ob + i] = xq[ob + i] * xq[ob + i]
         bad[n] = nb
         clipped[n] = ncl

@@ -889,7 +889,11 @@ class TileArray:
             if xc.dtype not in (torch.float32, torch.float64):
                 xc = xc.double()
             xq = torch.empty((g.groups * g.K, N, g.rpt), dtype=dt)
-            x2 = torch.empty_like(xq) if want_sq else torch.empty(0, dtype=dt)
+            # the squares in the precision of the variance product (bfloat16 bits written by
+            # the kernel where that product runs in bfloat16)
+            sq_bits = want_sq and self._var_keeps_bf16(x.device)
+            x2 = torch.empty(xq.shape, dtype=torch.bfloat16 if sq_bits else dt) if want_sq \
+                else torch.empty(0, dtype=dt)
             s_out = torch.empty((N, g.groups, g.K), dtype=torch.float64)
             s_fixed = (np.zeros(g.groups * g.K) if absmax
                        else self.layer_range().double().cpu().numpy().reshape(-1))
@@ -899,7 +903,8 @@ class TileArray:
             hi = np.array([r1 for _, r1 in g.row_cuts], dtype=np.int64)
             _k.call(_k.dac_linear, xc.numel(), xc.view(-1).numpy(), N, g.groups, g.R, g.K,
                     g.rpt, lo, hi, absmax, s_fixed, n_steps, xq.view(-1).numpy(),
-                    x2.view(-1).numpy(), want_sq, s_out.view(-1).numpy(), bad, clipped)
+                    _flat(x2) if want_sq else xq.view(-1).numpy()[:0], want_sq, sq_bits,
+                    s_out.view(-1).numpy(), bad, clipped)
             if bad.any():
                 self._bad_input(int(bad.sum()))
             scale = s_out if absmax else s_out[:1]
@@ -942,7 +947,11 @@ class TileArray:
             y = part if y is None else y.add_(part)
         var = None
         for inp, mat in vterms:
-            part = _bmm(inp, mat.reshape(GK, g.rpt, g.C))
+            if inp.dtype == torch.bfloat16 and mat.dtype == torch.bfloat16:
+                # bfloat16 products, float32 sums, bfloat16 out: read so by the CPU kernel
+                part = torch.bmm(inp, mat.reshape(GK, g.rpt, g.C))
+            else:
+                part = _bmm(inp, mat.reshape(GK, g.rpt, g.C))
             var = part if var is None else var.add_(part)
         return y, var
 
@@ -1268,6 +1277,12 @@ class TileArray:
             for u in range(g.groups):
                 out[u, k] = per_ch[u * cin_g + r0 // kk:u * cin_g + r1 // kk].max()
         return out
+
+    def _var_keeps_bf16(self, device: torch.device) -> bool:
+        """Whether the read-noise variance products of a float32 tile run in bfloat16 and
+        stay so (one term, read by the CPU kernel): see :meth:`_conv_var_dtype`."""
+        return (device.type == "cpu" and self.config.adc.fused is not None
+                and self.cell.identity() and self._conv_var_dtype(device) == torch.bfloat16)
 
     def _conv_var_dtype(self, device: torch.device) -> torch.dtype:
         """The precision of the read-noise variance convolution: bfloat16 with float32
