@@ -273,6 +273,25 @@ def test_kernels_use_torchs_thread_count():
         torch.set_num_threads(old)
 
 
+def test_kernels_leave_the_users_torch_thread_count():
+    """numba's OpenMP layer and torch share the runtime's thread-count setting: the first
+    kernel launch of a process set torch's count back to numba's (1 → 2 here). A fresh
+    process, as a user's script is."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, torch, memsim\n"
+            "warnings.simplefilter('ignore')\n"
+            "torch.set_num_threads(1)\n"
+            "a = memsim.analog(torch.nn.Linear(300, 20), 'hermes-core', 'pcm-hermes-2dev')\n"
+            "memsim.program(a, seed=0)\n"
+            "a(torch.ones(3000, 300))\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split()[-1] == "1"
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_conv_dac_writes_the_squares_rounded_as_torch_rounds_to_bfloat16(channels_last):
     """The convolution DAC writes x² for the variance convolution as bfloat16 bit patterns

@@ -40,16 +40,23 @@ PARALLEL_MIN = 1 << 17
 def call(kernel, elements: int, *args):  # pragma: no cover - thin dispatch
     """Run ``kernel(*args)`` on as many threads as torch's intra-op pool has (so that
     ``torch.set_num_threads`` governs the whole forward pass), or on one for small work."""
-    want = 1 if elements < PARALLEL_MIN else max(1, min(torch.get_num_threads(),
+    torch_threads = torch.get_num_threads()
+    want = 1 if elements < PARALLEL_MIN else max(1, min(torch_threads,
                                                        numba.config.NUMBA_NUM_THREADS))
     old = numba.get_num_threads()
-    if want == old:
-        return kernel(*args)
-    numba.set_num_threads(want)
     try:
-        return kernel(*args)
+        if want == old:
+            return kernel(*args)
+        numba.set_num_threads(want)
+        try:
+            return kernel(*args)
+        finally:
+            numba.set_num_threads(old)
     finally:
-        numba.set_num_threads(old)
+        # numba's OpenMP layer and torch share the runtime's thread-count setting of the
+        # calling thread: a kernel launch must not change the user's torch.set_num_threads
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 @numba.njit(inline="always", cache=True)

@@ -70,6 +70,9 @@ _state_cache_used = [0]
 #: Column outputs of row tiles computed at once in a matrix product before they are converted
 #: (a layer with many row tiles is converted a chunk of tiles at a time).
 _PRODUCT_CHUNK_BYTES = 32 * 2**20
+#: Devices (cells) of a layer above which its state at a time is large: freed memory is
+#: handed back after reading it, and it is read on one thread.
+_LARGE_LAYER = 1 << 22
 
 
 def _claim_state_cache(nbytes: int) -> bool:
@@ -516,58 +519,31 @@ class TileArray:
             st = self._draw_time(t_since, rng)
             st.stream = stream
             self._times[t_since] = st
-            if self.geom.groups * self.geom.K * self.geom.rpt * self.geom.C > 1 << 22:
+            if self.geom.groups * self.geom.K * self.geom.rpt * self.geom.C > _LARGE_LAYER:
                 release_free_memory()  # the large layer's temporaries, back to the system
         return st
 
     def _read_chunks(self, t_since: float, rng: np.random.Generator):
         """(u, k, G₊, G₋, σ²₊, σ²₋) per row tile at ``t_since``, normalised and masked.
 
-        The deterministic part of each physical tile's read (drift, noise amplitudes:
-        :meth:`Cell.read_parts`) is computed a few tiles ahead on torch's threads; the random
-        numbers are drawn from ``rng`` in order, when a row tile is yielded, so the numbers
-        do not depend on the thread count and ``rng`` may be used between two yields."""
+        Read ahead on torch's threads (:class:`_ReadAhead`) unless the layer is large: its
+        state at a time is held whole while it is read, and the worker threads' heaps add
+        to that peak (VGG-11's 25088x4096 layer: +70-150 MiB)."""
         g = self.geom
-        keys = [(u, k, m) for k in range(g.K) for u in range(g.groups) for m in range(g.M)]
-        threads = min(torch.get_num_threads(), len(keys))
-        if threads < 2 or self.exact:
+        large = g.groups * g.K * g.rpt * g.C > _LARGE_LAYER
+        with _ReadAhead(self, t_since, active=not large) as ahead:
             for k in range(g.K):
                 for u in range(g.groups):
-                    yield (u, k, *self._chunk_maps(u, k, t_since, rng))
-            return
-        self._check_weights()
-
-        def parts(key):  # the states too: an uncached tile is programmed once
-            states = self.tile_states(*key)
-            return states, self.cell.read_parts(states, t_since)
-
-        pool = ThreadPoolExecutor(threads)
-        pending: dict = {}
-        nxt = 0
-        try:
-            for k in range(g.K):
-                for u in range(g.groups):
-                    # keep 2 tiles per thread in flight, in reading order (bounded memory)
-                    while nxt < len(keys) and len(pending) < 2 * threads:
-                        pending[keys[nxt]] = pool.submit(parts, keys[nxt])
-                        nxt += 1
-                    while (u, k, g.M - 1) not in pending:
-                        pending[keys[nxt]] = pool.submit(parts, keys[nxt])
-                        nxt += 1
-                    got = {m: pending.pop((u, k, m)).result() for m in range(g.M)}
-                    yield (u, k, *self._chunk_maps(u, k, t_since, rng, got))
-        finally:
-            for f in pending.values():
-                f.cancel()
-            pool.shutdown(wait=True)
+                    yield (u, k, *self._chunk_maps(u, k, t_since, rng, ahead.take(u, k)))
 
     def _chunk_maps(self, u: int, k: int, t_since: float, rng: np.random.Generator,
                     parts: dict | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(G₊, G₋, σ²₊, σ²₋), (rpt, C), of row tile k of group u at ``t_since``: normalised,
         padding rows zero, the approximate IR-drop attenuation applied; read one physical
-        tile at a time (bounded temporaries). ``parts``: (states, :meth:`Cell.read_parts`)
-        of its physical tiles by column tile, computed ahead."""
+        tile at a time (bounded temporaries). ``parts``: a function of the column tile
+        giving (states, :meth:`CellModel.read_parts`) of its physical tiles, computed ahead
+        (:class:`_ReadAhead`)."""
         cfg = self.config
         g = self.geom
         out = [np.zeros((g.rpt, g.C)) for _ in range(4)]
@@ -578,7 +554,7 @@ class TileArray:
                 states = self.tile_states(u, k, m, None if w is None else w[:, c0:c1])
                 ahead = None
             else:
-                states, ahead = parts[m]
+                states, ahead = parts(m)
             gp, gn, vp, vn = self.cell.read(states, t_since, rng, exact=self.exact,
                                             parts=ahead)
             gp, gn = gp * mask, gn * mask
@@ -668,9 +644,10 @@ class TileArray:
         split = self.cell.needs_polarities(cfg)
         dt = self.dtype
         n = cfg.calibration_vectors
-        chunks = self._read_chunks(t_cal, rng)
+        ahead = _ReadAhead(self, t_cal)
         for k in range(g.K):
-            maps = [next(chunks)[2:] for _ in range(g.groups)]
+            maps = [self._chunk_maps(u, k, t_cal, rng, ahead.take(u, k))
+                    for u in range(g.groups)]
             for u, (gp, gn, vp, vn) in enumerate(maps):
                 readout[u, k] = (gp + gn).sum(axis=0)
                 readout_var[u, k] = (vp + vn).sum(axis=0)
@@ -721,6 +698,7 @@ class TileArray:
                 ok = var_m > 0
                 a_fit[u, k] = np.where(ok, cov / np.where(ok, var_m, 1.0), 1.0)
                 b_fit[u, k] = mi - a_fit[u, k] * mm
+        ahead.close()
         if readout_var.any():
             readout = readout + np.sqrt(readout_var) * rng.standard_normal(readout.shape)
         if cfg.drift_compensation != "none":
@@ -1432,6 +1410,74 @@ class TileArray:
         out_sp = _conv_out_shape(x.shape[2:], conv)
         return y.reshape(B, L, g.groups * g.C).transpose(1, 2).reshape(
             B, g.groups * g.C, *out_sp)
+
+
+class _ReadAhead:
+    """The deterministic part of each physical tile's read at one time (drift, noise
+    amplitudes: :meth:`CellModel.read_parts`), computed a few tiles ahead, in reading order
+    (row tile k, then group u, then column tile m), on torch's threads. The random numbers
+    are drawn by the caller in order, so the numbers do not depend on the thread count; an
+    uncached tile is programmed once, its states passed on with its parts. Inactive (``take``
+    returns None) on one thread or for an exact array."""
+
+    def __init__(self, arr: TileArray, t_since: float, active: bool = True) -> None:
+        g = arr.geom
+        self.arr, self.t_since, self.M = arr, t_since, g.M
+        self.keys = [(u, k, m) for k in range(g.K) for u in range(g.groups)
+                     for m in range(g.M)]
+        self.threads = min(torch.get_num_threads(), len(self.keys))
+        self.pool = None
+        if active and self.threads >= 2 and not arr.exact:
+            arr._check_weights()
+            self.pool = ThreadPoolExecutor(self.threads)
+        self.pending: dict = {}
+        self.next = 0
+        self.taken = 0
+
+    def _one(self, key):
+        states = self.arr.tile_states(*key)
+        return states, self.arr.cell.read_parts(states, self.t_since)
+
+    def _submit(self) -> None:
+        key = self.keys[self.next]
+        self.pending[key] = self.pool.submit(self._one, key)
+        self.next += 1
+
+    def take(self, u: int, k: int):
+        """A function of the column tile m giving (states, parts) of physical tile (u, k, m),
+        in order (2 tiles per thread in flight: bounded memory); None when inactive."""
+        if self.pool is None:
+            return None
+
+        def get(m: int):
+            key = (u, k, m)
+            while key not in self.pending:
+                self._submit()
+            out = self.pending.pop(key).result()
+            self.taken += 1
+            if self.taken % 32 == 0:
+                # the workers' heaps keep what the reading thread freed (measured: +150 MiB
+                # peak for VGG-11's 25088x4096 layer): hand it back as we go
+                release_free_memory()
+            while self.next < len(self.keys) and len(self.pending) < 2 * self.threads:
+                self._submit()
+            return out
+
+        return get
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for f in self.pending.values():
+                f.cancel()
+            self.pending.clear()
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
