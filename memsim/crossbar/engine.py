@@ -31,10 +31,20 @@ Physics, per tile (normalised units of :mod:`memsim.crossbar.config`):
    calibration time; drift compensation α (reference readout / readout now, per tile or per
    column); then the weight and input scales are undone and the row tiles summed.
 
-Convolutions run as two grouped convolutions of the quantized input (signal and read-noise
-variance) when the input scale does not depend on the output position (fixed or per-layer
-ranges, no DAC noise): only the outputs, not the unfolded input, go through the ADC stage.
-With per-vector scaling the input is unfolded (im2col) and runs as a matrix product.
+Convolutions run as two convolutions of the quantized input per row tile (signal and
+read-noise variance) when the input scale does not depend on the output position (fixed or
+per-layer ranges, no DAC noise): only the outputs, not the unfolded input, go through the
+ADC stage. With per-vector scaling the input is unfolded (im2col) and runs as a matrix
+product.
+
+Precision: a float32 tile computes its signal in float32; its read-noise variance products
+(x²)·(σ²) run in bfloat16 with float32 accumulation where the hardware has native bfloat16
+(the variance rounded to 2^-9 relative, its standard deviation to 2^-10), in float32
+elsewhere. A float64 tile computes everything in float64. The digital unit's factors are
+computed in float64 and applied in the output's precision.
+
+Threads: the CPU kernels (:mod:`memsim.crossbar._kernels`) run on torch's intra-op thread
+count, so ``torch.set_num_threads`` governs a whole forward pass; results do not depend on it.
 """
 
 from __future__ import annotations
