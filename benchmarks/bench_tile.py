@@ -8,7 +8,8 @@ Ratios are measured in one run on the same machine (medians of repeated calls), 
 hold on a shared, noisy machine where absolute times do not: "blocked" times each function
 in its own block of calls (the GEMM before and after, the faster kept); "interleaved" times
 the two alternately and takes the median of the per-pair ratios. Also printed: the floor
-the design sets, two GEMMs (the signal X·W and the read-noise variance (X²)·(σ²)), and a
+the design sets, two GEMMs (the signal X·W in float32 and the read-noise variance
+(X²)·(σ²) in the engine's precision for it: bfloat16 where the CPU has it natively), and a
 call with ``redraw=True``, which also draws the devices' slow 1/f noise and solves the IR
 drop of the conductances at that time again (what the first call at a new time does).
 Where aihwkit is installed, its ``InferenceTile`` with
@@ -112,8 +113,11 @@ def main(argv=None) -> dict:
     # The baseline GEMM is torch's (the library the engine's own products use), on tensors
     # made once: numpy's BLAS is a third thread pool on the machine and measures contention.
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
-    x2 = torch.square(xt)
-    s_map = torch.abs(wt) * 1e-3
+    # the variance product in the precision the engine uses for a float32 tile
+    from memsim.crossbar.engine import _native_bf16
+    vdt = torch.bfloat16 if _native_bf16(xt.device) else torch.float32
+    x2 = torch.square(xt).to(vdt)
+    s_map = (torch.abs(wt) * 1e-3).to(vdt)
 
     def gemm():
         return torch.mm(xt, wt)
@@ -139,6 +143,7 @@ def main(argv=None) -> dict:
         "memsim_over_gemm": t_memsim / t_gemm,
         "memsim_over_gemm_interleaved": ratio,
         "two_gemms_over_gemm": t_two / t_gemm,
+        "variance_dtype": str(vdt).split(".")[-1],
         "memsim_redraw_ms": t_redraw * 1e3,
         "memsim_redraw_over_gemm": t_redraw / t_gemm,
         "memsim_peak_mib": peak / 2**20,
@@ -157,7 +162,7 @@ def main(argv=None) -> dict:
               f"ratio {result['memsim_over_gemm']:.2f}x the GEMM blocked, "
               f"{result['memsim_over_gemm_interleaved']:.2f}x interleaved (target <= 3x)")
         print(f"  floor: two GEMMs     {result['two_gemms_over_gemm']:8.2f}x the GEMM "
-              "(signal and read-noise variance)")
+              f"(signal and read-noise variance, {result['variance_dtype']})")
         print(f"  redraw=True          {result['memsim_redraw_ms']:8.2f} ms   "
               f"ratio {result['memsim_redraw_over_gemm']:.2f}x (draws the slow 1/f noise, "
               "solves the IR drop again: 90% of it)")

@@ -182,6 +182,28 @@ class InPlace(nn.Module):
         return self.fc(z.mean((2, 3)))
 
 
+class Kept(nn.Module):
+    """A convolution's output kept while later layers run (the engine reuses its work
+    buffers from layer to layer, and converts a layer's first row tile in place)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(40, 30, 3, padding=1)  # 2 row tiles
+        self.c2 = nn.Conv2d(30, 30, 3, padding=1)  # 2 row tiles
+        self.c3 = nn.Conv2d(30, 6, 1)
+
+    def forward(self, x):
+        y1 = self.c1(x)
+        y2 = self.c2(y1)
+        y3 = self.c3(y2)
+        return torch.cat([y1.flatten(1), y2.flatten(1), y3.flatten(1)], 1)
+
+
+def test_outputs_kept_across_layers_are_not_overwritten():
+    torch.manual_seed(8)
+    check_exact(Kept(), torch.randn(3, 40, 7, 7))
+
+
 def test_in_place_ops_behave_as_in_torch():
     torch.manual_seed(7)
     model = InPlace()

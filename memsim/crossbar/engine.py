@@ -1544,7 +1544,7 @@ _BF16: dict[str, bool] = {}
 #: Work buffers retained per thread up to this size (bytes each): the quantized inputs of a
 #: convolution are written into them instead of fresh memory, whose page faults cost as
 #: much as the quantization on a virtual machine (ResNet-32, batch 256).
-SCRATCH_MAX_BYTES = 256 * 2**20
+SCRATCH_MAX_BYTES = 64 * 2**20
 _scratch_local = threading.local()
 
 
