@@ -655,60 +655,62 @@ class TileArray:
         dt = self.dtype
         n = cfg.calibration_vectors
         ahead = _ReadAhead(self, t_cal)
-        for k in range(g.K):
-            maps = [self._chunk_maps(u, k, t_cal, rng, ahead.take(u, k))
-                    for u in range(g.groups)]
-            for u, (gp, gn, vp, vn) in enumerate(maps):
-                readout[u, k] = (gp + gn).sum(axis=0)
-                readout_var[u, k] = (vp + vn).sum(axis=0)
-            if not affine:
-                continue
+        try:
+            for k in range(g.K):
+                maps = [self._chunk_maps(u, k, t_cal, rng, ahead.take(u, k))
+                        for u in range(g.groups)]
+                for u, (gp, gn, vp, vn) in enumerate(maps):
+                    readout[u, k] = (gp + gn).sum(axis=0)
+                    readout_var[u, k] = (vp + vn).sum(axis=0)
+                if not affine:
+                    continue
 
-            def stack(i, maps=maps):
-                return torch.from_numpy(np.stack([m[i] for m in maps])[:, None]).to(
-                    self.torch_device, dt)
+                def stack(i, maps=maps):
+                    return torch.from_numpy(np.stack([m[i] for m in maps])[:, None]).to(
+                        self.torch_device, dt)
 
-            noisy = any(m[2].any() or m[3].any() for m in maps)
-            gp_t, gn_t = stack(0), stack(1)
-            st = _TimeState(t_since=t_cal, gp=gp_t if split else None,
-                            gn=gn_t if split else None, w=gp_t - gn_t,
-                            var_p=stack(2) if noisy and split else None,
-                            var_n=stack(3) if noisy and split else None,
-                            var=stack(2) + stack(3) if noisy else None,
-                            alpha=torch.ones(1))
-            x = rng.uniform(-1.0, 1.0, size=(g.groups, n, g.rpt)) * self._mask[k]
-            xt = torch.from_numpy(x).to(self.torch_device, dt)
-            layout = dict(B=n, P=1, sb=g.C, sp=0, su=n * g.C, sc=1, ob=g.groups * g.C, op=0,
-                          ou=g.C, oc=1, ok=0)
-            raw = torch.empty((n, g.groups, g.C), dtype=dt, device=xt.device)
-            if cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
-                # fitted on the four conversions it corrects, combined as in the forward path
-                acc = None
-                for xs, gm, vm, sign in self._four_phases(xt, st):
-                    y = torch.bmm(xs, gm.reshape(g.groups, g.rpt, g.C))
-                    var = None if vm is None else _bmm(xs * xs, vm.reshape(g.groups, g.rpt,
-                                                                          g.C))
-                    part = torch.empty_like(raw)
-                    self._adc([y], [var], layout, None, st, rng, part, raw=True, ks=[k])
-                    acc = part.mul_(sign) if acc is None else acc.add_(part, alpha=sign)
-                raw = acc
-            else:
-                y, var = self._products(xt, None, st, g.groups)
-                self._adc([y], [var], layout, None, st, rng, raw, raw=True, ks=[k])
-            measured = raw.double().cpu().numpy()  # (n, G, C)
-            for u in range(g.groups):
-                ideal = torch.from_numpy(x[u]).to(dt) @ torch.from_numpy(
-                    self.w_chunk(u, k)).to(dt)
-                mi_all = ideal.double().numpy()
-                ms = measured[:, u]
-                mm, mi = ms.mean(0), mi_all.mean(0)
-                dm = ms - mm
-                var_m = (dm * dm).sum(0)
-                cov = (dm * (mi_all - mi)).sum(0)
-                ok = var_m > 0
-                a_fit[u, k] = np.where(ok, cov / np.where(ok, var_m, 1.0), 1.0)
-                b_fit[u, k] = mi - a_fit[u, k] * mm
-        ahead.close()
+                noisy = any(m[2].any() or m[3].any() for m in maps)
+                gp_t, gn_t = stack(0), stack(1)
+                st = _TimeState(t_since=t_cal, gp=gp_t if split else None,
+                                gn=gn_t if split else None, w=gp_t - gn_t,
+                                var_p=stack(2) if noisy and split else None,
+                                var_n=stack(3) if noisy and split else None,
+                                var=stack(2) + stack(3) if noisy else None,
+                                alpha=torch.ones(1))
+                x = rng.uniform(-1.0, 1.0, size=(g.groups, n, g.rpt)) * self._mask[k]
+                xt = torch.from_numpy(x).to(self.torch_device, dt)
+                layout = dict(B=n, P=1, sb=g.C, sp=0, su=n * g.C, sc=1, ob=g.groups * g.C, op=0,
+                              ou=g.C, oc=1, ok=0)
+                raw = torch.empty((n, g.groups, g.C), dtype=dt, device=xt.device)
+                if cfg.encoding == "pwm_4phase" and cfg.phase_conversion == "separate":
+                    # fitted on the four conversions it corrects, combined as in the forward path
+                    acc = None
+                    for xs, gm, vm, sign in self._four_phases(xt, st):
+                        y = torch.bmm(xs, gm.reshape(g.groups, g.rpt, g.C))
+                        var = None if vm is None else _bmm(xs * xs, vm.reshape(g.groups, g.rpt,
+                                                                              g.C))
+                        part = torch.empty_like(raw)
+                        self._adc([y], [var], layout, None, st, rng, part, raw=True, ks=[k])
+                        acc = part.mul_(sign) if acc is None else acc.add_(part, alpha=sign)
+                    raw = acc
+                else:
+                    y, var = self._products(xt, None, st, g.groups)
+                    self._adc([y], [var], layout, None, st, rng, raw, raw=True, ks=[k])
+                measured = raw.double().cpu().numpy()  # (n, G, C)
+                for u in range(g.groups):
+                    ideal = torch.from_numpy(x[u]).to(dt) @ torch.from_numpy(
+                        self.w_chunk(u, k)).to(dt)
+                    mi_all = ideal.double().numpy()
+                    ms = measured[:, u]
+                    mm, mi = ms.mean(0), mi_all.mean(0)
+                    dm = ms - mm
+                    var_m = (dm * dm).sum(0)
+                    cov = (dm * (mi_all - mi)).sum(0)
+                    ok = var_m > 0
+                    a_fit[u, k] = np.where(ok, cov / np.where(ok, var_m, 1.0), 1.0)
+                    b_fit[u, k] = mi - a_fit[u, k] * mm
+        finally:
+            ahead.close()
         if readout_var.any():
             readout = readout + np.sqrt(readout_var) * rng.standard_normal(readout.shape)
         if cfg.drift_compensation != "none":
