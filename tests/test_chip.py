@@ -857,3 +857,19 @@ def test_digital_engines_count_batch_norms_folded_whatever_path_describes_the_ne
     unfolded = memsim.load_chip("hermes-64core").describe(wall_network("resnet32-cifar10", tile))
     assert any(n.op == "batchnorm" for n in unfolded.nodes.values())
     assert gpu.estimate(unfolded).energy_j == pytest.approx(folded, rel=1e-12)
+
+
+def test_off_chip_activations_move_the_pooling_off_the_bottleneck_core():
+    """Why off-chip activations run ResNet-9 faster on hermes-64core: on chip, layer1's
+    max-pool (112x32x32 inputs, one per 2.5 ns cycle of the 400 MHz local unit) is timed on
+    layer1's home core, the busiest core; off chip it runs on the host, which is not timed."""
+    chip = mc.load_chip("hermes-64core")
+    g = load_network("resnet9-hermes", np.random.default_rng(0))
+    on = chip.plan(g)
+    off = chip.plan(g, activations="off-chip")
+    home = on.placement["layer1"][-1]
+    pool = sum(e.chain_time_s for e in on.entities if e.core == home)
+    assert pool == pytest.approx(112 * 32 * 32 / 400e6, rel=1e-12)
+    assert sum(e.chain_time_s for e in off.entities if e.kind == "A") == 0.0
+    run_on = chip.simulate(g, inferences=20, record=False)
+    assert max(run_on.core_busy_s, key=run_on.core_busy_s.get) == home

@@ -170,6 +170,10 @@ class Chip:
                 complete.
             activations: "on-chip", or "off-chip" (every value between layers through the
                 host, digital nodes on the host, as in the HERMES paper's measurements).
+                The host's work is not timed and on chip a layer's producer-side nodes
+                (pooling) run on its home core after its MVMs, so off-chip can be faster:
+                on hermes-64core ResNet-9's first max-pool (112·32·32 values, one per
+                2.5 ns local-unit cycle) adds 287 µs to its home core's 541 µs of MVMs.
             preloaded: the network's inputs are already in the cores' buffers and its
                 outputs stay in the cores (no off-chip transfers of inputs and outputs).
         """
