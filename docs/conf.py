@@ -69,7 +69,7 @@ write_card_fields(HERE, HERE / "_generated")
 #: absolute value, indented attribute lists without a section header). They are shown as
 #: written, preformatted, so that warnings stay errors for every other docstring. A module
 #: leaves this list when its docstrings parse cleanly.
-PLAIN_TEXT_MODULES = ("memsim.crossbar", "memsim.devices")
+PLAIN_TEXT_MODULES = ("memsim.crossbar",)
 
 
 def _plain_text(app, what, name, obj, options, lines) -> None:
