@@ -4,7 +4,7 @@ A tile card chooses its ADC model with ``[adc] mode = "..."`` (``TileConfig.adc_
 Every model shares the analog front end of the tile engine (:mod:`memsim.crossbar.engine`):
 the column value v = y·(1 + γ_j) + δ_j + noise, with the per-column gain and offset mismatch
 and the converter noise of the card's ``gain_sigma``, ``offset_fs``, ``noise_fs`` and
-``noise_lsb``. The model decides only the code of v, in LSB units u = v / LSB:
+``noise_lsb``. The model decides only the code of v, in LSB units u = v / LSB::
 
     code = model.code(u, bits, state)      (an integer per value; any integer)
     q    = clip(code, −2^(bits−1), 2^(bits−1) − 1) · LSB

@@ -4,14 +4,14 @@ A charge-redistribution SAR converter (McCreary and Gray, IEEE JSSC 10(6), 371, 
 compares its input, bit by bit from the most significant, with the voltage of a binary
 weighted capacitor array: bit i switches 2^i unit capacitors. Mismatch of independent unit
 capacitors of relative spread σ_u (Pelgrom et al., IEEE JSSC 24(5), 1433, 1989: σ falls as
-1/√area) gives bit i the weight, in LSB,
+1/√area) gives bit i the weight, in LSB, ::
 
     w_i = 2^i + σ_u · √(2^i) · ξ_i,      ξ_i ~ N(0, 1), drawn once per converter,
 
 so code widths differ from 1 LSB (differential non-linearity, largest at the major carry
 transitions) while the transfer stays monotonic: at every bit decision the codes above the
 threshold exceed those below. With the input u in LSB and
-the thresholds offset by −2^(b−1) (offset binary):
+the thresholds offset by −2^(b−1) (offset binary)::
 
     acc = −2^(b−1);  for i = b−1 … 0:  if u >= acc + w_i: acc += w_i, bit i = 1
     code = Σ bits·2^i − 2^(b−1)

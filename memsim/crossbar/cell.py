@@ -17,7 +17,7 @@ read of reversed polarity carries ``read_asymmetry`` times the current of the fo
 i(x) = I(x·V_read)/I(V_read).
 
 - amplitude encoding: the device sees x·V_read, drive i(x);
-- PWM 1-phase: a pulse of amplitude ±V_read for a time |x|: drive x for x ≥ 0 and
+- PWM 1-phase: a pulse of amplitude ±V_read for a time ``|x|``: drive x for x ≥ 0 and
   ``read_asymmetry``·x for x < 0 (one amplitude: the I–V curvature cancels, the polarity
   asymmetry does not);
 - PWM 4-phase: every phase at positive polarity: drive x, exact.
@@ -28,7 +28,7 @@ input's polarity and their currents are subtracted, y = i(x)·(G₊ − G₋); w
 reverse; Le Gallo et al., npj Unconv. Comput. 1, 11, 2024, Fig. 1) the G₋ devices are read
 at the opposite polarity, so that their current subtracts by itself:
 y = i(x)·G₊ + i(−x)·G₋. A symmetric linear cell gives y = x·(G₊ − G₋) in every case; an
-asymmetric one adds a common-mode term ((1 − a)/2)·|x|·(G₊ + G₋) in the "opposite" scheme,
+asymmetric one adds a common-mode term ``((1 − a)/2)·|x|·(G₊ + G₋)`` in the "opposite" scheme,
 which 4-phase operation (every device read at the one polarity V−, ibid. Fig. 1a) cancels.
 """
 
@@ -112,7 +112,7 @@ class CellModel:
     def program(self, w: np.ndarray, rng: np.random.Generator, *, exact: bool = False
                 ) -> list[CompactState]:
         """Program normalised weights w (any shape, in [−1, 1]); one state per device
-        instance, each of shape (2, *w.shape) (polarity first)."""
+        instance, each of shape ``(2, *w.shape)`` (polarity first)."""
         dev = self.device
         if exact:
             t = self.targets(w)

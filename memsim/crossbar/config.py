@@ -9,7 +9,7 @@ the dataclass (:data:`TILE_SCHEMA`; the reference is ``docs/cards.md``).
 
 Normalised units. Inputs are scaled to x in [−1, 1] before the DAC; weights to w in
 [−1, 1] before mapping to conductances; a column's ideal analog output is y = Σ_i x_i w_ij,
-so |y| <= rows. The ADC converts [−output_range, +output_range] (its full scale, FS, in these
+so ``|y| <= rows``. The ADC converts [−output_range, +output_range] (its full scale, FS, in these
 units) into its signed codes; one LSB is FS / 2^(bits−1).
 
 Converter non-idealities have one physical model and one unit each:

@@ -24,10 +24,10 @@ Physics, per tile (normalised units of :mod:`memsim.crossbar.config`):
    the 1/f read noise slower than the noise window are a state of the devices at t (drawn
    once per read time); the faster read noise is drawn for every MVM, exact in distribution
    through the variance of each column output, Σ_i f(x_i)² σ_ij², one extra product.
-3. **ADC.** v = y(1 + γ_j) + δ_j + noise; code = floor or round(v / LSB), clipped to the code
+4. **ADC.** v = y(1 + γ_j) + δ_j + noise; code = floor or round(v / LSB), clipped to the code
    range (saturations counted). Converter noise: σ² = (noise_fs·FS)² + (noise_lsb·LSB)²
    (four integrations in 4-phase "accumulate" mode: 4 σ_fs²).
-4. **Digital unit.** Per-column affine correction (a_j, b_j) fitted on reference MVMs at
+5. **Digital unit.** Per-column affine correction (a_j, b_j) fitted on reference MVMs at
    calibration time; drift compensation α (reference readout / readout now, per tile or per
    column); then the weight and input scales are undone and the row tiles summed.
 
@@ -1190,9 +1190,9 @@ class TileArray:
     def conv(self, x: torch.Tensor, conv: dict[str, Any], t_since: float,
              rng: np.random.Generator, *, redraw: bool = False) -> torch.Tensor:
         """A convolution (``conv``: kernel_size, stride, padding, dilation, dims) of x
-        (B, G·Cg_in, *spatial) through the tiles; returns (B, G·C, *out_spatial) without bias
-        (a channels-last tensor for 2-D inputs). Rows of each group matrix are in im2col
-        order (input channel, kernel positions)."""
+        ``(B, G·Cg_in, *spatial)`` through the tiles; returns ``(B, G·C, *out_spatial)``
+        without bias (a channels-last tensor for 2-D inputs). Rows of each group matrix are
+        in im2col order (input channel, kernel positions)."""
         self._require_programmed()
         dims = conv["dims"]
         if x.ndim != dims + 2:

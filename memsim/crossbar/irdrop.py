@@ -574,7 +574,7 @@ def _check_v_ref(v_ref: Any, rows: int) -> np.ndarray:
 def attenuation_differential(g_pos: np.ndarray, g_neg: np.ndarray, r_row: float, r_col: float,
                              topology: str, v_ref: np.ndarray | None = None, *,
                              method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell attenuations (A+, A−) of a differential crossbar for the fast approximation
+    """Per-cell attenuations (A+, A−) of a differential crossbar for the fast approximation ::
 
         I ≈ V @ (G+ · A+) − V @ (G− · A−)
 
@@ -585,7 +585,7 @@ def attenuation_differential(g_pos: np.ndarray, g_neg: np.ndarray, r_row: float,
     the sensitivity of the outputs to a cell is the voltage that cell sees in the *adjoint*
     problem: every output driven and every row source shorted. Shifting all potentials, that
     is every row wire driven at the same voltage with the outputs at 0 V — a **common-mode**
-    drive, G+ and G− rows alike, not the ±V drive of a real input. So, for polarity ±:
+    drive, G+ and G− rows alike, not the ±V drive of a real input. So, for polarity ±::
 
         A± = (voltage across the ± cell when every row wire of row i is driven at +v_ref[i])
              / v_ref[i]  +  r_col · (CC(b·v_ref)/v_ref − CC(b)),

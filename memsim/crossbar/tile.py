@@ -38,10 +38,10 @@ class Tile:
     """One crossbar tile with its converters and digital unit.
 
     Attributes set by :meth:`program` (scikit-learn style, trailing underscore):
-        shape_, weights_, weight_scale_, programmed_at_s_, states_ (device states per
-        device instance), adc_gain_, adc_offset_, affine_ (a, b per column),
-        reference_readout_, array_ (the engine's TileArray);
-        by :meth:`matvec`: saturation_.
+        ``shape_``, ``weights_``, ``weight_scale_``, ``programmed_at_s_``, ``states_``
+        (device states per device instance), ``adc_gain_``, ``adc_offset_``, ``affine_``
+        (a, b per column), ``reference_readout_``, ``array_`` (the engine's TileArray);
+        by :meth:`matvec`: ``saturation_``.
     """
 
     def __init__(self, config: TileConfig, device: Device, *, exact: bool = False) -> None:

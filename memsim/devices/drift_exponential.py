@@ -1,7 +1,7 @@
 """A drift law in one file: exponential loss of the programmed conductance (retention).
 
 A phenomenological retention law: the programmed conductance decays exponentially towards a
-retained fraction f, with a device-to-device spread of the time constant that is log-normal:
+retained fraction f, with a device-to-device spread of the time constant that is log-normal::
 
     G(t) = G_prog · (f + (1 − f) · exp(−t / τ_i)),    ln τ_i = ln τ + σ_lnτ · ξ_i,
 

@@ -3,7 +3,7 @@
 VTEAM (Kvatinsky, Ramadan, Friedman, Kolodny, "VTEAM: A General Model for Voltage-Controlled
 Memristors", IEEE TCAS-II 62(8), 786-790, 2015, doi:10.1109/TCSII.2015.2433536). The state is
 a length w in [w_on, w_off] (m); w_on is the low-resistance (ON) end, w_off the high-resistance
-(OFF) end. With a voltage v across the device:
+(OFF) end. With a voltage v across the device::
 
     dw/dt = k_off (v/v_off − 1)^α_off · f_off(w)   for v > v_off > 0      (RESET, w grows)
           = 0                                        for v_on <= v <= v_off
@@ -37,11 +37,11 @@ loop over devices and pulses inside compiled code; the pure-Python reference in
 Program-and-verify (:func:`program_and_verify`) is the incremental-step write-verify of
 Wan et al. (Nature 608, 504, 2022) and Alibart et al. (Nanotechnology 23, 075201, 2012),
 adapted to the device thresholds in the card's ``[program_verify]`` table: read at a small
-voltage between the thresholds; while |G − G_target| > tolerance, apply a SET pulse (polarity
-of v_on) if G is too low or a RESET pulse (polarity of v_off) if G is too high; the amplitude
-starts at ``*_v_start`` and grows by ``*_v_step`` with every further pulse of the same
-polarity (up to ``*_v_max``) and restarts when the polarity flips. Cycle-to-cycle variability
-scales the state change of each pulse by max(0, 1 + σ_c2c ξ), ξ ~ N(0, 1).
+voltage between the thresholds; while ``|G − G_target| > tolerance``, apply a SET pulse
+(polarity of v_on) if G is too low or a RESET pulse (polarity of v_off) if G is too high;
+the amplitude starts at ``*_v_start`` and grows by ``*_v_step`` with every further pulse of
+the same polarity (up to ``*_v_max``) and restarts when the polarity flips. Cycle-to-cycle
+variability scales the state change of each pulse by max(0, 1 + σ_c2c ξ), ξ ~ N(0, 1).
 
 Random numbers inside the kernel come from one SplitMix64 stream per device, seeded from the
 caller's ``numpy.random.Generator``; the same generator state gives identical results.
@@ -308,7 +308,8 @@ class ProgramVerify:
     """Incremental-step program-and-verify settings (the card's ``[program_verify]``).
 
     Amplitudes are magnitudes: SET pulses take the polarity of v_on, RESET that of v_off.
-    ``tolerance`` is a fraction of g_max: a device is done when |G − G_target| <= tol·g_max.
+    ``tolerance`` is a fraction of g_max: a device is done when
+    ``|G − G_target| <= tol·g_max``.
     """
 
     pulse_width_s: float = card_field("program_verify", "pulse_width", **_T_PULSE, example=1e-8,
@@ -661,7 +662,7 @@ def program_and_verify(device: PhysicalDevice, g_target_S: Any, rng: np.random.G
     """Iterative program-and-verify of every device to ``g_target_S`` (S, any shape).
 
     Per device, starting from state ``w0`` (m; default the card's w_init): read at the
-    read voltage; while |G − G_target| > tolerance·g_max and fewer than max_pulses pulses
+    read voltage; while ``|G − G_target| > tolerance·g_max`` and fewer than max_pulses pulses
     were applied, apply one SET or RESET pulse (incremental amplitude, see the module
     docstring) and read again. Targets first go through the card's non-idealities:
     quantized to ``levels``; a per-device conductance scale (``gmax_variation``) multiplies
@@ -758,7 +759,7 @@ def loop_area(loop: Mapping[str, np.ndarray], steps_per_cycle: int) -> float:
     """Area (V·A) of the pinched loop in the last drive cycle of an :func:`iv_loop` result.
 
     The two lobes (v > 0 and v < 0 half-cycles) are closed curves through the origin and
-    turn in opposite senses, so their areas |∮ i dv| are added, not their signed integrals.
+    turn in opposite senses, so their areas ``|∮ i dv|`` are added, not their signed integrals.
     For several devices, the mean over devices.
     """
     v = np.asarray(loop["v"])[-steps_per_cycle - 1:]
@@ -776,7 +777,7 @@ def loop_area(loop: Mapping[str, np.ndarray], steps_per_cycle: int) -> float:
 def iv_drive(device: PhysicalDevice, *, steps_per_cycle: int = 2000) -> tuple[float, float]:
     """A sine drive (amplitude V, frequency Hz) that shows the device's pinched loop well.
 
-    Amplitude: 2.5 times the larger threshold magnitude, max(|v_on|, v_off). Frequency: of
+    Amplitude: 2.5 times the larger threshold magnitude, ``max(|v_on|, v_off)``. Frequency: of
     a log grid from 1e-2/τ to 1e2/τ (τ: time for the slower switching direction to cross
     the state range at that amplitude, window ignored), the one with the largest loop
     area; above it the loop shrinks with frequency (a memristor's fingerprint).

@@ -14,9 +14,9 @@ dataclass fields declared with :func:`memsim.cards.card_field` (section "drift" 
 Programming (all families)
     G_prog = max(0, G_T + σ_prog(x) ξ),  ξ ~ N(0, 1), x = ĝ_T = G_T/g_max or G_T in µS.
 
-Drift, ``power_law`` (PCM; Nandakumar et al., ICECS 2019; Le Gallo et al., Nat. Electron.
-6, 680, 2023)
-    ν = |μ_ν(ĝ_T) + σ_ν(ĝ_T) ξ| drawn once at programming;
+Drift, ``power_law``
+    (PCM; Nandakumar et al., ICECS 2019; Le Gallo et al., Nat. Electron. 6, 680, 2023)
+    ``ν = |μ_ν(ĝ_T) + σ_ν(ĝ_T) ξ|`` drawn once at programming;
     G_drift(t) = G_prog ((t + t0)/t0)^(−ν),  t in seconds since programming.
 
 Drift, ``log_relaxation`` (filamentary RRAM; IBM CMO/HfOx and NeuRRAM fits, see the cards)
@@ -176,7 +176,7 @@ class NoDrift(DriftLaw):
 @DRIFT_LAWS.register
 @dataclass(frozen=True, kw_only=True)
 class PowerLawDrift(DriftLaw):
-    """PCM drift: G(t) = G_prog ((t + t0)/t0)^(−ν), ν = |μ_ν(ĝ_T) + σ_ν(ĝ_T) ξ| drawn once per
+    """PCM drift: G(t) = G_prog ((t + t0)/t0)^(−ν), ``ν = |μ_ν(ĝ_T) + σ_ν(ĝ_T) ξ|`` drawn once per
     device at programming (kept as ``state.extra["drift_nu"]``)."""
 
     name: ClassVar[str] = "power_law"
@@ -217,7 +217,7 @@ class LogRelaxation(DriftLaw):
     path per device, whose one-time statistics are the card's log-time law.
 
     The card (a fit of the population observed at each time t after programming) gives, with
-    τ = ln(max(t, t_ref)/t_ref), u = τ^p and x the target (ĝ_T or G_T in µS):
+    τ = ln(max(t, t_ref)/t_ref), u = τ^p and x the target (ĝ_T or G_T in µS)::
 
         mean shift m·τ,   spread σ(t) = σ_0(x) + σ_1(x)·u   for t > 0;   G(0) = G_prog.
 
@@ -228,7 +228,7 @@ class LogRelaxation(DriftLaw):
     intervals are independent — a Brownian motion in the variance variable s = σ(t)² (a
     random walk in log-time, time-changed so that Var matches the card at every t). This
     correlation structure is memsim's assumption: the cards' sources report one-time
-    statistics only.
+    statistics only. ::
 
         G(t) = G_prog + m·τ + W(σ(t)²),   W a standard Brownian motion per device,
         Cov(W(σ(t1)²), W(σ(t2)²)) = σ(min(t1, t2))²,  corr = σ(t1)/σ(t2) for t1 <= t2.
