@@ -52,6 +52,7 @@ from __future__ import annotations
 import copy
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -547,7 +548,7 @@ class TileArray:
                     yield (u, k, *self._chunk_maps(u, k, t_since, rng, ahead.take(u, k)))
 
     def _chunk_maps(self, u: int, k: int, t_since: float, rng: np.random.Generator,
-                    parts: dict | None = None
+                    parts: Callable[[int], tuple] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(G₊, G₋, σ²₊, σ²₋), (rpt, C), of row tile k of group u at ``t_since``: normalised,
         padding rows zero, the approximate IR-drop attenuation applied; read one physical
@@ -1455,7 +1456,7 @@ class _ReadAhead:
         self.pending[key] = self.pool.submit(self._one, key)
         self.next += 1
 
-    def take(self, u: int, k: int):
+    def take(self, u: int, k: int) -> Callable[[int], tuple] | None:
         """A function of the column tile m giving (states, parts) of physical tile (u, k, m),
         in order (2 tiles per thread in flight: bounded memory); None when inactive."""
         if self.pool is None:
