@@ -357,25 +357,35 @@ def test_state_dict_round_trip_keeps_the_programmed_devices():
         assert torch.equal(a(x), b(x))  # same devices, same noise streams
 
 
+def on_one_and_two_threads(run):
+    """run() on 1 and on 2 torch threads (numba's follow torch's); the two results."""
+    import numba
+
+    old = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            numba.set_num_threads(threads)
+            outs.append(run())
+    finally:
+        torch.set_num_threads(old)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return outs
+
+
 def test_results_do_not_depend_on_the_thread_count():
     torch.manual_seed(13)
     model = InPlace().eval()
     x = torch.randn(8, 3, 8, 8)
-    outs = []
-    old = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            import numba
 
-            numba.set_num_threads(threads)
-            a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
-            ma.program(a, seed=0)
-            with torch.no_grad():
-                outs.append(a(x))
-    finally:
-        torch.set_num_threads(old)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    def run():
+        a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+        ma.program(a, seed=0)
+        with torch.no_grad():
+            return a(x)
+
+    outs = on_one_and_two_threads(run)
     assert torch.equal(outs[0], outs[1])
 
 
@@ -393,25 +403,22 @@ def test_device_reads_ahead_on_threads_give_the_same_numbers(monkeypatch, cache_
     model = nn.Sequential(nn.Conv2d(40, 300, 3), nn.ReLU(), nn.Flatten(),
                           nn.Linear(300 * 9, 5)).eval()
     x = torch.randn(3, 40, 5, 5)
-    outs = []
-    old = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
-            ma.program(a, seed=4)
-            arr = a[0]._array()
-            assert (arr.geom.K, arr.geom.M) == (2, 2)
-            assert arr._cache_states == cache_states
-            ma.set_time(a, 3600.0)
-            with torch.no_grad():
-                y1 = a(x)
-                with ma.at_time(a, 7200.0):
-                    y2 = a(x)
-            assert not torch.equal(y1, y2)
-            outs.append(torch.cat([y1, y2]))
-    finally:
-        torch.set_num_threads(old)
+
+    def run():
+        a = ma.analog(model, "hermes-core", "pcm-hermes-2dev")
+        ma.program(a, seed=4)
+        arr = a[0]._array()
+        assert (arr.geom.K, arr.geom.M) == (2, 2)
+        assert arr._cache_states == cache_states
+        ma.set_time(a, 3600.0)
+        with torch.no_grad():
+            y1 = a(x)
+            with ma.at_time(a, 7200.0):
+                y2 = a(x)
+        assert not torch.equal(y1, y2)
+        return torch.cat([y1, y2])
+
+    outs = on_one_and_two_threads(run)
     assert torch.equal(outs[0], outs[1])
 
 

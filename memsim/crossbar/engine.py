@@ -1229,23 +1229,21 @@ class TileArray:
         out = layout = bad = None
         # one row tile at a time, its products converted while they are still in cache
         for k in range(g.K):
-            ys, vs = self._conv_analog(xqs, x2s, st, conv, kk, k)
+            y, v = self._conv_analog(xqs[k], None if x2s is None else x2s[k], st, conv, kk,
+                                     k)
             if out is None:
-                Ho, Wo = ys[0].shape[2:]
+                Ho, Wo = y.shape[2:]
                 P = Ho * Wo
                 GC = g.groups * g.C
-                if (ys[0].dtype == out_dtype
-                        and ys[0].is_contiguous(memory_format=torch.channels_last)):
-                    out = ys[0]  # the first row tile's products are converted in place
-                else:
-                    out = torch.empty((B, Ho, Wo, GC), dtype=out_dtype,
-                                      device=ys[0].device).permute(0, 3, 1, 2)
+                # the first row tile's products (channels-last) are converted in place
+                out = y if y.dtype == out_dtype else torch.empty(
+                    (B, Ho, Wo, GC), dtype=out_dtype, device=y.device).permute(0, 3, 1, 2)
                 layout = dict(B=B, P=P, sb=P * GC, sp=GC, su=g.C, sc=1, ob=P * GC, op=GC,
                               ou=g.C, oc=1, ok=0)
-            sat_k, bad = self._adc(ys, vs, layout, s[None].double(), st, rng, out, ks=[k],
+            sat_k, bad = self._adc([y], [v], layout, s[None].double(), st, rng, out, ks=[k],
                                    accumulate=k > 0, final=k == g.K - 1, seed=seed)
             sat += sat_k
-            del ys, vs
+            del y, v
         del xqs, x2s
         self._check_output(bad)
         self.saturation_ = Saturation(conversions=B * g.groups * g.K * g.C * P,
@@ -1354,11 +1352,11 @@ class TileArray:
         return w.permute(perm).reshape(g.groups * g.C, cpt, *ksize).to(self.dtype).contiguous(
             memory_format=torch.channels_last)
 
-    def _conv_analog(self, xqs, x2s, st, conv, kk, only=None):
-        """Signal and read-noise variance of every row tile (``only``: of row tile ``only``,
-        as one-element lists): one convolution of the tile's input channels per tile,
-        channels-last (faster in oneDNN than grouped convolutions across tiles, or NCHW for
-        few channels)."""
+    def _conv_analog(self, xq, x2, st, conv, kk, k):
+        """Signal and read-noise variance of row tile k (its quantized input ``xq``, squared
+        ``x2`` or None): one convolution of the tile's input channels each, channels-last
+        (faster in oneDNN than grouped convolutions across tiles, or NCHW for few
+        channels)."""
         g = self.geom
         args = dict(stride=conv["stride"], padding=conv["padding"],
                     dilation=conv["dilation"], groups=g.groups)
@@ -1366,42 +1364,33 @@ class TileArray:
         if cache is None:
             cache = {}
             st._conv_cache = cache
+        vdt = self._conv_var_dtype(xq.device)
+        keep = self._var_keeps_bf16(xq.device)  # the CPU ADC kernel reads bfloat16
 
-        vdt = self._conv_var_dtype(xqs[0].device)
-        # a single variance term stays in its precision: the CPU ADC kernel reads bfloat16
-        keep = xqs[0].device.type == "cpu" and self.config.adc.fused is not None
-
-        def weights(tag, i, k, mat):
+        def weights(tag, i, mat):
             key = (tag, i, k)
             if key not in cache:
                 w = self._conv_weights(mat, k, kk, conv["kernel_size"])
                 cache[key] = w if tag == "s" else w.to(vdt)
             return cache[key]
 
-        ys, vs = [], []
-        for k, xq in enumerate(xqs):
-            if only is not None and k != only:
-                continue
-            if self.cell.identity():
-                terms = [(xq, st.w)]
-                vterms = [(x2s[k] if x2s is not None else xq * xq, st.var)] \
-                    if st.var is not None else []
-            else:
-                terms = self.cell.signal_terms(xq, st)
-                vterms = self.cell.variance_terms(xq, st) if st.var is not None else []
-            y = None
-            for i, (inp, mat) in enumerate(terms):
-                part = F.conv2d(inp, weights("s", i, k, mat), **args)
-                y = part if y is None else y.add_(part)
-            v = None
-            for i, (inp, mat) in enumerate(vterms):
-                part = F.conv2d(inp.to(vdt), weights("v", i, k, mat), **args)
-                if not (keep and len(vterms) == 1):
-                    part = part.to(self.dtype)
-                v = part if v is None else v.add_(part)
-            ys.append(y.contiguous(memory_format=torch.channels_last))
-            vs.append(None if v is None else v.contiguous(memory_format=torch.channels_last))
-        return ys, vs
+        if self.cell.identity():
+            terms = [(xq, st.w)]
+            vterms = [(x2 if x2 is not None else xq * xq, st.var)] if st.var is not None else []
+        else:
+            terms = self.cell.signal_terms(xq, st)
+            vterms = self.cell.variance_terms(xq, st) if st.var is not None else []
+        y = None
+        for i, (inp, mat) in enumerate(terms):
+            part = F.conv2d(inp, weights("s", i, mat), **args)
+            y = part if y is None else y.add_(part)
+        v = None
+        for i, (inp, mat) in enumerate(vterms):
+            part = F.conv2d(inp.to(vdt), weights("v", i, mat), **args)
+            part = part if keep else part.to(self.dtype)
+            v = part if v is None else v.add_(part)
+        return (y.contiguous(memory_format=torch.channels_last),
+                None if v is None else v.contiguous(memory_format=torch.channels_last))
 
     def _conv_unfold(self, x, conv, t_since, rng, redraw):
         """Per-vector input scaling (or DAC noise, or a nodal solve): im2col, then matvec."""
@@ -1554,7 +1543,7 @@ _scratch_local = threading.local()
 def _scratch(tag: str, n: int, dtype: torch.dtype) -> torch.Tensor:
     """n elements of this thread's reused CPU buffer ``tag`` (fresh memory when over
     :data:`SCRATCH_MAX_BYTES`)."""
-    size = n * torch.empty(0, dtype=dtype).element_size()
+    size = n * dtype.itemsize
     if size > SCRATCH_MAX_BYTES:
         return torch.empty(n, dtype=dtype)
     bufs = getattr(_scratch_local, "bufs", None)
