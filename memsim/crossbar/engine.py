@@ -921,17 +921,23 @@ class TileArray:
         (G·K, N, rpt)."""
         return self._products(xq, x2, st, self.geom.groups * self.geom.K)
 
+    def _terms(self, xq: torch.Tensor, x2: torch.Tensor | None, st: _TimeState
+               ) -> tuple[list, list]:
+        """(input, map) pairs of the signal and of the read-noise variance products for DAC
+        outputs xq (their squares x2, if at hand): the cell's I–V terms (one each for a
+        linear symmetric cell); no variance terms without per-MVM noise."""
+        if self.cell.identity():
+            vterms = [(x2 if x2 is not None else xq * xq, st.var)] if st.var is not None else []
+            return [(xq, st.w)], vterms
+        return (self.cell.signal_terms(xq, st),
+                self.cell.variance_terms(xq, st) if st.var is not None else [])
+
     def _products(self, xq: torch.Tensor, x2: torch.Tensor | None, st: _TimeState, GK: int
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Batched products of GK tiles: inputs (GK, N, rpt), maps of st reshaped to
         (GK, rpt, C)."""
         g = self.geom
-        if self.cell.identity():
-            terms = [(xq, st.w)]
-            vterms = [(x2 if x2 is not None else xq * xq, st.var)] if st.var is not None else []
-        else:
-            terms = self.cell.signal_terms(xq, st)
-            vterms = self.cell.variance_terms(xq, st) if st.var is not None else []
+        terms, vterms = self._terms(xq, x2, st)
         y = None
         for inp, mat in terms:
             part = torch.bmm(inp, mat.reshape(GK, g.rpt, g.C))
@@ -1374,12 +1380,7 @@ class TileArray:
                 cache[key] = w if tag == "s" else w.to(vdt)
             return cache[key]
 
-        if self.cell.identity():
-            terms = [(xq, st.w)]
-            vterms = [(x2 if x2 is not None else xq * xq, st.var)] if st.var is not None else []
-        else:
-            terms = self.cell.signal_terms(xq, st)
-            vterms = self.cell.variance_terms(xq, st) if st.var is not None else []
+        terms, vterms = self._terms(xq, x2, st)
         y = None
         for i, (inp, mat) in enumerate(terms):
             part = F.conv2d(inp, weights("s", i, mat), **args)
