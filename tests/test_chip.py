@@ -471,11 +471,44 @@ def test_greedy_placement_keeps_communicating_layers_close():
     assert hops["greedy"] < hops["row-major"]
 
 
+def test_steady_state_leaves_out_the_drain():
+    """Completions after the last admission (the drain) do not count: here one per second
+    while inferences are admitted, then two that finish at once."""
+    from memsim.chip.run import steady_state
+
+    starts = [0.0, 0.0] + [float(i) for i in range(1, 9)]
+    done = [float(i) for i in range(1, 9)] + [8.1, 8.2]
+    rate, warning = steady_state(starts, done, 1.0)
+    assert rate == pytest.approx(1.0, rel=1e-12) and warning is None
+    # all admitted at once: no steady state; the drain's rate, and a warning that says so
+    rate, warning = steady_state([0.0] * 3, [1.0, 2.0, 2.5], 1.0)
+    assert rate == pytest.approx(2 / 1.5) and "no steady state" in warning
+    assert steady_state([0.0], [0.25], 0.25) == (4.0, None)
+
+
+def test_off_chip_throughput_is_the_steady_rate_not_the_drain():
+    """Off-chip activations share the host port: when no new inference is admitted, the
+    drain runs faster than the steady state. A short run's throughput counted the drain
+    and was 2.2x the long-run rate (3476 against 1576 inferences/s); it is now measured
+    while inferences are still admitted."""
+    chip = mc.load_chip("hermes-64core")
+    g = load_network("resnet9-hermes", np.random.default_rng(0))
+    short = chip.simulate(g, inferences=60, in_flight=24, activations="off-chip", record=False)
+    long = chip.simulate(g, inferences=200, in_flight=24, activations="off-chip", record=False)
+    per_s = long.inferences / long.makespan_s  # fill and drain included: slightly low
+    assert 0.85 * per_s < short.throughput_per_s < 1.15 * per_s
+    assert 0.95 * per_s < long.throughput_per_s < 1.1 * per_s
+    assert not short.warnings
+    few = chip.simulate(g, inferences=3, activations="off-chip", record=False)
+    assert any("no steady state" in w for w in few.warnings)
+
+
 def test_replicating_the_bottleneck_layer_raises_throughput():
     chip = mc.load_chip("hermes-64core")
     g = lenet5(np.random.default_rng(0))
-    one = chip.simulate(g, inferences=8)
-    auto = chip.simulate(g, inferences=8, replicate="auto")
+    one = chip.simulate(g, inferences=30)  # enough for a steady state (no warning)
+    auto = chip.simulate(g, inferences=30, replicate="auto")
+    assert not one.warnings and not auto.warnings
     assert auto.replicas["c1"] > 1
     assert sum(len(c) for c in auto.placement.values()) <= 64
     assert auto.throughput_per_s > 2 * one.throughput_per_s

@@ -36,7 +36,7 @@ from memsim.chip.digital import (
 )
 from memsim.chip.energy import Component, EnergyTable
 from memsim.chip.plan import ACTIVATION_MODES, FIT_MODES, Plan, build_plan, count_cores, peak_plan
-from memsim.chip.run import ChipRun, steady_throughput
+from memsim.chip.run import ChipRun, steady_state
 from memsim.chip.sim import GRANULARITIES, simulate_plan
 from memsim.chip.topology import TOPOLOGIES, Topology
 from memsim.errors import ConfigError, InputError
@@ -228,16 +228,18 @@ class Chip:
         counts = dict(res.counts)
         counts.update(cfg.static_counts(res.makespan_s, plan.chips))
         loaded = sum(d - s for d, s in zip(res.t_done, res.t_start, strict=True)) / inferences
+        throughput, short = steady_state(res.t_start, res.t_done, latency)
         return ChipRun(
             chip=cfg.name, network=plan.name, inferences=inferences, granularity=granularity,
             fit=fit, chips=plan.chips, latency_s=latency, latency_loaded_s=loaded,
-            throughput_per_s=steady_throughput(res.t_done, latency),
+            throughput_per_s=throughput,
             makespan_s=res.makespan_s, ops_per_inference=plan.ops_per_inference,
             counts=counts, table=cfg.energy, core_busy_s=res.busy_s,
             gdu_busy_s=res.gdu_busy_s, placement=plan.placement, replicas=plan.replicas,
             events=res.events + alone.events * (alone is not res),
             wall_s=res.wall_s + alone.wall_s * (alone is not res), timeline=res.timeline,
-            transfers=res.transfers, warnings=list(plan.warnings), notes=list(plan.notes),
+            transfers=res.transfers, warnings=[*plan.warnings, *([short] if short else [])],
+            notes=list(plan.notes),
             cores_available=plan.chips * cfg.cores, counts_by_layer=res.counts_by_layer,
             layer_spans=alone.layer_spans, layer_cells=dict(plan.utilization),
             bands=dict(plan.bands), area_breakdown_m2=cfg.area_breakdown_m2(),

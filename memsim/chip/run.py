@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memsim._format import Report
 from memsim.chip.energy import ANALOG, EnergyTable
 
-__all__ = ["ChipRun", "steady_throughput"]
+__all__ = ["ChipRun", "steady_state"]
 
 
-def steady_throughput(t_done: list[float], latency_s: float) -> float:
-    """Inferences per second in steady state: completions of the second half of the run
-    (the first half fills the pipeline); one inference: 1 / latency."""
+#: Fewest completions that make a steady-state window (three intervals).
+STEADY_MIN = 4
+
+
+def steady_state(t_start: list[float], t_done: list[float], latency_s: float
+                 ) -> tuple[float, str | None]:
+    """(inferences per second in steady state, warning or None).
+
+    The rate of the second half of the completions that happen while inferences are still
+    being admitted (up to the last admission): the first half fills the pipeline, and after
+    the last admission it drains. A drain can complete faster than the steady state, for
+    example when the inputs of new inferences no longer share the off-chip port, so it is
+    left out. A run without such a window (all inferences admitted at once, or fewer than
+    ``STEADY_MIN`` completions before the last admission) falls back to the completions'
+    rate and says so. One inference: 1 / latency.
+    """
     t = sorted(t_done)
     n = len(t)
     if n == 1:
-        return 1.0 / latency_s
-    k0 = n // 2 if n >= 4 else 0
-    span = t[-1] - t[k0]
-    return (n - 1 - k0) / span if span > 0 else float("inf")
+        return 1.0 / latency_s, None
+    fed = bisect.bisect_right(t, max(t_start))  # completions while still admitting
+    warning = None
+    if fed >= STEADY_MIN:
+        m = fed
+    else:
+        m = n
+        warning = (f"throughput_per_s: this run of {n} inferences has no steady state (only "
+                   f"{fed} completed before the last one was admitted), so it is the rate "
+                   "at which the pipeline drains, which can be higher than the steady rate "
+                   "when the drain frees a shared resource such as the off-chip port; "
+                   "simulate more inferences than twice in_flight")
+    k0 = m // 2 if m >= STEADY_MIN else 0
+    span = t[m - 1] - t[k0]
+    return ((m - 1 - k0) / span if span > 0 else float("inf")), warning
 
 
 @dataclass
