@@ -777,6 +777,22 @@ def test_studies_override_chip_parameters():
         evaluate_point({**base, "core_count": 16}, 0)
 
 
+def test_studies_leave_a_throughput_without_steady_state_unmeasured():
+    """3 inferences of LeNet-5 (7 in flight by default) never reach a steady state: the
+    study stores no throughput (null with the reason), not the drain's rate."""
+    from memsim.studies.evaluate import evaluate_point
+    from memsim.studies.runner import NoValue
+
+    base = {"workload": "lenet5", "chip": "hermes-64core", "tile": "hermes-core",
+            "device": "pcm-hermes-2dev", "measure_accuracy": False, "digital": []}
+    few = evaluate_point({**base, "inferences": 3}, 0)
+    assert isinstance(few["throughput_per_s"], NoValue) and isinstance(few["tops"], NoValue)
+    assert "no steady state" in few["throughput_per_s"].reason
+    assert few["energy_j"] > 0 and few["latency_s"] > 0
+    enough = evaluate_point({**base, "inferences": 30}, 0)
+    assert enough["throughput_per_s"] > 0 and enough["tops"] > 0
+
+
 def test_memory_wall_splits_add_up(capsys):
     """Issue 14: the digital engines' energy split into arithmetic and bytes moved (SRAM,
     DRAM weights, DRAM activations; Horowitz ISSCC 2014), beside the chip's split."""
