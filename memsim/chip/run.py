@@ -20,32 +20,35 @@ def steady_state(t_start: list[float], t_done: list[float], latency_s: float
                  ) -> tuple[float, str | None]:
     """(inferences per second in steady state, warning or None).
 
-    The rate of the second half of the completions that happen while inferences are still
-    being admitted (up to the last admission): the first half fills the pipeline, and after
-    the last admission it drains. A drain can complete faster than the steady state, for
-    example when the inputs of new inferences no longer share the off-chip port, so it is
-    left out. A run without such a window (all inferences admitted at once, or fewer than
-    ``STEADY_MIN`` completions before the last admission) falls back to the completions'
-    rate and says so. One inference: 1 / latency.
+    The slope (least squares) of the completion count over time, in a window that leaves
+    out the fill and the drain. Fill: the first half of the completions while inferences
+    are being admitted, and at least as many as were admitted at once at the start. Drain:
+    the completions after the last admission, which can come faster than the steady state,
+    for example when the inputs of new inferences no longer share the off-chip port. The
+    window holds at least as many completions as were admitted at once (one turn of the
+    admission loop: completions can come in bursts of that period). A shorter run (fewer
+    than about three times the inferences in flight) has no steady state: the rate is
+    then the run's mean, inferences / (last completion − first admission), which counts
+    fill and drain, and the warning says so. One inference: 1 / latency.
     """
     t = sorted(t_done)
     n = len(t)
+    first = min(t_start)
     if n == 1:
         return 1.0 / latency_s, None
     fed = bisect.bisect_right(t, max(t_start))  # completions while still admitting
-    warning = None
-    if fed >= STEADY_MIN:
-        m = fed
-    else:
-        m = n
-        warning = (f"throughput_per_s: this run of {n} inferences has no steady state (only "
-                   f"{fed} completed before the last one was admitted), so it is the rate "
-                   "at which the pipeline drains, which can be higher than the steady rate "
-                   "when the drain frees a shared resource such as the off-chip port; "
-                   "simulate more inferences than twice in_flight")
-    k0 = m // 2 if m >= STEADY_MIN else 0
-    span = t[m - 1] - t[k0]
-    return ((m - 1 - k0) / span if span > 0 else float("inf")), warning
+    initial = sum(1 for s in t_start if s == first)  # admitted at once, at the start
+    k0 = max(fed // 2, initial)
+    win = t[k0:fed]
+    if len(win) >= max(STEADY_MIN, initial) and win[-1] > win[0]:
+        tm = sum(win) / len(win)
+        im = (len(win) - 1) / 2.0
+        sxx = sum((x - tm) ** 2 for x in win)
+        return sum((x - tm) * (i - im) for i, x in enumerate(win)) / sxx, None
+    return n / (t[-1] - first), (
+        f"throughput_per_s: {n} inferences with {initial} admitted at once reach no steady "
+        f"state; it is the run's mean rate ({n} / makespan, fill and drain included); "
+        f"simulate at least {3 * initial + 2 * STEADY_MIN} inferences for the steady rate")
 
 
 @dataclass
