@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     import memsim.chip as mc
     from memsim.chip.plan import count_cores
+    from memsim.chip.run import STEADY_MIN
     from memsim.workloads import list_workloads, load_workload, workload_names
     from memsim.workloads.shapes import SETUPS
     from memsim.workloads.trained import describe_trained
@@ -70,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {args.network} needs {need} cores but {chip.name} has {have}: "
                   f"simulating {-(-need // have)} chips (--fit error refuses, --fit reprogram "
                   "re-programs one chip)", file=sys.stderr)
-    run = chip.simulate(desc, inferences=args.inferences, granularity=args.granularity,
+    inferences = args.inferences
+    if inferences is None:  # enough for a steady state with the default inferences in flight
+        inferences = max(100, 3 * (len(desc.layers) + 2) + 2 * STEADY_MIN)
+    run = chip.simulate(desc, inferences=inferences, granularity=args.granularity,
                         fit=fit, replicate=replicate, placement=args.placement,
                         streaming=not args.layer_by_layer, activations=args.activations)
     digital = []
@@ -106,8 +110,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="chip card name or path (default hermes-64core)")
     p.add_argument("--list", action="store_true", help="list networks, chips and digital "
                    "engines and exit")
-    p.add_argument("--inferences", type=int, default=100,
-                   help="pipelined inferences to simulate (default 100)")
+    p.add_argument("--inferences", type=int, default=None,
+                   help="pipelined inferences to simulate (default 100, or three times the "
+                        "inferences in flight and 8 more where that is more: enough for a "
+                        "steady-state throughput)")
     p.add_argument("--granularity", choices=("burst", "mvm"), default="burst",
                    help="one event per burst of MVMs (default) or per MVM (exact, slow)")
     p.add_argument("--fit", choices=("auto", "error", "multi-chip", "reprogram"),
