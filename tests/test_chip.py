@@ -86,11 +86,13 @@ def test_two_layers_on_two_cores_hand_computed_timeline(granularity):
     assert run.latency_s == pytest.approx(303 * NS, rel=1e-12)
     # 3 inferences all admitted at once: no steady state, so the run's mean rate, said so
     assert 1 / run.throughput_per_s == pytest.approx(561 * NS / 3, rel=1e-12)
-    assert any("no steady state" in w for w in run.warnings)
+    assert any("no steady state" in w for w in run.warnings) and not run.steady
+    assert "throughput (run mean: no steady state)" in str(run.report())
     steady = chip.simulate(two_layer_graph(np.random.default_rng(0)), inferences=20,
                            granularity=granularity, record=False)
     assert 1 / steady.throughput_per_s == pytest.approx(129 * NS, rel=1e-12)  # fc0 bounds it
-    assert not steady.warnings
+    assert not steady.warnings and steady.steady
+    assert steady.report()["throughput_steady"] is True
     assert run.utilization[0] == pytest.approx(3 * 129 / 561, rel=1e-12)
     per = {k: v / 3 for k, v in run.counts.items() if v and not k.startswith("static:")}
     assert per["dac_conversion"] == 2 * 256

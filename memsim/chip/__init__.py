@@ -243,7 +243,7 @@ class Chip:
             cores_available=plan.chips * cfg.cores, counts_by_layer=res.counts_by_layer,
             layer_spans=alone.layer_spans, layer_cells=dict(plan.utilization),
             bands=dict(plan.bands), area_breakdown_m2=cfg.area_breakdown_m2(),
-            options=dict(opts))
+            options=dict(opts), steady=short is None)
 
     def _reprogram(self, desc: Any, tile: Any, inferences: int, granularity: str,
                    replicate: Any, placement: str, in_flight: int | None, record: bool,

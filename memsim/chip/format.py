@@ -30,7 +30,8 @@ def format_run(d: Mapping[str, Any], digital: list[dict[str, Any]] | None = None
     rows = [
         ["latency (one inference, empty chip)", eng(d["latency_s"], "s")],
         ["latency (mean, pipelined)", eng(d["latency_loaded_s"], "s")],
-        ["throughput (steady state)", f"{d['throughput_per_s']:.5g} inferences/s"],
+        ["throughput (steady state)" if d.get("throughput_steady", True) else
+         "throughput (run mean: no steady state)", f"{d['throughput_per_s']:.5g} inferences/s"],
         ["energy per inference", eng(d["energy_j"], "J")],
         ["  of which static", eng(d.get("static_energy_j", 0.0), "J")],
         ["average power", eng(d["power_w"], "W")],

@@ -93,6 +93,9 @@ class ChipRun:
     bands: dict[str, int] = field(default_factory=dict, repr=False)
     area_breakdown_m2: dict[str, float] = field(default_factory=dict, repr=False)
     options: dict[str, Any] = field(default_factory=dict)
+    #: whether ``throughput_per_s`` is a steady-state rate (False: the run's mean rate, the
+    #: run too short for a steady state; :func:`steady_state`)
+    steady: bool = True
 
     # -- energy -----------------------------------------------------------------------------
     @property
@@ -204,7 +207,8 @@ class ChipRun:
             "granularity": self.granularity, "fit": self.fit, "chips": self.chips,
             "options": self.options,
             "latency_s": self.latency_s, "latency_loaded_s": self.latency_loaded_s,
-            "throughput_per_s": self.throughput_per_s, "makespan_s": self.makespan_s,
+            "throughput_per_s": self.throughput_per_s, "throughput_steady": self.steady,
+            "makespan_s": self.makespan_s,
             "ops_per_inference": self.ops_per_inference,
             "energy_j": self.energy_j, "energy_breakdown_j": self.energy_breakdown,
             "static_energy_j": self.static_energy_j,

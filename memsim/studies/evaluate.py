@@ -13,7 +13,7 @@ axis or fixed):
 - ``adc_calibration``: set the converter ranges from 256 training images after programming
   (:func:`memsim.calibrate`; default true);
 - ``inferences``: pipelined inferences simulated on the chip (default 20); too few for a
-  steady state (more than twice the chip's inferences in flight are needed) leave
+  steady state (about three times the chip's inferences in flight are needed) leave
   ``throughput_per_s`` and ``tops`` unmeasured, with the reason;
 - ``fit``: what the chip does with a network larger than itself ("error", "multi-chip",
   "reprogram"; default "error");
@@ -187,9 +187,9 @@ def _chip_metrics(key: str) -> dict[str, float]:
                         activations=cfg.get("activations", "on-chip"))
     out = {"latency_s": run.latency_s, "throughput_per_s": run.throughput_per_s,
            "energy_j": run.energy_j, "tops": run.tops, "tops_per_w": run.tops_per_w}
-    short = [w for w in run.warnings if "no steady state" in w]
-    if short:  # the drain's rate is not the steady state's: not measured, with the reason
-        out["throughput_per_s"] = out["tops"] = NoValue(short[0])
+    if not run.steady:  # the run's mean rate is not a steady state's: unmeasured, and why
+        why = next(w for w in run.warnings if w.startswith("throughput_per_s"))
+        out["throughput_per_s"] = out["tops"] = NoValue(why)
     for name in cfg["digital"]:
         est = load_digital_config(name).estimate(net)
         kind = _digital_kind(name)
