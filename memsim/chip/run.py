@@ -9,11 +9,17 @@ from typing import Any
 from memsim._format import Report
 from memsim.chip.energy import ANALOG, EnergyTable
 
-__all__ = ["ChipRun", "steady_state"]
+__all__ = ["ChipRun", "steady_inferences", "steady_state"]
 
 
 #: Fewest completions that make a steady-state window (three intervals).
 STEADY_MIN = 4
+
+
+def steady_inferences(in_flight: int) -> int:
+    """Inferences a run needs for a steady-state window (:func:`steady_state`) with
+    ``in_flight`` of them admitted at once."""
+    return 3 * in_flight + 2 * STEADY_MIN
 
 
 def steady_state(t_start: list[float], t_done: list[float], latency_s: float
@@ -48,7 +54,7 @@ def steady_state(t_start: list[float], t_done: list[float], latency_s: float
     return n / (t[-1] - first), (
         f"throughput_per_s: {n} inferences with {initial} admitted at once reach no steady "
         f"state; it is the run's mean rate ({n} / makespan, fill and drain included); "
-        f"simulate at least {3 * initial + 2 * STEADY_MIN} inferences for the steady rate")
+        f"simulate at least {steady_inferences(initial)} inferences for the steady rate")
 
 
 @dataclass

@@ -32,7 +32,7 @@ from memsim.chip.hardware import Core, GlobalUnit, Link, Signal, reserve
 from memsim.chip.plan import Plan
 from memsim.errors import ConfigError, StateError
 
-__all__ = ["GRANULARITIES", "SimResult", "simulate_plan"]
+__all__ = ["GRANULARITIES", "SimResult", "default_in_flight", "simulate_plan"]
 
 GRANULARITIES = ("burst", "mvm")
 
@@ -68,6 +68,11 @@ class SimResult:
     wall_s: float = 0.0
 
 
+def default_in_flight(weight_layers: int) -> int:
+    """Inferences admitted at once unless the caller says: one per weight layer, and 2."""
+    return max(2, weight_layers + 2)
+
+
 def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: str = "burst",
                   in_flight: int | None = None, record: bool = True) -> SimResult:
     """Run ``inferences`` inferences of ``plan``; returns times, counts and busy times."""
@@ -77,7 +82,7 @@ def simulate_plan(plan: Plan, cfg: ChipConfig, inferences: int, *, granularity: 
             and inferences >= 1):
         raise ConfigError(f"inferences = {inferences!r} must be an integer >= 1")
     if in_flight is None:
-        in_flight = max(2, len(plan.layers) + 2)
+        in_flight = default_in_flight(len(plan.layers))
     if not (isinstance(in_flight, int) and in_flight >= 1):
         raise ConfigError(f"in_flight = {in_flight!r} must be an integer >= 1")
     wall0 = time.perf_counter()

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     import memsim.chip as mc
     from memsim.chip.plan import count_cores
-    from memsim.chip.run import STEADY_MIN
+    from memsim.chip.run import steady_inferences
+    from memsim.chip.sim import default_in_flight
     from memsim.workloads import list_workloads, load_workload, workload_names
     from memsim.workloads.shapes import SETUPS
     from memsim.workloads.trained import describe_trained
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                   "re-programs one chip)", file=sys.stderr)
     inferences = args.inferences
     if inferences is None:  # enough for a steady state with the default inferences in flight
-        inferences = max(100, 3 * (len(desc.layers) + 2) + 2 * STEADY_MIN)
+        inferences = max(100, steady_inferences(default_in_flight(len(desc.layers))))
     run = chip.simulate(desc, inferences=inferences, granularity=args.granularity,
                         fit=fit, replicate=replicate, placement=args.placement,
                         streaming=not args.layer_by_layer, activations=args.activations)
